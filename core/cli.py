@@ -1,0 +1,181 @@
+"""Command line: python -m core train|evaluate|predict|models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+from .checkpoint import (
+    MODELS_DIR,
+    CheckpointError,
+    default_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
+from .data import DataError, load_mnist
+from .devices import DeviceError, resolve_device
+from .evaluate import evaluate
+from .models import ARCHS, ModelConfig
+from .train import BatchReport, EpochReport, TrainingError, default_train_config, train
+
+EXIT_USAGE = 2
+BAR_WIDTH = 24
+LINE_WIDTH = 80
+PROGRESS_INTERVAL_S = 0.2
+USER_ERRORS = (DataError, CheckpointError, DeviceError, TrainingError, ValueError)
+
+
+def _emit(obj: dict) -> None:
+    print(json.dumps(obj), flush=True)
+
+
+def _progress_printer() -> Callable[[BatchReport | EpochReport], None]:
+    """A callback that draws a progress bar on stderr, redrawn at most every PROGRESS_INTERVAL_S."""
+    last_draw = 0.0
+
+    def show(update: BatchReport | EpochReport) -> None:
+        nonlocal last_draw
+        if isinstance(update, EpochReport):
+            line = (
+                f"epoch {update.epoch}: train {update.train_accuracy:.2f}% "
+                f"test {update.test_accuracy:.2f}% ({update.seconds:.1f}s)"
+            )
+            print(f"\r{line:<{LINE_WIDTH}}", file=sys.stderr, flush=True)
+        elif time.monotonic() - last_draw >= PROGRESS_INTERVAL_S:
+            last_draw = time.monotonic()
+            filled = int(update.fraction_done * BAR_WIDTH)
+            bar = "#" * filled + "." * (BAR_WIDTH - filled)
+            line = (
+                f"epoch {update.epoch} [{bar}] {update.fraction_done:4.0%} loss {update.loss:.4f} "
+                f"{update.samples_per_s:,.0f} img/s ETA {update.eta_s:.0f}s"
+            )
+            print(f"\r{line:<{LINE_WIDTH}}", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _default_out(arch: str) -> Path:
+    return MODELS_DIR / f"{arch}-{datetime.now():%Y%m%d-%H%M%S}.pt"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    model_config = ModelConfig(arch=args.arch, **({"hidden": args.hidden} if args.hidden else {}))
+    train_config = default_train_config(
+        args.arch,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        augment=args.augment,
+        device=args.device,
+        seed=args.seed,
+    )
+    device = resolve_device(train_config.device)
+    data = load_mnist(args.data_dir, device=device)
+    stop = threading.Event()
+    # Ctrl-C stops after the current batch; the partial model is still saved.
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    result = train(model_config, train_config, data, callback=_progress_printer(), stop=stop)
+    final = result.final
+    if final is None:
+        raise TrainingError("stopped before the first epoch finished; nothing to save")
+    metrics = {
+        "test_accuracy": final.test_accuracy,
+        "test_loss": final.test_loss,
+        "train_seconds": result.train_seconds,
+        "history": [asdict(epoch) for epoch in result.epochs],
+    }
+    out = save_checkpoint(
+        args.out or _default_out(args.arch),
+        result.model,
+        model_config,
+        metrics,
+        train_config=asdict(train_config),
+        device=result.device,
+    )
+    _emit(
+        {
+            "checkpoint": str(out),
+            "arch": model_config.arch,
+            "test_accuracy": round(final.test_accuracy, 2),
+            "train_seconds": round(result.train_seconds, 2),
+            "epochs": len(result.epochs),
+            "stopped": result.stopped,
+            "device": result.device,
+        }
+    )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    ckpt = load_checkpoint(args.checkpoint or default_checkpoint())
+    device = resolve_device(args.device)
+    data = load_mnist(args.data_dir, device=device)
+    report = evaluate(ckpt.model.to(device), data.test)
+    _emit(
+        {
+            "checkpoint": str(ckpt.path),
+            "arch": ckpt.model_config.arch,
+            "accuracy": round(report.accuracy, 2),
+            "loss": round(report.loss, 5),
+            "count": report.count,
+            "errors": len(report.mistakes),
+            "confusion_matrix": report.confusion,
+            "per_class": [asdict(scores) for scores in report.per_class],
+        }
+    )
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    for info in list_checkpoints(args.models_dir):
+        _emit(info.as_dict())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m core", description="Train, evaluate and use MNIST models."
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    p = verbs.add_parser("train", help="train a model and save a checkpoint")
+    p.add_argument("--arch", choices=ARCHS, default="mlp")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--hidden", type=int, help="MLP hidden units / CNN classifier width")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--data-dir", help="folder holding MNIST/raw (default: $MNIST_DATA_DIR or data/)")
+    p.add_argument("--out", help="checkpoint path (default: models/<arch>-<time>.pt)")
+    p.set_defaults(run=cmd_train)
+
+    p = verbs.add_parser("evaluate", help="evaluate a checkpoint on the MNIST test set")
+    p.add_argument("--checkpoint", help="default: the app's default model")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data-dir")
+    p.set_defaults(run=cmd_evaluate)
+
+    p = verbs.add_parser("models", help="list checkpoints, one JSON object per line")
+    p.add_argument("--models-dir", default=str(MODELS_DIR))
+    p.set_defaults(run=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,192 @@
+"""MNIST as in-memory tensors: parsed by torchvision once, normalised once, batched by slicing."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .errors import reason
+from .models import IMAGE_SIDE
+
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+DEFAULT_DATA_DIR = "data"
+DATA_DIR_ENV = "MNIST_DATA_DIR"
+RAW_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+# Normalised value of an empty (black) pixel: what augmentation must fill with.
+BACKGROUND = -MNIST_MEAN / MNIST_STD
+
+# On-device augmentation ranges: small enough to keep every digit readable.
+MAX_ROTATION_DEG = 12.0
+SCALE_RANGE = (0.85, 1.1)
+MAX_SHIFT_PX = 2.0
+MAX_SHEAR = 0.2
+STROKE_CHANGE_PROB = 0.3  # share of images thickened or thinned by one pixel
+
+
+class DataError(RuntimeError):
+    """MNIST is missing, cannot be downloaded, or is damaged."""
+
+
+@dataclass
+class Split:
+    """One split on one device: images (N, 1, 28, 28) float32 normalised, labels (N,) int64."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.images.to(device), self.labels.to(device))
+
+
+@dataclass
+class MnistData:
+    train: Split
+    test: Split
+    val: Split | None = None
+
+
+def data_dir_from_env(data_dir: str | os.PathLike | None = None) -> Path:
+    """The data root: the argument, else $MNIST_DATA_DIR, else ./data."""
+    return Path(data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+
+
+def raw_folder(data_dir: str | os.PathLike | None = None) -> Path:
+    return data_dir_from_env(data_dir) / "MNIST" / "raw"
+
+
+def data_present(data_dir: str | os.PathLike | None = None) -> bool:
+    """True when all four raw IDX files are on disk (no download attempted)."""
+    folder = raw_folder(data_dir)
+    return all((folder / name).is_file() for name in RAW_FILES)
+
+
+def _missing_message(data_dir: Path, why: str) -> str:
+    files = "\n".join(f"  {raw_folder(data_dir) / name}" for name in RAW_FILES)
+    return (
+        f"MNIST data not found under {data_dir} and it could not be downloaded ({why}).\n"
+        f"Put the four uncompressed IDX files here:\n{files}\n"
+        f"or point {DATA_DIR_ENV} (or --data-dir) at a folder that has MNIST/raw/ with them."
+    )
+
+
+def normalise(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28), MNIST mean/std normalised."""
+    return ((images_uint8.float() / 255.0 - MNIST_MEAN) / MNIST_STD).unsqueeze(1)
+
+
+def _read_split(root: Path, train: bool, download: bool) -> Split:
+    from torchvision.datasets import MNIST  # deferred: torchvision is slow to import
+
+    try:
+        ds = MNIST(root=str(root), train=train, download=download)
+    except DataError:
+        raise
+    except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError, ...
+        if not data_present(root):
+            raise DataError(_missing_message(root, reason(exc))) from exc
+        raise DataError(f"MNIST files under {raw_folder(root)} are damaged ({reason(exc)})") from exc
+    return Split(normalise(ds.data), ds.targets.long())
+
+
+def load_mnist(
+    data_dir: str | os.PathLike | None = None,
+    device: torch.device | str = "cpu",
+    val_size: int = 0,
+    download: bool = True,
+    seed: int = 0,
+) -> MnistData:
+    """Load MNIST onto `device`; optionally hold out `val_size` training images (seeded)."""
+    root = data_dir_from_env(data_dir)
+    train = _read_split(root, train=True, download=download)
+    test = _read_split(root, train=False, download=download)
+    val = None
+    if val_size:
+        if not 0 < val_size < len(train):
+            raise ValueError(f"val_size must be between 1 and {len(train) - 1}")
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+        val_idx, train_idx = order[:val_size], order[val_size:]
+        val = Split(train.images[val_idx], train.labels[val_idx])
+        train = Split(train.images[train_idx], train.labels[train_idx])
+    return MnistData(train.to(device), test.to(device), val.to(device) if val else None)
+
+
+def batches(
+    split: Split, batch_size: int, generator: torch.Generator | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (images, labels) slices; shuffled by index when a generator is given."""
+    n = len(split)
+    if generator is None:
+        for start in range(0, n, batch_size):
+            yield split.images[start : start + batch_size], split.labels[start : start + batch_size]
+        return
+    order = torch.randperm(n, generator=generator, device=generator.device)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        yield split.images[idx], split.labels[idx]
+
+
+def num_batches(split: Split, batch_size: int) -> int:
+    return math.ceil(len(split) / batch_size)
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
+    return torch.rand(n, generator=generator, device=generator.device) * (high - low) + low
+
+
+def _pixel_grid(device: torch.device) -> torch.Tensor:
+    """(28, 28, 3) homogeneous pixel-centre coordinates in [-1, 1], as affine_grid uses."""
+    coords = (torch.arange(IMAGE_SIDE, device=device) * 2 + 1) / IMAGE_SIDE - 1
+    y, x = torch.meshgrid(coords, coords, indexing="ij")
+    return torch.stack([x, y, torch.ones_like(x)], -1)
+
+
+def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random affine (rotate, scale, shear, shift) and stroke width change, on the images' device."""
+    n = images.shape[0]
+    angle = torch.deg2rad(_uniform(n, -MAX_ROTATION_DEG, MAX_ROTATION_DEG, generator))
+    scale = _uniform(n, *SCALE_RANGE, generator)
+    shear = _uniform(n, -MAX_SHEAR, MAX_SHEAR, generator)
+    shift = _uniform(2 * n, -1, 1, generator).view(n, 2) * (2 * MAX_SHIFT_PX / IMAGE_SIDE)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    # theta maps output to input coordinates: (N, 2, 3)
+    theta = torch.stack(
+        [torch.stack([cos, -sin + shear, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    )
+    # einsum builds the (N, 28, 28, 2) grid far faster than F.affine_grid on CPU.
+    grid = torch.einsum("hwk,njk->nhwj", _pixel_grid(images.device), theta)
+    warped = F.grid_sample(images - BACKGROUND, grid, align_corners=False) + BACKGROUND
+    return _vary_stroke(warped, generator)
+
+
+def _dilate(images: torch.Tensor) -> torch.Tensor:
+    # 3x3 max filter as two separable passes: much faster than max_pool2d(stride=1) on CPU.
+    p = F.pad(images, (1, 1, 1, 1), value=BACKGROUND)
+    rows = torch.maximum(torch.maximum(p[..., :, :-2], p[..., :, 1:-1]), p[..., :, 2:])
+    return torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
+
+
+def _vary_stroke(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    # Thicken some images and thin others: users' pens differ in width.
+    pick = torch.rand(images.shape[0], generator=generator, device=generator.device)
+    half = STROKE_CHANGE_PROB / 2
+    thick, thin = (pick < half).nonzero().flatten(), (pick > 1 - half).nonzero().flatten()
+    out = images.clone()
+    out[thick] = _dilate(images[thick])
+    # Full erosion would erase MNIST's 2 px strokes, so thin by half a step.
+    out[thin] = (images[thin] - _dilate(-images[thin] + 2 * BACKGROUND) + 2 * BACKGROUND) / 2
+    return out

@@ -1,0 +1,233 @@
+"""Training: Adam + cross-entropy with a one-cycle learning rate, on in-memory tensors."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import MnistData, augment, batches, num_batches
+from .devices import resolve_device
+from .evaluate import PERCENT, accuracy_and_loss
+from .models import ModelConfig, build_model
+
+REPORT_EVERY = 10  # batches between progress reports (each one syncs the device)
+LOSS_SMOOTHING = 0.9
+
+
+class TrainingError(RuntimeError):
+    """Training could not go on (diverged, out of memory, ...)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training hyperparameters."""
+
+    epochs: int = 8
+    batch_size: int = 256
+    lr: float = 5e-3  # peak of the one-cycle schedule
+    warmup: float = 0.15  # share of steps spent raising the learning rate to its peak
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    val_size: int = 0  # training images held out for validation
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("epochs, batch size and learning rate must be positive")
+
+
+# Default recipes per architecture (see README for how they were chosen).
+RECIPES = {
+    "mlp": TrainConfig(epochs=8, batch_size=256, lr=5e-3, augment=True),
+    "cnn": TrainConfig(epochs=4, batch_size=128, lr=5e-3, augment=True),
+}
+
+
+def default_train_config(arch: str, **overrides) -> TrainConfig:
+    """The default recipe for `arch`, with any fields replaced."""
+    return replace(RECIPES[arch], **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass
+class BatchReport:
+    epoch: int  # 1-based
+    batch: int  # 1-based within the epoch
+    batches_per_epoch: int
+    loss: float  # smoothed training loss
+    samples_per_s: float
+    eta_s: float
+    fraction_done: float
+
+
+@dataclass
+class EpochReport:
+    epoch: int
+    train_loss: float
+    train_accuracy: float  # percent, on the (augmented) batches seen
+    test_loss: float
+    test_accuracy: float
+    val_loss: float | None
+    val_accuracy: float | None
+    seconds: float  # training time so far, evaluation excluded
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    model_config: ModelConfig
+    train_config: TrainConfig
+    device: str
+    epochs: list[EpochReport] = field(default_factory=list)
+    batch_losses: list[float] = field(default_factory=list)
+    stopped: bool = False
+    train_seconds: float = 0.0
+
+    @property
+    def final(self) -> EpochReport | None:
+        return self.epochs[-1] if self.epochs else None
+
+
+Callback = Callable[[BatchReport | EpochReport], None]
+
+
+class _Progress:
+    """Smoothed loss, throughput and ETA; reports every REPORT_EVERY batches."""
+
+    def __init__(self, result: TrainResult, steps_per_epoch: int, callback: Callback | None):
+        self.result, self.steps_per_epoch, self.callback = result, steps_per_epoch, callback
+        self.total_steps = result.train_config.epochs * steps_per_epoch
+        self.smoothed: float | None = None
+
+    def batch_done(self, epoch: int, batch: int, loss: torch.Tensor, epoch_started: float) -> None:
+        if batch % REPORT_EVERY and batch != self.steps_per_epoch:
+            return
+        value = loss.item()  # the only device sync inside an epoch
+        if not math.isfinite(value):
+            raise TrainingError(
+                f"loss became {value} at epoch {epoch}, batch {batch}: lower the learning rate"
+            )
+        beta = LOSS_SMOOTHING
+        self.smoothed = value if self.smoothed is None else beta * self.smoothed + (1 - beta) * value
+        self.result.batch_losses.append(self.smoothed)
+        if self.callback is None:
+            return
+        elapsed = self.result.train_seconds + time.perf_counter() - epoch_started
+        done = (epoch - 1) * self.steps_per_epoch + batch
+        self.callback(
+            BatchReport(
+                epoch=epoch,
+                batch=batch,
+                batches_per_epoch=self.steps_per_epoch,
+                loss=self.smoothed,
+                samples_per_s=done * self.result.train_config.batch_size / max(elapsed, 1e-9),
+                eta_s=elapsed / done * (self.total_steps - done),
+                fraction_done=done / self.total_steps,
+            )
+        )
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train(
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    data: MnistData,
+    callback: Callback | None = None,
+    stop: threading.Event | None = None,
+) -> TrainResult:
+    """Train a fresh model; `stop` is honoured between batches and the partial result returned."""
+    device = resolve_device(train_config.device)
+    torch.manual_seed(train_config.seed)
+    model = build_model(model_config).to(device)
+    data = MnistData(
+        data.train.to(device), data.test.to(device), data.val.to(device) if data.val is not None else None
+    )
+    steps_per_epoch = num_batches(data.train, train_config.batch_size)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=train_config.lr,
+        total_steps=train_config.epochs * steps_per_epoch,
+        pct_start=train_config.warmup,
+    )
+    generator = torch.Generator(device=device).manual_seed(train_config.seed)
+    result = TrainResult(model, model_config, train_config, str(device))
+    progress = _Progress(result, steps_per_epoch, callback)
+    try:
+        for epoch in range(1, train_config.epochs + 1):
+            model.train()
+            started = time.perf_counter()
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            seen = 0
+            for batch, (images, labels) in enumerate(
+                batches(data.train, train_config.batch_size, generator), start=1
+            ):
+                if stop is not None and stop.is_set():
+                    result.stopped = True
+                    break
+                if train_config.augment:
+                    images = augment(images, generator)
+                logits = model(images)
+                loss = F.cross_entropy(logits, labels, label_smoothing=train_config.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                loss_sum += loss.detach() * len(labels)
+                correct += (logits.argmax(1) == labels).sum()
+                seen += len(labels)
+                progress.batch_done(epoch, batch, loss, started)
+            _sync(device)
+            result.train_seconds += time.perf_counter() - started
+            if seen:
+                result.epochs.append(
+                    _epoch_report(model, epoch, loss_sum.item() / seen, correct.item() / seen, data, result)
+                )
+                if callback:
+                    callback(result.epochs[-1])
+            if result.stopped:
+                break
+    except torch.OutOfMemoryError as exc:
+        raise TrainingError(
+            f"out of memory on {device} with batch size {train_config.batch_size}: "
+            "try a smaller batch size or the CPU"
+        ) from exc
+    model.eval()
+    return result
+
+
+def _epoch_report(
+    model: nn.Module,
+    epoch: int,
+    train_loss: float,
+    train_fraction: float,
+    data: MnistData,
+    result: TrainResult,
+) -> EpochReport:
+    test_acc, test_loss = accuracy_and_loss(model, data.test)
+    val_acc, val_loss = accuracy_and_loss(model, data.val) if data.val is not None else (None, None)
+    return EpochReport(
+        epoch=epoch,
+        train_loss=train_stats[0],
+        train_accuracy=train_stats[1] * PERCENT,
+        test_loss=test_loss,
+        test_accuracy=test_acc,
+        val_loss=val_loss,
+        val_accuracy=val_acc,
+        seconds=result.train_seconds,
+    )
