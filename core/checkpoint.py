@@ -12,11 +12,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .errors import reason
 from .models import ModelConfig, build_model, count_parameters
 
 FORMAT_VERSION = 1
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 SUFFIX = ".pt"
+# What torch.load(weights_only=True) says when a file asks to import code.
+WEIGHTS_ONLY_REFUSAL = "Unsupported global"
 REQUIRED_KEYS = ("format", "state_dict", "model_config", "metrics")
 
 
@@ -62,8 +65,8 @@ def _versions() -> dict:
     import torchvision
 
     return {
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torch": str(torch.__version__),  # TorchVersion is not a weights-only type
+        "torchvision": str(torchvision.__version__),
         "python": platform.python_version(),
     }
 
@@ -107,11 +110,13 @@ def _read_payload(path: Path) -> dict:
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle, zip and torch errors all mean "not a safe checkpoint"
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"{path}: not a readable, weights-only checkpoint ({first_line[:200]})"
-        ) from exc
+    except Exception as exc:  # pickle, zip and torch errors: unsafe, damaged or foreign
+        if WEIGHTS_ONLY_REFUSAL in str(exc):
+            raise CheckpointError(
+                f"{path}: refused: it holds objects other than plain weights and data, "
+                "which could run code when loaded"
+            ) from exc
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason(exc)})") from exc
     if not isinstance(payload, dict) or not all(key in payload for key in REQUIRED_KEYS):
         raise CheckpointError(
             f"{path}: not a checkpoint of this app (a bare state dict or another format); "

@@ -89,6 +89,7 @@ class TrainResult:
     epochs: list[EpochReport] = field(default_factory=list)
     batch_losses: list[float] = field(default_factory=list)
     stopped: bool = False
+    steps: int = 0  # optimizer steps taken
     train_seconds: float = 0.0
 
     @property
@@ -188,6 +189,7 @@ def train(
                 loss.backward()
                 optimizer.step()
                 schedule.step()
+                result.steps += 1
                 loss_sum += loss.detach() * len(labels)
                 correct += (logits.argmax(1) == labels).sum()
                 seen += len(labels)
@@ -223,8 +225,8 @@ def _epoch_report(
     val_acc, val_loss = accuracy_and_loss(model, data.val) if data.val is not None else (None, None)
     return EpochReport(
         epoch=epoch,
-        train_loss=train_stats[0],
-        train_accuracy=train_stats[1] * PERCENT,
+        train_loss=train_loss,
+        train_accuracy=train_fraction * PERCENT,
         test_loss=test_loss,
         test_accuracy=test_acc,
         val_loss=val_loss,

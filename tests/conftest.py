@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny IDX datasets written by the tests, and the real MNIST when present."""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.data import DATA_DIR_ENV, RAW_FILES, data_present
+
+ROOT = Path(__file__).resolve().parent.parent
+IDX_IMAGES_MAGIC = 0x00000803
+IDX_LABELS_MAGIC = 0x00000801
+TINY_TRAIN, TINY_TEST = 600, 200
+
+
+def write_idx(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
+    """Write MNIST-format IDX files (big-endian headers, uint8 payload)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n, h, w = images.shape
+    (folder / f"{prefix}-images-idx3-ubyte").write_bytes(
+        struct.pack(">IIII", IDX_IMAGES_MAGIC, n, h, w) + images.astype(np.uint8).tobytes()
+    )
+    (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(
+        struct.pack(">II", IDX_LABELS_MAGIC, n) + labels.astype(np.uint8).tobytes()
+    )
+
+
+def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Easy 10-class images: class k is a bright bar at row 3 + 2k, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = rng.integers(0, 40, (n, 28, 28))
+    for i, k in enumerate(labels):
+        row = 3 + 2 * k
+        images[i, row : row + 2, 4:24] = 255
+    return images, labels
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny_mnist")
+    raw = root / "MNIST" / "raw"
+    write_idx(raw, "train", *synthetic_digits(TINY_TRAIN, seed=1))
+    write_idx(raw, "t10k", *synthetic_digits(TINY_TEST, seed=2))
+    assert sorted(p.name for p in raw.iterdir()) == sorted(RAW_FILES)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The real MNIST; CI sets MNIST_DATA_DIR, so a missing copy fails there instead of skipping."""
+    path = os.environ.get(DATA_DIR_ENV)
+    if path and data_present(path):
+        return Path(path)
+    if os.environ.get("CI"):
+        pytest.fail(f"{DATA_DIR_ENV} must point at the MNIST files in CI (got {path!r})")
+    pytest.skip(f"real MNIST not available: set {DATA_DIR_ENV}")

@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+from core.data import (
+    BACKGROUND,
+    MNIST_MEAN,
+    MNIST_STD,
+    RAW_FILES,
+    DataError,
+    augment,
+    batches,
+    data_present,
+    load_mnist,
+)
+from tests.conftest import TINY_TEST, TINY_TRAIN
+
+
+def test_loads_tiny_idx_as_normalised_tensors(tiny_data_dir):
+    data = load_mnist(tiny_data_dir, download=False)
+    assert data.train.images.shape == (TINY_TRAIN, 1, 28, 28)
+    assert data.test.images.shape == (TINY_TEST, 1, 28, 28)
+    assert data.train.images.dtype == torch.float32 and data.train.labels.dtype == torch.int64
+    # The bar pixels are 255, so the maximum is exactly (1 - mean) / std.
+    assert data.train.images.max().item() == pytest.approx((1 - MNIST_MEAN) / MNIST_STD, abs=1e-5)
+    assert set(data.train.labels.tolist()) == set(range(10))
+
+
+def test_validation_split_is_held_out_and_seeded(tiny_data_dir):
+    a = load_mnist(tiny_data_dir, download=False, val_size=100, seed=3)
+    b = load_mnist(tiny_data_dir, download=False, val_size=100, seed=3)
+    assert len(a.val) == 100 and len(a.train) == TINY_TRAIN - 100
+    assert torch.equal(a.val.labels, b.val.labels)
+
+
+def test_data_dir_comes_from_env(tiny_data_dir, monkeypatch):
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tiny_data_dir))
+    assert data_present()
+    assert len(load_mnist(download=False).test) == TINY_TEST
+
+
+def test_missing_data_names_the_four_files_and_the_folder(tmp_path, monkeypatch):
+    from torchvision.datasets import MNIST
+
+    # A closed local port: the real download path runs and fails at once.
+    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    with pytest.raises(DataError) as info:
+        load_mnist(tmp_path / "nowhere", download=True)
+    message = str(info.value)
+    assert all(name in message for name in RAW_FILES)
+    assert str(tmp_path / "nowhere" / "MNIST" / "raw") in message
+    assert "MNIST_DATA_DIR" in message
+
+
+def test_damaged_file_is_reported(tiny_data_dir, tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in RAW_FILES:
+        (raw / name).write_bytes((tiny_data_dir / "MNIST" / "raw" / name).read_bytes())
+    train_images = raw / "train-images-idx3-ubyte"
+    train_images.write_bytes(train_images.read_bytes()[:1000])
+    with pytest.raises(DataError, match="damaged"):
+        load_mnist(tmp_path, download=False)
+
+
+def test_shuffled_batches_cover_every_sample_once(tiny_data_dir):
+    split = load_mnist(tiny_data_dir, download=False).test
+    seen = [labels for _, labels in batches(split, 64, torch.Generator().manual_seed(0))]
+    assert [len(b) for b in seen] == [64, 64, 64, 8]
+    assert sorted(torch.cat(seen).tolist()) == sorted(split.labels.tolist())
+    assert not torch.equal(torch.cat(seen), split.labels)  # actually shuffled
+
+
+def test_augment_keeps_shape_background_and_ink():
+    images = torch.full((64, 1, 28, 28), BACKGROUND)
+    images[:, :, 10:18, 12:16] = 2.0
+    out = augment(images, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape
+    assert not torch.equal(out, images)
+    # The corners stay empty and each image keeps ink near its original amount.
+    assert torch.allclose(out[:, :, 0, 0], torch.full((64, 1), BACKGROUND), atol=1e-5)
+    ink_ratio = (out > 0).flatten(1).sum(1).float() / (images > 0).flatten(1).sum(1)
+    assert ink_ratio.min() > 0.3 and ink_ratio.max() < 3.0

@@ -1,0 +1,148 @@
+import threading
+
+import pytest
+import torch
+from torch import nn
+
+from core.data import MnistData, Split, load_mnist
+from core.devices import DeviceError, available_devices, resolve_device
+from core.evaluate import evaluate
+from core.models import ModelConfig, build_model, count_parameters
+from core.train import BatchReport, EpochReport, TrainConfig, TrainingError, train
+
+FAST = TrainConfig(epochs=3, batch_size=32, lr=1e-2, augment=False, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_data_dir):
+    return load_mnist(tiny_data_dir, download=False)
+
+
+@pytest.mark.parametrize("config", [ModelConfig("mlp"), ModelConfig("mlp", hidden=32), ModelConfig("cnn")])
+def test_models_map_images_to_ten_logits(config):
+    out = build_model(config)(torch.zeros(5, 1, 28, 28))
+    assert out.shape == (5, 10)
+
+
+def test_default_mlp_is_the_classic_784_128_10():
+    model = build_model(ModelConfig())
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(784, 128), (128, 10)]
+    assert count_parameters(model) == 784 * 128 + 128 + 128 * 10 + 10
+
+
+def test_unknown_arch_is_refused():
+    with pytest.raises(ValueError, match="unknown arch"):
+        ModelConfig("transformer")
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_training_learns_the_tiny_task_and_reports_progress(tiny, arch):
+    updates = []
+    result = train(ModelConfig(arch), FAST, tiny, callback=updates.append)
+    epochs = [u for u in updates if isinstance(u, EpochReport)]
+    assert [e.epoch for e in epochs] == [1, 2, 3]
+    assert epochs[-1].test_accuracy >= 95.0
+    assert any(isinstance(u, BatchReport) for u in updates)
+    assert result.steps == 3 * 19 and not result.stopped  # 600 / 32 -> 19 batches
+    assert not result.model.training
+
+
+def test_stop_flag_stops_within_one_batch(tiny):
+    stop = threading.Event()
+    stopped_at = []
+
+    def stop_at_first_report(update):
+        if isinstance(update, BatchReport) and not stop.is_set():
+            stopped_at.append(update.epoch * 1000 + update.batch)
+            stop.set()
+
+    result = train(ModelConfig("mlp"), FAST, tiny, callback=stop_at_first_report, stop=stop)
+    assert result.stopped
+    assert result.steps == 10  # the report came after batch 10; batch 11 never ran
+    assert len(result.epochs) == 1  # the partial epoch is still reported
+
+
+def test_stop_from_another_thread_returns_promptly(tiny):
+    stop = threading.Event()
+    box = {}
+    worker = threading.Thread(
+        target=lambda: box.setdefault(
+            "r", train(ModelConfig("mlp"), TrainConfig(epochs=500, device="cpu"), tiny, stop=stop)
+        )
+    )
+    worker.start()
+    stop.set()
+    worker.join(timeout=10)
+    assert not worker.is_alive() and box["r"].stopped
+
+
+def test_seeded_training_is_reproducible_on_cpu(tiny):
+    a = train(ModelConfig("mlp"), FAST, tiny).model.state_dict()
+    b = train(ModelConfig("mlp"), FAST, tiny).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_augmented_training_changes_training_and_still_learns(tiny):
+    # The tiny task's bars are 2 px apart, so +-2 px shifts blur classes: well above chance is the bar.
+    config = TrainConfig(epochs=4, batch_size=32, lr=1e-2, augment=True, device="cpu")
+    augmented = train(ModelConfig("mlp"), config, tiny)
+    plain = train(ModelConfig("mlp"), TrainConfig(**{**config.__dict__, "augment": False}), tiny)
+    assert augmented.final.test_accuracy >= 60.0
+    assert not torch.equal(augmented.model[1].weight, plain.model[1].weight)
+
+
+def test_non_finite_loss_stops_with_a_message(tiny):
+    images = tiny.train.images.clone()
+    images[::7] = float("nan")
+    poisoned = MnistData(Split(images, tiny.train.labels), tiny.test)
+    with pytest.raises(TrainingError, match="lower the learning rate"):
+        train(ModelConfig("mlp"), FAST, poisoned)
+
+
+def test_device_auto_picks_the_fastest_available():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available() and torch.backends.mps.is_available():
+        expected = "mps"
+    assert resolve_device("auto").type == expected
+    assert available_devices()[-1].id == "cpu"
+
+
+@pytest.mark.parametrize("name", ["tpu", "cuda:99", "banana"])
+def test_unavailable_device_gives_a_clear_error(name):
+    with pytest.raises(DeviceError, match=name):
+        resolve_device(name)
+
+
+class FixedLogits(nn.Module):
+    """Returns preset logits, so evaluation results are known exactly."""
+
+    def __init__(self, logits: torch.Tensor):
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, x):
+        return self.logits[: len(x)]
+
+
+def test_evaluate_confusion_per_class_and_mistakes():
+    labels = torch.tensor([0, 0, 1, 1, 2])
+    predicted = torch.tensor([0, 1, 1, 1, 0])
+    logits = torch.full((5, 10), -5.0)
+    logits[torch.arange(5), predicted] = 5.0
+    logits[1, 1] = 9.0  # the most confident mistake
+    report = evaluate(FixedLogits(logits), Split(torch.zeros(5, 1, 28, 28), labels))
+    assert report.accuracy == pytest.approx(60.0)
+    assert report.confusion[0][:3] == [1, 1, 0] and report.confusion[1][:3] == [0, 2, 0]
+    assert report.confusion[2][:3] == [1, 0, 0]
+    assert report.per_class[1].precision == pytest.approx(2 / 3) and report.per_class[1].recall == 1.0
+    assert report.per_class[2].f1 == 0.0 and report.per_class[2].support == 1
+    assert [(m.index, m.label, m.predicted) for m in report.mistakes] == [(1, 0, 1), (4, 2, 0)]
+    assert report.mistakes[0].confidence > report.mistakes[1].confidence
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_cuda_matches_cpu_quality(tiny):
+    result = train(ModelConfig("cnn"), TrainConfig(epochs=3, batch_size=32, lr=1e-2, device="cuda"), tiny)
+    assert result.device.startswith("cuda") and result.final.test_accuracy >= 95.0
