@@ -21,11 +21,13 @@ from .checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from .data import DataError, load_mnist
+from .data import AUGMENTATIONS, DataError, load_mnist
 from .devices import DeviceError, resolve_device
 from .evaluate import evaluate
 from .models import ARCHS, ModelConfig
-from .train import BatchReport, EpochReport, TrainingError, default_train_config, train
+from .predict import predict
+from .preprocess import ImageError
+from .train import NO_AUGMENT, BatchReport, EpochReport, TrainingError, default_train_config, train
 
 EXIT_USAGE = 2
 BAR_WIDTH = 24
@@ -135,6 +137,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict_record(model, path: str) -> dict:
+    try:
+        prediction = predict(model, path)
+    except ImageError as exc:
+        return {"file": path, "error": str(exc)}
+    record = {
+        "file": path,
+        "digit": prediction.digit,
+        "confidence": round(prediction.confidence, 4),
+        "probabilities": [round(p, 4) for p in prediction.probabilities],
+    }
+    if prediction.blank:
+        record["blank"] = True
+    elif prediction.low_confidence:
+        record["low_confidence"] = True
+    return record
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    model = load_checkpoint(args.checkpoint or default_checkpoint()).model
+    failed = False
+    for path in args.files:
+        record = _predict_record(model, path)
+        failed |= "error" in record
+        _emit(record)
+    return 1 if failed else 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     for info in list_checkpoints(args.models_dir):
         _emit(info.as_dict())
@@ -153,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--hidden", type=int, help="MLP hidden units / CNN classifier width")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--augment", choices=(NO_AUGMENT, *AUGMENTATIONS), help="default: the arch's recipe")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int)
     p.add_argument("--data-dir", help="folder holding MNIST/raw (default: $MNIST_DATA_DIR or data/)")
@@ -165,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--data-dir")
     p.set_defaults(run=cmd_evaluate)
+
+    p = verbs.add_parser("predict", help="recognise digits in image files, one JSON object per file")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--checkpoint", help="default: the app's default model")
+    p.set_defaults(run=cmd_predict)
 
     p = verbs.add_parser("models", help="list checkpoints, one JSON object per line")
     p.add_argument("--models-dir", default=str(MODELS_DIR))

@@ -12,11 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import MnistData, augment, batches, num_batches
+from .data import AUGMENTATIONS, MnistData, augment, batches, num_batches
 from .devices import resolve_device
 from .evaluate import PERCENT, accuracy_and_loss
 from .models import ModelConfig, build_model
 
+NO_AUGMENT = "none"
 REPORT_EVERY = 10  # batches between progress reports (each one syncs the device)
 LOSS_SMOOTHING = 0.9
 
@@ -35,7 +36,7 @@ class TrainConfig:
     warmup: float = 0.15  # share of steps spent raising the learning rate to its peak
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
-    augment: bool = True
+    augment: str = "mild"  # "none" or a key of AUGMENTATIONS
     seed: int = 0
     device: str = "auto"
     val_size: int = 0  # training images held out for validation
@@ -43,12 +44,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs, batch size and learning rate must be positive")
+        if self.augment != NO_AUGMENT and self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be {NO_AUGMENT!r} or one of {', '.join(AUGMENTATIONS)}")
 
 
 # Default recipes per architecture (see README for how they were chosen).
 RECIPES = {
-    "mlp": TrainConfig(epochs=8, batch_size=256, lr=5e-3, augment=True),
-    "cnn": TrainConfig(epochs=4, batch_size=128, lr=5e-3, augment=True),
+    "mlp": TrainConfig(epochs=8, batch_size=256, lr=5e-3, augment="mild"),
+    "cnn": TrainConfig(epochs=4, batch_size=128, lr=5e-3, augment="strong"),
 }
 
 
@@ -168,6 +171,7 @@ def train(
     generator = torch.Generator(device=device).manual_seed(train_config.seed)
     result = TrainResult(model, model_config, train_config, str(device))
     progress = _Progress(result, steps_per_epoch, callback)
+    ranges = AUGMENTATIONS.get(train_config.augment)
     try:
         for epoch in range(1, train_config.epochs + 1):
             model.train()
@@ -181,8 +185,8 @@ def train(
                 if stop is not None and stop.is_set():
                     result.stopped = True
                     break
-                if train_config.augment:
-                    images = augment(images, generator)
+                if ranges is not None:
+                    images = augment(images, generator, ranges)
                 logits = model(images)
                 loss = F.cross_entropy(logits, labels, label_smoothing=train_config.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)

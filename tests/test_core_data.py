@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from core.data import (
+    AUGMENTATIONS,
     BACKGROUND,
     MNIST_MEAN,
     MNIST_STD,
@@ -73,7 +74,7 @@ def test_shuffled_batches_cover_every_sample_once(tiny_data_dir):
 def test_augment_keeps_shape_background_and_ink():
     images = torch.full((64, 1, 28, 28), BACKGROUND)
     images[:, :, 10:18, 12:16] = 2.0
-    out = augment(images, torch.Generator().manual_seed(0))
+    out = augment(images, torch.Generator().manual_seed(0), AUGMENTATIONS["strong"])
     assert out.shape == images.shape
     assert not torch.equal(out, images)
     # The corners stay empty and each image keeps ink near its original amount.

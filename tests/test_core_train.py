@@ -10,7 +10,7 @@ from core.evaluate import evaluate
 from core.models import ModelConfig, build_model, count_parameters
 from core.train import BatchReport, EpochReport, TrainConfig, TrainingError, train
 
-FAST = TrainConfig(epochs=3, batch_size=32, lr=1e-2, augment=False, device="cpu")
+FAST = TrainConfig(epochs=3, batch_size=32, lr=1e-2, augment="none", device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +85,9 @@ def test_seeded_training_is_reproducible_on_cpu(tiny):
 
 def test_augmented_training_changes_training_and_still_learns(tiny):
     # The tiny task's bars are 2 px apart, so +-2 px shifts blur classes: well above chance is the bar.
-    config = TrainConfig(epochs=4, batch_size=32, lr=1e-2, augment=True, device="cpu")
+    config = TrainConfig(epochs=4, batch_size=32, lr=1e-2, augment="mild", device="cpu")
     augmented = train(ModelConfig("mlp"), config, tiny)
-    plain = train(ModelConfig("mlp"), TrainConfig(**{**config.__dict__, "augment": False}), tiny)
+    plain = train(ModelConfig("mlp"), TrainConfig(**{**config.__dict__, "augment": "none"}), tiny)
     assert augmented.final.test_accuracy >= 60.0
     assert not torch.equal(augmented.model[1].weight, plain.model[1].weight)
 

@@ -1,0 +1,81 @@
+"""Prediction on users' images, with a saliency map for "why this digit"."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from .data import BACKGROUND
+from .models import NUM_CLASSES
+from .preprocess import LOW_CONFIDENCE, Preprocessed, preprocess
+
+ImageSource = bytes | str | os.PathLike | Image.Image
+SALIENCY_STEPS = 16  # integrated-gradients path samples, run as one batch
+
+
+@dataclass
+class Prediction:
+    digit: int | None  # None when nothing is drawn
+    confidence: float
+    probabilities: list[float]  # 10 values summing to 1 (all zero when blank)
+    blank: bool
+    low_confidence: bool
+    processed: Preprocessed
+
+
+def _probabilities(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return model(inputs).softmax(1)
+
+
+def _from_probs(probs: torch.Tensor, processed: Preprocessed) -> Prediction:
+    confidence, digit = probs.max(0)
+    return Prediction(
+        digit=int(digit),
+        confidence=float(confidence),
+        probabilities=probs.tolist(),
+        blank=False,
+        low_confidence=float(confidence) < LOW_CONFIDENCE,
+        processed=processed,
+    )
+
+
+def _blank_prediction(processed: Preprocessed) -> Prediction:
+    return Prediction(None, 0.0, [0.0] * NUM_CLASSES, True, False, processed)
+
+
+def predict(model: nn.Module, image: ImageSource | Preprocessed) -> Prediction:
+    """Preprocess (unless already done) and classify one image; the model is not modified."""
+    processed = image if isinstance(image, Preprocessed) else preprocess(image)
+    if processed.blank:
+        return _blank_prediction(processed)
+    return _from_probs(_probabilities(model, processed.tensor)[0], processed)
+
+
+def predict_batch(model: nn.Module, images: list[ImageSource | Preprocessed]) -> list[Prediction]:
+    """Classify many already-readable images with one forward pass."""
+    processed = [im if isinstance(im, Preprocessed) else preprocess(im) for im in images]
+    drawn = [p for p in processed if not p.blank]
+    probs = iter(_probabilities(model, torch.cat([p.tensor for p in drawn])) if drawn else [])
+    return [_blank_prediction(p) if p.blank else _from_probs(next(probs), p) for p in processed]
+
+
+def saliency(model: nn.Module, processed: Preprocessed, digit: int) -> np.ndarray:
+    """Integrated gradients for `digit`: (28, 28) in 0..1, how much each pixel pushed towards it.
+
+    Uses autograd.grad on the input only, so a shared cached model's parameters are untouched.
+    """
+    baseline = torch.full_like(processed.tensor, BACKGROUND)
+    alphas = torch.linspace(1 / SALIENCY_STEPS, 1, SALIENCY_STEPS).view(-1, 1, 1, 1)
+    path = (baseline + alphas * (processed.tensor - baseline)).requires_grad_(True)
+    with torch.enable_grad():
+        scores = model(path)[:, digit].sum()
+        (grads,) = torch.autograd.grad(scores, path)
+    attribution = ((processed.tensor - baseline) * grads.mean(0, keepdim=True))[0, 0].clamp(min=0)
+    peak = float(attribution.max())
+    return (attribution / peak).numpy() if peak > 0 else np.zeros_like(attribution.numpy())

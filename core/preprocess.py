@@ -1,0 +1,213 @@
+"""Turn any drawing or photo into an MNIST-style 28x28 input.
+
+MNIST's recipe: white ink on black, the digit scaled so its longer side is 20 px (aspect kept),
+then placed in 28x28 with its centre of mass at the centre.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .data import MNIST_MEAN, MNIST_STD
+from .errors import reason
+from .models import IMAGE_SIDE
+
+DIGIT_BOX = 20  # MNIST fits each digit in a 20x20 box
+WORK_SIDE = 112  # images are reduced to this (4x the output) first: plenty for a 20 px digit
+MAX_PIXELS = 40_000_000  # refuse bigger images before decoding (decompression bombs)
+MAX_FILE_BYTES = 20 * 1024 * 1024
+BACKGROUND_GRID = 6  # background is estimated per cell of a 6x6 grid
+BACKGROUND_PERCENTILE = 0.2  # a cell's background: its 20th-percentile brightness
+OUTLIER_MARGIN = 0.3  # cells brighter than the typical cell by this much hold ink, not background
+MIN_CONTRAST = 0.12  # ink must stand out by this much (0..1) or the image is blank
+INK_THRESHOLD = 0.25  # share of the strongest ink below which pixels count as background
+TRIM_MASS = 0.003  # share of ink mass cut from each side when cropping (stray specks)
+MAX_INK_AREA = 0.6  # more of the frame than this "inked" means noise or a texture, not a digit
+MAX_EDGES_PER_ROW = 12  # a row crosses a digit's edges a few times, noise's dozens of times
+TARGET_STROKE_PX = 2.4  # stroke width of an MNIST digit in the 28x28 frame
+MAX_STROKE_RATIO = 1.6  # thicker strokes than this times the target are thinned
+LOW_CONFIDENCE = 0.6
+
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+class ImageError(ValueError):
+    """The input is not an image this app can read."""
+
+
+@dataclass
+class Preprocessed:
+    """The model input and what each step made of the image (all 2-D float arrays in 0..1)."""
+
+    tensor: torch.Tensor | None  # (1, 1, 28, 28), MNIST-normalised; None when blank
+    image28: np.ndarray  # (28, 28) white ink on black
+    blank: bool
+    stages: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def open_image(source: bytes | str | os.PathLike | Image.Image) -> Image.Image:
+    """Decode bytes, a path or a PIL image; EXIF orientation applied; first frame only."""
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            with open(source, "rb") as f:
+                source = f.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise ImageError(f"cannot read file: {reason(exc)}") from exc
+    if len(source) == 0:
+        raise ImageError("the file is empty")
+    if len(source) > MAX_FILE_BYTES:
+        raise ImageError(f"the file is larger than {MAX_FILE_BYTES // 2**20} MB")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(source))
+            image.seek(0)
+            image.load()
+            return ImageOps.exif_transpose(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"the image is too large (over {MAX_PIXELS:,} pixels)") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError("not an image format this app can read (PNG, JPEG, WebP, BMP, GIF, ...)") from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageError(f"the image is damaged or truncated ({reason(exc)})") from exc
+
+
+def _has_transparency(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+
+
+def to_ink(image: Image.Image) -> np.ndarray:
+    """(H, W) float32 in 0..1 where ink is bright, whatever the input's mode and polarity."""
+    image = _reduce(image)
+    if _has_transparency(image):
+        alpha = np.asarray(image.convert("RGBA").getchannel("A"), dtype=np.float32) / 255.0
+        if alpha.min() < 0.5:  # a transparent background: the alpha channel is the drawing
+            return alpha
+    if image.mode.startswith("I") or image.mode == "F":  # 16/32-bit greyscale
+        grey = np.asarray(image, dtype=np.float32)
+        span = grey.max() - grey.min()
+        grey = (grey - grey.min()) / span if span > 0 else np.zeros_like(grey)
+    else:
+        grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    # Most of the frame is background: light background means dark ink, so invert.
+    return 1.0 - grey if np.median(grey) > 0.5 else grey
+
+
+def _reduce(image: Image.Image) -> Image.Image:
+    if max(image.size) <= WORK_SIDE:
+        return image
+    if image.mode not in ("L", "LA", "RGB", "RGBA"):
+        image = image.convert("RGBA" if _has_transparency(image) else "RGB")
+    image = image.copy()
+    image.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
+    return image
+
+
+def _remove_background(ink: torch.Tensor) -> torch.Tensor:
+    """Subtract a smooth per-cell background estimate: evens out lighting and paper tone."""
+    h, w = ink.shape
+    ch, cw = -(-h // BACKGROUND_GRID), -(-w // BACKGROUND_GRID)
+    pad = (0, cw * BACKGROUND_GRID - w, 0, ch * BACKGROUND_GRID - h)
+    padded = F.pad(ink[None], pad, mode="replicate")[0]
+    blocks = padded.view(BACKGROUND_GRID, ch, BACKGROUND_GRID, cw).permute(0, 2, 1, 3).flatten(2)
+    cells = blocks.quantile(BACKGROUND_PERCENTILE, dim=2)
+    # A cell that a thick stroke fills reads as "background" ink: replace such outliers.
+    typical = cells.median()
+    spread = (cells - typical).abs().median()
+    cells = torch.where(cells > typical + max(3 * spread, OUTLIER_MARGIN), typical, cells)[None, None]
+    background = F.interpolate(cells, size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+    return (ink - background).clamp(min=0)
+
+
+def _trimmed_bounds(profile: torch.Tensor) -> tuple[int, int]:
+    cumulative = profile.cumsum(0) / profile.sum()
+    start = int((cumulative < TRIM_MASS).sum())
+    end = int((cumulative < 1 - TRIM_MASS).sum()) + 1
+    return start, max(end, start + 1)
+
+
+def _max_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
+    return F.max_pool2d(x[None, None], 2 * radius + 1, stride=1, padding=radius)[0, 0]
+
+
+def _stroke_width(mask: torch.Tensor) -> float:
+    """Mean stroke width of a binary mask: 2 x area / boundary length."""
+    boundary = mask - (-_max_filter(-mask, 1))
+    return float(2 * mask.sum() / boundary.sum().clamp(min=1))
+
+
+def _normalise_stroke(digit: torch.Tensor) -> torch.Tensor:
+    """Thicken thin pens and thin fat ones so the 20 px digit gets MNIST-like strokes."""
+    width = _stroke_width((digit > 0).float())
+    target = TARGET_STROKE_PX * max(digit.shape) / DIGIT_BOX
+    if width < target:
+        radius = round((target - width) / 2)
+        # Padding first lets the dilated strokes grow past the old crop.
+        return _max_filter(F.pad(digit, (radius,) * 4), radius) if radius else digit
+    if width > MAX_STROKE_RATIO * target:
+        radius = round((width - MAX_STROKE_RATIO * target) / 2)
+        return -_max_filter(-digit, radius) if radius else digit
+    return digit
+
+
+def _centre_by_mass(digit: torch.Tensor) -> torch.Tensor:
+    """Place a (h, w) digit in 28x28 with its centre of mass at the centre."""
+    h, w = digit.shape
+    ys, xs = torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32)
+    mass = digit.sum().clamp(min=1e-6)
+    cy, cx = float((digit.sum(1) * ys).sum() / mass), float((digit.sum(0) * xs).sum() / mass)
+    centre = (IMAGE_SIDE - 1) / 2
+    top = int(np.clip(round(centre - cy), 0, IMAGE_SIDE - h))
+    left = int(np.clip(round(centre - cx), 0, IMAGE_SIDE - w))
+    out = torch.zeros(IMAGE_SIDE, IMAGE_SIDE)
+    out[top : top + h, left : left + w] = digit
+    return out
+
+
+def _looks_like_noise(mask: torch.Tensor) -> bool:
+    """Ink over most of the frame, or rows that cross ink edges dozens of times, is no digit."""
+    inked_rows = mask.any(1)
+    if not inked_rows.any():
+        return True
+    edges = (mask[:, 1:] != mask[:, :-1]).sum(1)[inked_rows].float().mean()
+    return float(mask.float().mean()) > MAX_INK_AREA or float(edges) > MAX_EDGES_PER_ROW
+
+
+def _blank(stages: dict) -> Preprocessed:
+    return Preprocessed(None, np.zeros((IMAGE_SIDE, IMAGE_SIDE), np.float32), True, stages)
+
+
+def preprocess(source: bytes | str | os.PathLike | Image.Image) -> Preprocessed:
+    """Any readable image -> MNIST-style input, or blank=True when nothing is drawn."""
+    ink_np = to_ink(open_image(source))
+    stages = {"ink": ink_np}
+    ink = _remove_background(torch.from_numpy(np.ascontiguousarray(ink_np)))
+    peak = float(ink.max())
+    if peak < MIN_CONTRAST:
+        return _blank(stages)
+    ink = ((ink / peak - INK_THRESHOLD) / (1 - INK_THRESHOLD)).clamp(0, 1)
+    stages["cleaned"] = ink.numpy()
+    if _looks_like_noise(ink > 0):
+        return _blank(stages)
+    top, bottom = _trimmed_bounds(ink.sum(1))
+    left, right = _trimmed_bounds(ink.sum(0))
+    digit = _normalise_stroke(ink[top:bottom, left:right])
+    stages["cropped"] = digit.numpy()
+    scale = DIGIT_BOX / max(digit.shape)
+    size = (max(1, round(digit.shape[0] * scale)), max(1, round(digit.shape[1] * scale)))
+    small = F.interpolate(digit[None, None], size=size, mode="bilinear", antialias=True)[0, 0]
+    small = (small / small.max().clamp(min=1e-6)).clamp(0, 1)
+    image28 = _centre_by_mass(small)
+    stages["mnist"] = image28.numpy()
+    tensor = ((image28 - MNIST_MEAN) / MNIST_STD)[None, None]
+    return Preprocessed(tensor, image28.numpy(), False, stages)

@@ -1,0 +1,181 @@
+"""Seeded generator of realistic inputs made from MNIST test digits, built at test time.
+
+Canvas drawings are re-drawn from each digit's skeleton with a round brush of a chosen width,
+like a stroke on the app's canvas; photos put dark ink on unevenly lit, noisy paper saved as JPEG.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+CANVAS = 280
+SUPERSAMPLE = 2  # draw at 2x, then downsample: anti-aliased edges like a browser canvas
+CANVAS_STYLES = ("white_on_black", "black_on_transparent", "white_on_transparent")
+MAX_PEN_WIDTH = 3.5  # px at 28x28; wider means filled loops, which a skeleton cannot redraw
+MIN_PIECE = 3
+NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
+
+
+def skeleton(digit: np.ndarray) -> np.ndarray:
+    """Zhang-Suen thinning of a (28, 28) uint8 digit -> boolean 1-px skeleton."""
+    img = np.pad(digit > 100, 1).astype(np.uint8)
+    changed = True
+    while changed:
+        changed = False
+        for step in (0, 1):
+            p = [
+                np.roll(np.roll(img, -dy, 0), -dx, 1)
+                for dy, dx in [(-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1)]
+            ]
+            count = sum(p)
+            ring = p + [p[0]]
+            transitions = sum(((ring[i] == 0) & (ring[i + 1] == 1)).astype(np.uint8) for i in range(8))
+            if step == 0:
+                cond = (p[0] * p[2] * p[4] == 0) & (p[2] * p[4] * p[6] == 0)
+            else:
+                cond = (p[0] * p[2] * p[6] == 0) & (p[0] * p[4] * p[6] == 0)
+            remove = (img == 1) & (count >= 2) & (count <= 6) & (transitions == 1) & cond
+            if remove.any():
+                img[remove] = 0
+                changed = True
+    return _drop_specks(img[1:-1, 1:-1].astype(bool))
+
+
+def _drop_specks(skel: np.ndarray) -> np.ndarray:
+    """Remove skeleton pieces smaller than MIN_PIECE px: a pen stroke leaves no isolated dots."""
+    keep = np.zeros_like(skel)
+    seen = np.zeros_like(skel)
+    for start in zip(*np.nonzero(skel), strict=True):
+        if seen[start]:
+            continue
+        piece, stack = [], [start]
+        seen[start] = True
+        while stack:
+            y, x = stack.pop()
+            piece.append((y, x))
+            for dy, dx in NEIGHBOURS:
+                q = (y + dy, x + dx)
+                if 0 <= q[0] < skel.shape[0] and 0 <= q[1] < skel.shape[1] and skel[q] and not seen[q]:
+                    seen[q] = True
+                    stack.append(q)
+        if len(piece) >= MIN_PIECE:
+            for q in piece:
+                keep[q] = True
+    return keep
+
+
+def draw_strokes(digit: np.ndarray, height: float, brush: float, size: tuple[int, int], top_left, ink, bg):
+    """Draw the digit's skeleton scaled to `height` px with a round brush; returns an RGBA image."""
+    skel = skeleton(digit)
+    ys, xs = np.nonzero(skel)
+    y0, x0 = ys.min(), xs.min()
+    span = max(ys.max() - y0, 1)
+    scale = height / span * SUPERSAMPLE
+    w, h = size[0] * SUPERSAMPLE, size[1] * SUPERSAMPLE
+    image = Image.new("RGBA", (w, h), bg)
+    draw = ImageDraw.Draw(image)
+    r = brush * SUPERSAMPLE / 2
+    ox, oy = top_left[0] * SUPERSAMPLE + r, top_left[1] * SUPERSAMPLE + r
+
+    def at(y, x):
+        return ox + (x - x0) * scale, oy + (y - y0) * scale
+
+    points = set(zip(ys.tolist(), xs.tolist(), strict=True))
+    for y, x in points:
+        cx, cy = at(y, x)
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=ink)
+        for dy, dx in NEIGHBOURS:
+            if (y + dy, x + dx) in points:
+                draw.line([at(y, x), at(y + dy, x + dx)], fill=ink, width=int(2 * r))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def pen_like(digit: np.ndarray) -> bool:
+    """True when a digit's strokes are line-like (no filled blobs), so its skeleton redraws it."""
+    mask = digit > 100
+    inner = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    boundary = mask.sum() - inner.sum()
+    return 2 * mask.sum() / max(boundary, 1) <= MAX_PEN_WIDTH
+
+
+def pen_like_indices(digits: np.ndarray, count: int, rng: np.random.Generator) -> list[int]:
+    """`count` random indices of pen-like digits."""
+    order = rng.permutation(len(digits))
+    return [int(i) for i in order if pen_like(digits[i])][:count]
+
+
+def digit_extent(digit: np.ndarray) -> tuple[int, int]:
+    ys, xs = np.nonzero(skeleton(digit))
+    return max(ys.max() - ys.min(), 1), max(xs.max() - xs.min(), 1)
+
+
+def canvas_png(digit: np.ndarray, style: str, rng: np.random.Generator) -> bytes:
+    """A 280x280 RGBA canvas drawing: height 25-85% of the canvas, anywhere, thin or thick pen."""
+    span_y, span_x = digit_extent(digit)
+    height = rng.uniform(0.25, 0.85) * CANVAS
+    brush = float(np.clip(rng.uniform(0.05, 0.2) * height, 3, 40))
+    height = min(height, (CANVAS - brush) * span_y / span_x)  # a wide digit must fit across
+    width = height * span_x / span_y
+    top_left = (rng.uniform(0, max(0, CANVAS - width - brush)), rng.uniform(0, CANVAS - height - brush))
+    white, black = (255, 255, 255, 255), (0, 0, 0, 255)
+    ink, bg = {
+        "white_on_black": (white, black),
+        "black_on_transparent": (black, (0, 0, 0, 0)),
+        "white_on_transparent": (white, (0, 0, 0, 0)),
+    }[style]
+    image = draw_strokes(digit, height, brush, (CANVAS, CANVAS), top_left, ink, bg)
+    return _encode(image, "PNG")
+
+
+def _paper(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Off-white paper (H, W, 3) float with a lighting gradient, a shadow and sensor noise."""
+    w, h = size
+    tone = rng.uniform(200, 245) * np.array([1.0, rng.uniform(0.96, 1.0), rng.uniform(0.88, 0.98)])
+    yy, xx = np.mgrid[0:h, 0:w] / max(w, h)
+    angle = rng.uniform(0, 2 * np.pi)
+    light = 1 - rng.uniform(0.15, 0.35) * (np.cos(angle) * xx + np.sin(angle) * yy)
+    cy, cx = rng.uniform(0, 1, 2) * [h, w] / max(w, h)
+    shadow = 1 - rng.uniform(0.0, 0.2) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 0.05)
+    return tone * (light * shadow)[..., None]
+
+
+def photo_jpeg(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    """Dark ink on uneven paper, digit small (20-45% of the height) and off-centre, noisy, JPEG."""
+    size = (int(rng.uniform(320, 640)), int(rng.uniform(240, 480)))
+    span_y, span_x = digit_extent(digit)
+    height = rng.uniform(0.2, 0.45) * size[1]
+    brush = max(2.0, rng.uniform(0.06, 0.14) * height)
+    width = height * span_x / span_y
+    top_left = (rng.uniform(0, size[0] - width - brush), rng.uniform(0, size[1] - height - brush))
+    strokes = draw_strokes(digit, height, brush, size, top_left, (255, 255, 255, 255), (0, 0, 0, 0))
+    mask = np.asarray(strokes.getchannel("A"), dtype=np.float32)[..., None] / 255
+    ink = rng.uniform(15, 70) * np.array([1.0, 1.0, rng.uniform(1.0, 1.8)])
+    paper = _paper(size, rng)
+    pixels = paper * (1 - mask) + ink * mask + rng.normal(0, rng.uniform(3, 9), paper.shape)
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.4)))
+    return _encode(image, "JPEG", quality=int(rng.uniform(60, 90)))
+
+
+def blank_images(rng: np.random.Generator) -> dict[str, bytes]:
+    """Nothing drawn: empty canvases of each style, white, and blank paper photos."""
+    size = (CANVAS, CANVAS)
+    images = {
+        "black_canvas": _encode(Image.new("RGBA", size, (0, 0, 0, 255)), "PNG"),
+        "transparent_canvas": _encode(Image.new("RGBA", size, (0, 0, 0, 0)), "PNG"),
+        "white_canvas": _encode(Image.new("RGB", size, (255, 255, 255)), "PNG"),
+    }
+    for i in range(5):
+        paper = _paper((480, 360), rng) + rng.normal(0, 6, (360, 480, 3))
+        photo = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8))
+        images[f"blank_paper_{i}"] = _encode(photo, "JPEG", quality=75)
+    return images
+
+
+def _encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()

@@ -1,0 +1,161 @@
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from core.models import ModelConfig, build_model
+from core.predict import predict, predict_batch, saliency
+from core.preprocess import DIGIT_BOX, ImageError, open_image, preprocess, to_ink
+
+
+def encode(image: Image.Image, fmt="PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def seven(
+    mode="RGBA", bg=(0, 0, 0, 255), ink=(255, 255, 255, 255), size=280, box=(60, 40, 200, 240), width=18
+):
+    image = Image.new(mode, (size, size), bg)
+    left, top, right, bottom = box
+    ImageDraw.Draw(image).line([(left, top), (right, top), (left + 50, bottom)], fill=ink, width=width)
+    return image
+
+
+def test_output_follows_the_mnist_recipe():
+    out = preprocess(seven(box=(10, 10, 90, 120), width=6))  # small, in the top-left corner
+    assert not out.blank and out.tensor.shape == (1, 1, 28, 28)
+    ys, xs = np.nonzero(out.image28 > 0.05)
+    assert ys.max() - ys.min() + 1 <= DIGIT_BOX + 1  # longer side scaled to the 20 px box
+    mass = out.image28 / out.image28.sum()
+    cy, cx = (mass.sum(1) * np.arange(28)).sum(), (mass.sum(0) * np.arange(28)).sum()
+    assert abs(cy - 13.5) < 1 and abs(cx - 13.5) < 1  # centred by centre of mass
+    assert set(out.stages) >= {"ink", "cleaned", "cropped", "mnist"}
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        seven(),  # white on opaque black
+        seven(bg=(0, 0, 0, 0), ink=(0, 0, 0, 255)),  # black on transparent
+        seven(bg=(0, 0, 0, 0), ink=(255, 255, 255, 255)),  # white on transparent
+        seven("RGB", bg=(250, 250, 245), ink=(20, 20, 20)),  # dark on paper
+        seven("L", bg=255, ink=0),
+        seven("LA", bg=(0, 0), ink=(0, 255)),
+    ],
+    ids=["white-black", "black-transparent", "white-transparent", "rgb-paper", "L", "LA"],
+)
+def test_every_polarity_and_mode_gives_the_same_digit_image(image):
+    reference = preprocess(seven()).image28
+    out = preprocess(encode(image))
+    assert np.abs(out.image28 - reference).mean() < 0.03
+
+
+def test_sixteen_bit_cmyk_palette_and_exif_rotation():
+    reference = preprocess(seven()).image28
+    grey = np.asarray(seven("L", bg=0, ink=255), dtype=np.uint16) * 257
+    sixteen = Image.fromarray(grey)
+    cmyk = seven("RGB", bg=(255, 255, 255), ink=(0, 0, 0)).convert("CMYK")
+    palette = seven("RGB", bg=(255, 255, 255), ink=(0, 0, 0)).convert("P")
+    for image, fmt in [(sixteen, "PNG"), (cmyk, "JPEG"), (palette, "GIF")]:
+        assert np.abs(preprocess(encode(image, fmt)).image28 - reference).mean() < 0.05, image.mode
+    rotated = seven().rotate(90, expand=True).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: stored turned 90 degrees counter-clockwise
+    upright = preprocess(encode(rotated, "JPEG", exif=exif.tobytes(), quality=95)).image28
+    assert np.abs(upright - reference).mean() < 0.05
+
+
+def test_uneven_lighting_is_removed():
+    image = np.asarray(seven("L", bg=255, ink=30), dtype=np.float32)
+    gradient = np.linspace(0.55, 1.0, 280)[None, :]
+    lit = Image.fromarray((image * gradient).astype(np.uint8))
+    out = preprocess(encode(lit, "JPEG", quality=70))
+    assert np.abs(out.image28 - preprocess(seven()).image28).mean() < 0.05
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        Image.new("RGBA", (280, 280), (0, 0, 0, 255)),
+        Image.new("RGBA", (280, 280), (0, 0, 0, 0)),
+        Image.new("RGB", (280, 280), (255, 255, 255)),
+        Image.new("L", (1, 1), 0),
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200), dtype=np.uint8)),
+    ],
+    ids=["black", "transparent", "white", "1x1", "noise"],
+)
+def test_nothing_drawn_is_blank(image):
+    assert preprocess(encode(image)).blank
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (b"", "empty"),
+        (b"hello, this is text", "not an image"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", "not an image"),
+        (encode(seven())[:300], "damaged or truncated"),
+    ],
+)
+def test_unreadable_input_gets_its_own_message(payload, message):
+    with pytest.raises(ImageError, match=message):
+        open_image(payload)
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    bomb = encode(Image.new("1", (10_000, 10_000)))  # 100 M pixels, a tiny file
+    with pytest.raises(ImageError, match="too large"):
+        open_image(bomb)
+
+
+def test_first_frame_of_an_animated_gif():
+    frames = [seven("L", bg=0, ink=255), Image.new("L", (280, 280), 0)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
+    assert not preprocess(buffer.getvalue()).blank
+
+
+def test_to_ink_makes_ink_bright():
+    ink = to_ink(seven("L", bg=255, ink=0))
+    assert ink.max() > 0.9 and np.median(ink) < 0.1
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model(ModelConfig("mlp", hidden=32)).eval()
+
+
+def test_predict_returns_a_digit_and_probabilities(model):
+    p = predict(model, encode(seven()))
+    assert p.digit in range(10) and not p.blank
+    assert len(p.probabilities) == 10 and sum(p.probabilities) == pytest.approx(1, abs=1e-5)
+    assert p.confidence == max(p.probabilities)
+
+
+def test_blank_prediction_has_no_digit(model):
+    p = predict(model, Image.new("RGBA", (280, 280), (0, 0, 0, 0)))
+    assert p.blank and p.digit is None and p.probabilities == [0.0] * 10
+
+
+def test_batch_matches_single_predictions(model):
+    images = [seven(), Image.new("L", (50, 50), 0), seven(box=(20, 20, 120, 200))]
+    batch = predict_batch(model, images)
+    singles = [predict(model, im) for im in images]
+    assert [b.digit for b in batch] == [s.digit for s in singles]
+    assert batch[1].blank
+    assert batch[2].probabilities == pytest.approx(singles[2].probabilities, abs=1e-5)
+
+
+def test_saliency_highlights_ink_and_leaves_the_model_untouched(model):
+    p = predict(model, seven())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    heat = saliency(model, p.processed, p.digit)
+    assert heat.shape == (28, 28) and heat.max() == pytest.approx(1.0)
+    assert heat[p.processed.image28 == 0].max() < 1e-6  # background pixels get no credit
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(param.grad is None for param in model.parameters())
