@@ -81,7 +81,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     device = resolve_device(train_config.device)
-    data = load_mnist(args.data_dir, device=device)
+    data = load_mnist(args.data_dir, device=device, download=args.download)
     stop = threading.Event()
     # Ctrl-C stops after the current batch; the partial model is still saved.
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -120,7 +120,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint or default_checkpoint())
     device = resolve_device(args.device)
-    data = load_mnist(args.data_dir, device=device)
+    data = load_mnist(args.data_dir, device=device, download=args.download)
     report = evaluate(ckpt.model.to(device), data.test)
     _emit(
         {
@@ -171,6 +171,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_download_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-download", dest="download", action="store_false", help="never fetch MNIST from the internet"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m core", description="Train, evaluate and use MNIST models."
@@ -188,12 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--data-dir", help="folder holding MNIST/raw (default: $MNIST_DATA_DIR or data/)")
     p.add_argument("--out", help="checkpoint path (default: models/<arch>-<time>.pt)")
+    _add_download_flag(p)
     p.set_defaults(run=cmd_train)
 
     p = verbs.add_parser("evaluate", help="evaluate a checkpoint on the MNIST test set")
     p.add_argument("--checkpoint", help="default: the app's default model")
     p.add_argument("--device", default="auto")
     p.add_argument("--data-dir")
+    _add_download_flag(p)
     p.set_defaults(run=cmd_evaluate)
 
     p = verbs.add_parser("predict", help="recognise digits in image files, one JSON object per file")

@@ -1,0 +1,76 @@
+"""Integration on the real MNIST (MNIST_DATA_DIR) and the shipped checkpoints."""
+
+import json
+
+import numpy as np
+import pytest
+from torchvision.datasets import MNIST
+
+from core.checkpoint import MODELS_DIR, default_checkpoint, list_checkpoints, load_checkpoint
+from core.data import load_mnist
+from core.evaluate import evaluate
+from core.models import ModelConfig
+from core.predict import predict
+from core.train import default_train_config, train
+from tests import realistic
+from tests.test_cli import run_cli
+
+pytestmark = pytest.mark.mnist
+SHIPPED = {"mlp": MODELS_DIR / "mlp.pt", "cnn": MODELS_DIR / "cnn.pt"}
+REALISTIC_DIGITS = 150  # each becomes 3 canvas drawings and 1 photo
+# Floors (canvas, photos), percent, just under what the shipped models measure on this set;
+# the product targets (CNN 98.5/96, MLP 97.5/94) are tracked in the README.
+FLOORS = {"cnn": (96.0, 96.0), "mlp": (90.0, 90.0)}
+
+
+@pytest.fixture(scope="module")
+def mnist(mnist_dir):
+    return load_mnist(mnist_dir, download=False)
+
+
+def test_a_short_training_run_reaches_96_percent(mnist):
+    result = train(ModelConfig("mlp"), default_train_config("mlp", epochs=2, device="cpu"), mnist)
+    assert result.final.test_accuracy >= 96.0
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_shipped_checkpoints_evaluate_at_their_recorded_accuracy(mnist, arch):
+    ckpt = load_checkpoint(SHIPPED[arch])
+    assert ckpt.model_config.arch == arch
+    report = evaluate(ckpt.model, mnist.test)
+    assert report.accuracy == pytest.approx(ckpt.test_accuracy, abs=0.01)
+    assert report.accuracy >= {"mlp": 98.3, "cnn": 99.4}[arch]
+
+
+def test_the_default_model_is_the_shipped_cnn_and_evaluates_above_99(mnist_dir):
+    assert default_checkpoint() == SHIPPED["cnn"]
+    assert {info.arch for info in list_checkpoints()} >= {"mlp", "cnn"}
+    result = run_cli("evaluate", "--data-dir", mnist_dir, "--device", "cpu")
+    assert json.loads(result.stdout.splitlines()[-1])["accuracy"] >= 99.0
+
+
+@pytest.fixture(scope="module")
+def realistic_set(mnist_dir):
+    test = MNIST(str(mnist_dir), train=False)
+    digits, labels = test.data.numpy(), test.targets.numpy()
+    rng = np.random.default_rng(2024)
+    samples = []
+    for i in realistic.pen_like_indices(digits, REALISTIC_DIGITS, rng):
+        for style in realistic.CANVAS_STYLES:
+            samples.append(("canvas", realistic.canvas_png(digits[i], style, rng), labels[i]))
+        samples.append(("photo", realistic.photo_jpeg(digits[i], rng), labels[i]))
+    return samples, realistic.blank_images(rng)
+
+
+@pytest.mark.parametrize("arch", ["cnn", "mlp"])
+def test_realistic_drawings_and_photos(realistic_set, arch):
+    samples, blanks = realistic_set
+    model = load_checkpoint(SHIPPED[arch]).model
+    correct = {"canvas": [], "photo": []}
+    for category, data, label in samples:
+        correct[category].append(predict(model, data).digit == label)
+    canvas, photo = (100 * np.mean(correct[c]) for c in ("canvas", "photo"))
+    print(f"{arch}: canvas {canvas:.1f}%  photos {photo:.1f}%")
+    canvas_floor, photo_floor = FLOORS[arch]
+    assert canvas >= canvas_floor and photo >= photo_floor
+    assert all(predict(model, image).blank for image in blanks.values())
