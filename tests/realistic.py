@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFilter
 CANVAS = 280
 SUPERSAMPLE = 2  # draw at 2x, then downsample: anti-aliased edges like a browser canvas
 CANVAS_STYLES = ("white_on_black", "black_on_transparent", "white_on_transparent")
-MAX_PEN_WIDTH = 3.5  # px at 28x28; wider means filled loops, which a skeleton cannot redraw
+MIN_COVERAGE = 0.95  # share of a digit's ink its re-drawn skeleton must cover
 MIN_PIECE = 3
 NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 
@@ -93,12 +93,19 @@ def draw_strokes(digit: np.ndarray, height: float, brush: float, size: tuple[int
     return image.resize(size, Image.Resampling.LANCZOS)
 
 
+def _grow(mask: np.ndarray) -> np.ndarray:
+    padded = np.pad(mask, 1)
+    return np.any([np.roll(np.roll(padded, dy, 0), dx, 1) for dy, dx in NEIGHBOURS + [(0, 0)]], 0)[1:-1, 1:-1]
+
+
 def pen_like(digit: np.ndarray) -> bool:
-    """True when a digit's strokes are line-like (no filled blobs), so its skeleton redraws it."""
-    mask = digit > 100
-    inner = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
-    boundary = mask.sum() - inner.sum()
-    return 2 * mask.sum() / max(boundary, 1) <= MAX_PEN_WIDTH
+    """True when the skeleton, thickened to a pen's width, covers the digit: re-drawing it is faithful.
+
+    Digits with filled loops or blobs fail: their skeleton is a stub that no longer shows the digit.
+    """
+    ink = digit > 100
+    pen = _grow(_grow(skeleton(digit)))
+    return (ink & pen).sum() >= MIN_COVERAGE * ink.sum()
 
 
 def pen_like_indices(digits: np.ndarray, count: int, rng: np.random.Generator) -> list[int]:
