@@ -16,7 +16,8 @@ from .errors import reason
 from .models import ModelConfig, build_model, count_parameters
 
 FORMAT_VERSION = 1
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+SHIPPED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS_DIR_ENV = "MNIST_MODELS_DIR"
 SUFFIX = ".pt"
 # What torch.load(weights_only=True) says when a file asks to import code.
 WEIGHTS_ONLY_REFUSAL = "Unsupported global"
@@ -150,10 +151,15 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     )
 
 
-def list_checkpoints(models_dir: str | os.PathLike = MODELS_DIR) -> list[CheckpointInfo]:
-    """Valid checkpoints under models_dir, most accurate first; unreadable files are skipped."""
+def models_dir() -> Path:
+    """Where checkpoints live: $MNIST_MODELS_DIR, else the shipped models/ folder."""
+    return Path(os.environ.get(MODELS_DIR_ENV) or SHIPPED_MODELS_DIR)
+
+
+def list_checkpoints(folder: str | os.PathLike | None = None) -> list[CheckpointInfo]:
+    """Valid checkpoints in folder (default models_dir()), most accurate first; bad files skipped."""
     infos = []
-    for path in sorted(Path(models_dir).glob(f"*{SUFFIX}")):
+    for path in sorted(Path(folder or models_dir()).glob(f"*{SUFFIX}")):
         try:
             ckpt = load_checkpoint(path)
         except CheckpointError:
@@ -172,17 +178,23 @@ def list_checkpoints(models_dir: str | os.PathLike = MODELS_DIR) -> list[Checkpo
     return sorted(infos, key=lambda info: -(info.test_accuracy or 0.0))
 
 
-def default_checkpoint(models_dir: str | os.PathLike = MODELS_DIR) -> Path:
-    """The app's default model: the most accurate checkpoint under models_dir."""
-    infos = list_checkpoints(models_dir)
+def default_checkpoint(folder: str | os.PathLike | None = None) -> Path:
+    """The app's default model: the most accurate checkpoint in folder (default models_dir())."""
+    folder = folder or models_dir()
+    infos = list_checkpoints(folder)
     if not infos:
-        raise CheckpointError(f"no checkpoints in {models_dir}: train one with `python -m core train`")
+        raise CheckpointError(f"no checkpoints in {folder}: train one with `python -m core train`")
     return Path(infos[0].path)
 
 
-def resolve_in_models_dir(name: str, models_dir: str | os.PathLike = MODELS_DIR) -> Path:
-    """A checkpoint path from a user-supplied name, refusing anything outside models_dir."""
-    root = Path(models_dir).resolve()
+def default_checkpoint_path(arch: str, folder: str | os.PathLike | None = None) -> Path:
+    """A fresh, time-stamped checkpoint path in folder (default models_dir())."""
+    return Path(folder or models_dir()) / f"{arch}-{datetime.now():%Y%m%d-%H%M%S}{SUFFIX}"
+
+
+def resolve_in_models_dir(name: str, folder: str | os.PathLike | None = None) -> Path:
+    """A checkpoint path from a user-supplied name, refusing anything outside the folder."""
+    root = Path(folder or models_dir()).resolve()
     candidate = (root / name).resolve()
     if candidate.parent != root or candidate.suffix != SUFFIX:
         raise CheckpointError(f"{name!r}: checkpoint names must be plain '<name>{SUFFIX}' files in {root}")

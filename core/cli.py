@@ -10,16 +10,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime
-from pathlib import Path
 
 from .checkpoint import (
-    MODELS_DIR,
     CheckpointError,
     default_checkpoint,
+    default_checkpoint_path,
     list_checkpoints,
     load_checkpoint,
-    save_checkpoint,
 )
 from .data import AUGMENTATIONS, DataError, load_mnist
 from .devices import DeviceError, resolve_device
@@ -27,7 +24,15 @@ from .evaluate import evaluate
 from .models import ARCHS, ModelConfig
 from .predict import predict
 from .preprocess import ImageError
-from .train import NO_AUGMENT, BatchReport, EpochReport, TrainingError, default_train_config, train
+from .train import (
+    NO_AUGMENT,
+    BatchReport,
+    EpochReport,
+    TrainingError,
+    default_train_config,
+    save_result,
+    train,
+)
 
 EXIT_USAGE = 2
 BAR_WIDTH = 24
@@ -65,10 +70,6 @@ def _progress_printer() -> Callable[[BatchReport | EpochReport], None]:
     return show
 
 
-def _default_out(arch: str) -> Path:
-    return MODELS_DIR / f"{arch}-{datetime.now():%Y%m%d-%H%M%S}.pt"
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     model_config = ModelConfig(arch=args.arch, **({"hidden": args.hidden} if args.hidden else {}))
     train_config = default_train_config(
@@ -86,23 +87,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     # Ctrl-C stops after the current batch; the partial model is still saved.
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     result = train(model_config, train_config, data, callback=_progress_printer(), stop=stop)
+    out = save_result(result, args.out or default_checkpoint_path(args.arch))
     final = result.final
-    if final is None:
-        raise TrainingError("stopped before the first epoch finished; nothing to save")
-    metrics = {
-        "test_accuracy": final.test_accuracy,
-        "test_loss": final.test_loss,
-        "train_seconds": result.train_seconds,
-        "history": [asdict(epoch) for epoch in result.epochs],
-    }
-    out = save_checkpoint(
-        args.out or _default_out(args.arch),
-        result.model,
-        model_config,
-        metrics,
-        train_config=asdict(train_config),
-        device=result.device,
-    )
     _emit(
         {
             "checkpoint": str(out),
@@ -210,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_predict)
 
     p = verbs.add_parser("models", help="list checkpoints, one JSON object per line")
-    p.add_argument("--models-dir", default=str(MODELS_DIR))
+    p.add_argument("--models-dir", help="default: $MNIST_MODELS_DIR or the shipped models/")
     p.set_defaults(run=cmd_models)
     return parser
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoint import save_checkpoint
 from .data import AUGMENTATIONS, MnistData, augment, batches, num_batches
 from .devices import resolve_device
 from .evaluate import PERCENT, accuracy_and_loss
@@ -215,6 +218,28 @@ def train(
         ) from exc
     model.eval()
     return result
+
+
+def save_result(result: TrainResult, path: str | os.PathLike) -> Path:
+    """Save a finished (or stopped) run as a checkpoint with its metrics and history."""
+    final = result.final
+    if final is None:
+        raise TrainingError("stopped before the first epoch finished; nothing to save")
+    metrics = {
+        "test_accuracy": final.test_accuracy,
+        "test_loss": final.test_loss,
+        "train_seconds": result.train_seconds,
+        "stopped": result.stopped,
+        "history": [asdict(epoch) for epoch in result.epochs],
+    }
+    return save_checkpoint(
+        path,
+        result.model,
+        result.model_config,
+        metrics,
+        train_config=asdict(result.train_config),
+        device=result.device,
+    )
 
 
 def _epoch_report(

@@ -3,26 +3,12 @@ import io
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from core.models import ModelConfig, build_model
 from core.predict import predict, predict_batch, saliency
 from core.preprocess import DIGIT_BOX, ImageError, open_image, preprocess, to_ink
-
-
-def encode(image: Image.Image, fmt="PNG", **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
-
-
-def seven(
-    mode="RGBA", bg=(0, 0, 0, 255), ink=(255, 255, 255, 255), size=280, box=(60, 40, 200, 240), width=18
-):
-    image = Image.new(mode, (size, size), bg)
-    left, top, right, bottom = box
-    ImageDraw.Draw(image).line([(left, top), (right, top), (left + 50, bottom)], fill=ink, width=width)
-    return image
+from tests.drawings import encode, seven
 
 
 def test_output_follows_the_mnist_recipe():

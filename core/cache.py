@@ -1,0 +1,65 @@
+"""Shared, read-only resources for the Streamlit pages (the only streamlit import in core/).
+
+Cached objects are shared by every session: never train or modify them in place.
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from .checkpoint import Checkpoint, CheckpointInfo, list_checkpoints, load_checkpoint, models_dir
+from .data import MnistData, data_dir_from_env, load_mnist
+from .evaluate import EvalReport, evaluate
+from .jobs import TrainingSlot
+
+MAX_CACHED_MODELS = 8
+
+
+@st.cache_resource(max_entries=MAX_CACHED_MODELS, show_spinner=False)
+def _checkpoint(path: str, modified: float) -> Checkpoint:
+    return load_checkpoint(path)
+
+
+def cached_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """A loaded checkpoint, keyed by path and modification time (a re-saved file reloads)."""
+    return _checkpoint(str(path), os.path.getmtime(path))
+
+
+@st.cache_data(show_spinner=False)
+def _listing(models_dir: str, stamp: tuple) -> list[CheckpointInfo]:
+    return list_checkpoints(models_dir)
+
+
+def cached_checkpoint_list() -> list[CheckpointInfo]:
+    """Checkpoints in models_dir(), re-read only when a file is added, removed or changed."""
+    folder = models_dir()
+    stamp = tuple(sorted((p.name, p.stat().st_mtime) for p in folder.glob("*.pt")))
+    return _listing(str(folder), stamp)
+
+
+@st.cache_resource(show_spinner=False)
+def cached_mnist(data_dir: str) -> MnistData:
+    """MNIST on the CPU, shared by all sessions (training moves its own copy to its device)."""
+    return load_mnist(data_dir, device="cpu", download=False)
+
+
+def mnist() -> MnistData:
+    return cached_mnist(str(data_dir_from_env()))
+
+
+@st.cache_data(max_entries=MAX_CACHED_MODELS, show_spinner=False)
+def _evaluation(path: str, modified: float, data_dir: str) -> EvalReport:
+    return evaluate(_checkpoint(path, modified).model, cached_mnist(data_dir).test)
+
+
+def cached_evaluation(path: str | os.PathLike) -> EvalReport:
+    """The test-set evaluation of a checkpoint, computed once per file version."""
+    return _evaluation(str(path), os.path.getmtime(path), str(data_dir_from_env()))
+
+
+@st.cache_resource
+def training_slot() -> TrainingSlot:
+    """The server-wide training slot: runs survive page changes and reruns."""
+    return TrainingSlot()

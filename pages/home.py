@@ -1,0 +1,33 @@
+import streamlit as st
+
+from core.cache import mnist
+from core.data import MNIST_MEAN, MNIST_STD, data_present
+from pages import ui
+
+SAMPLE_COUNT = 20
+
+st.title("MNIST Digit Recognizer")
+st.markdown(
+    "Train PyTorch models on MNIST and watch them learn (**Train**), see where they fail "
+    "(**Evaluate**), and draw or upload a digit to have it read (**Predict**). Drawings and photos "
+    "go through MNIST's own recipe: the digit is cropped, scaled into a 20×20 box and centred by "
+    "its centre of mass in 28×28, white on black."
+)
+
+st.subheader("Active model")
+checkpoint = ui.active_checkpoint()
+if checkpoint:
+    ui.model_card(checkpoint)
+
+st.subheader("Dataset")
+if data_present():
+    data = mnist()
+    st.success(f"MNIST ready: {len(data.train):,} training and {len(data.test):,} test images.")
+    images = (data.test.images[:SAMPLE_COUNT, 0] * MNIST_STD + MNIST_MEAN).numpy()
+    cols = st.columns(SAMPLE_COUNT // 2)
+    for i, image in enumerate(images):
+        with cols[i % len(cols)]:
+            ui.digit_image(image, caption=str(int(data.test.labels[i])))
+else:
+    ui.data_missing_message()
+    st.caption("Predict works without the dataset: the app ships trained models.")

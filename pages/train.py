@@ -1,0 +1,122 @@
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.cache import mnist, training_slot
+from core.data import AUGMENTATIONS
+from core.devices import available_devices
+from core.jobs import DONE, FAILED, RUNNING, BusyError
+from core.models import ModelConfig
+from core.train import NO_AUGMENT, default_train_config
+from pages import ui
+
+POLL_SECONDS = 0.5
+BATCH_SIZES = [32, 64, 128, 256, 512, 1024]
+ARCH_LABELS = {"mlp": "MLP (784-hidden-10)", "cnn": "CNN"}
+JOB_KEY = "training_job_id"
+
+st.title("Train")
+if not ui.data_ready():
+    st.stop()
+
+arch = st.radio("Model", list(ARCH_LABELS), format_func=ARCH_LABELS.get, horizontal=True)
+recipe = default_train_config(arch)
+with st.form("settings"):
+    left, right = st.columns(2)
+    # Keys name the arch, so choosing a model resets these fields to that model's recipe.
+    hidden = left.number_input("Hidden units / classifier width", 8, 1024, 128, step=8, key=f"hidden-{arch}")
+    epochs = left.number_input("Epochs", 1, 50, recipe.epochs, key=f"epochs-{arch}")
+    batch_size = left.select_slider("Batch size", BATCH_SIZES, recipe.batch_size, key=f"batch-{arch}")
+    lr = right.number_input("Peak learning rate", 1e-5, 1.0, recipe.lr, format="%.4f", key=f"lr-{arch}")
+    strengths = [NO_AUGMENT, *AUGMENTATIONS]
+    augment = right.selectbox("Augmentation", strengths, strengths.index(recipe.augment), key=f"aug-{arch}")
+    seed = right.number_input("Seed", 0, 2**31 - 1, 0)
+    devices = available_devices()
+    device = right.selectbox("Device", devices, format_func=lambda d: d.label)  # fastest first
+    start = st.form_submit_button("Start training", type="primary")
+
+slot = training_slot()
+if start:
+    config = default_train_config(
+        arch, epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), augment=augment, seed=int(seed),
+        device=device.id,
+    )  # fmt: skip
+    try:
+        job = slot.start(ModelConfig(arch, hidden=int(hidden)), config, mnist())
+        st.session_state[JOB_KEY] = id(job)
+    except BusyError as exc:
+        st.warning(str(exc).capitalize() + ".")
+
+
+def loss_figure(losses: list[float]) -> go.Figure:
+    figure = go.Figure(go.Scatter(y=losses, mode="lines", name="loss"))
+    figure.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), title="Training loss (smoothed)")
+    return figure
+
+
+def accuracy_figure(epochs) -> go.Figure:
+    x = [e.epoch for e in epochs]
+    figure = go.Figure()
+    figure.add_scatter(x=x, y=[e.train_accuracy for e in epochs], mode="lines+markers", name="train")
+    figure.add_scatter(x=x, y=[e.test_accuracy for e in epochs], mode="lines+markers", name="test")
+    figure.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), title="Accuracy per epoch (%)")
+    return figure
+
+
+def show(snap, mine: bool) -> None:
+    """Status line, progress and the two live charts for one job snapshot."""
+    if snap.status == RUNNING:
+        if mine:
+            st.button("Stop", on_click=slot.job.stop)
+        else:
+            st.info("Another session is training on this server; you can watch its progress.")
+        if snap.latest:
+            latest = snap.latest
+            st.progress(
+                latest.fraction_done,
+                f"epoch {latest.epoch}/{snap.train_config.epochs} · {latest.samples_per_s:,.0f} images/s · "
+                f"ETA {latest.eta_s:.0f} s",
+            )
+    elif snap.status == FAILED:
+        st.error(snap.error)
+    else:
+        finished = "finished" if snap.status == DONE else "stopped early; the partial model was saved"
+        st.success(f"Training {finished}: `{snap.checkpoint}`")
+        if mine:
+            published(snap.checkpoint)
+    cols = st.columns(2)
+    cols[0].plotly_chart(loss_figure(snap.losses), key="loss")
+    cols[1].plotly_chart(accuracy_figure(snap.epochs), key="accuracy")
+    if snap.epochs:
+        last = snap.epochs[-1]
+        st.caption(f"Epoch {last.epoch}: test accuracy {last.test_accuracy:.2f}% after {last.seconds:.1f} s")
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def live(mine: bool) -> None:
+    """Polls the worker; once it ends, one full rerun swaps in the static result."""
+    snap = slot.job.snapshot()
+    if snap.status != RUNNING:
+        st.rerun(scope="app")
+    show(snap, mine)
+
+
+def use_model(path: str) -> None:
+    st.session_state[ui.MODEL_KEY] = path
+
+
+def published(path: str) -> None:
+    cols = st.columns(2)
+    cols[0].button("Use as active model", on_click=use_model, args=(path,))
+    with open(path, "rb") as f:
+        cols[1].download_button("Download checkpoint", f.read(), file_name=path.rsplit("/", 1)[-1])
+
+
+job = slot.job
+if job is None:
+    st.caption("Choose settings and press Start.")
+else:
+    mine = st.session_state.get(JOB_KEY) == id(job)
+    if job.running:
+        live(mine)
+    else:
+        show(job.snapshot(), mine)

@@ -1,0 +1,144 @@
+"""Drawing helpers shared by the pages: they render core results and hold no logic of their own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from core.cache import cached_checkpoint, cached_checkpoint_list
+from core.checkpoint import Checkpoint, CheckpointError
+from core.data import DATA_DIR_ENV, RAW_FILES, data_dir_from_env, data_present, raw_folder
+from core.models import count_parameters
+from core.predict import Prediction, saliency
+
+MODEL_KEY = "model_path"
+DIGIT_PIXELS = 140  # 28x28 inputs are shown 5x, pixel-sharp
+
+
+def _ensure_active_model() -> dict[str, str]:
+    """{path: label} of the available models; the active one defaults to the most accurate."""
+    labels = {
+        info.path: f"{Path(info.path).stem} ({info.arch.upper()}, {info.test_accuracy:.2f}%)"
+        for info in cached_checkpoint_list()
+    }
+    if labels and st.session_state.get(MODEL_KEY) not in labels:
+        st.session_state[MODEL_KEY] = next(iter(labels))
+    return labels
+
+
+def model_picker() -> None:
+    """Sidebar selector of the active model, shared by every page through session state."""
+    labels = _ensure_active_model()
+    if not labels:
+        st.sidebar.warning("No trained models yet: train one on the Train page.")
+        return
+    st.sidebar.selectbox("Active model", list(labels), key=MODEL_KEY, format_func=labels.get)
+
+
+def active_checkpoint() -> Checkpoint | None:
+    """The active model, or None with a message when there is none or it cannot be loaded."""
+    _ensure_active_model()  # pages can run before the picker (tests) or after a model vanished
+    path = st.session_state.get(MODEL_KEY)
+    if not path:
+        st.info("No model available yet: train one on the Train page.")
+        return None
+    try:
+        return cached_checkpoint(path)
+    except (CheckpointError, OSError) as exc:
+        st.error(f"Cannot use the selected model: {exc}")
+        return None
+
+
+def model_card(ckpt: Checkpoint) -> None:
+    config = ckpt.model_config
+    shape = (
+        f"784-{config.hidden}-10" if config.arch == "mlp" else f"conv {'-'.join(map(str, config.channels))}"
+    )
+    cols = st.columns(4)
+    cols[0].metric("Architecture", f"{config.arch.upper()}", shape)
+    cols[1].metric("Parameters", f"{count_parameters(ckpt.model):,}")
+    cols[2].metric("Test accuracy", f"{ckpt.test_accuracy:.2f}%" if ckpt.test_accuracy else "—")
+    cols[3].metric("Trained on", ckpt.device, ckpt.created_at.replace("T", " ")[:16], delta_color="off")
+
+
+def data_missing_message() -> None:
+    files = ", ".join(f"`{name}`" for name in RAW_FILES)
+    st.warning(
+        f"MNIST is not on this server yet. Put {files} in `{raw_folder()}` "
+        f"(or set `{DATA_DIR_ENV}` to a folder with `MNIST/raw/`), or download it below."
+    )
+
+
+def data_ready() -> bool:
+    """True when MNIST is on disk; otherwise explains and offers a download."""
+    if data_present():
+        return True
+    data_missing_message()
+    if st.button("Download MNIST (about 11 MB)"):
+        from core.data import DataError, load_mnist
+
+        with st.spinner("Downloading MNIST…"):
+            try:
+                load_mnist(data_dir_from_env(), download=True)
+            except DataError as exc:
+                st.error(str(exc))
+                return False
+        st.rerun()
+    return False
+
+
+def digit_image(pixels: np.ndarray, caption: str | None = None) -> None:
+    """Show a (h, w) or (h, w, 3) array in 0..1, enlarged without blurring."""
+    image = Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8))
+    scale = DIGIT_PIXELS / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    st.image(image.resize(size, Image.Resampling.NEAREST), caption=caption)
+
+
+def probability_chart(probabilities: list[float], digit: int) -> go.Figure:
+    colours = ["#4c9aff" if d == digit else "#7a869a" for d in range(10)]
+    figure = go.Figure(go.Bar(x=list(range(10)), y=probabilities, marker_color=colours))
+    figure.update_layout(
+        height=240,
+        margin=dict(l=10, r=10, t=10, b=10),
+        xaxis=dict(dtick=1, title="digit"),
+        yaxis_range=[0, 1],
+    )
+    return figure
+
+
+def saliency_overlay(image28: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """RGB (28, 28, 3): the input in grey, the pixels that drove the prediction in orange."""
+    grey = np.stack([image28] * 3, -1) * 0.5
+    orange = np.array([1.0, 0.55, 0.1])
+    return np.clip(grey + heat[..., None] * orange, 0, 1)
+
+
+def show_prediction(prediction: Prediction, model, key: str) -> None:
+    """Metric, probabilities, MNIST-style input, preprocessing stages and saliency."""
+    if prediction.blank:
+        st.info("Nothing drawn — draw a digit (white on black) or upload a clearer image.")
+        return
+    left, right = st.columns([1, 2])
+    left.metric("Prediction", prediction.digit, f"{prediction.confidence:.1%} confident", delta_color="off")
+    if prediction.low_confidence:
+        left.warning("Low confidence: the digit may be unclear.")
+    right.plotly_chart(probability_chart(prediction.probabilities, prediction.digit), key=f"{key}-probs")
+    stages = prediction.processed.stages
+    cols = st.columns(4)
+    with cols[0]:
+        digit_image(stages["ink"], "input (ink)")
+    with cols[1]:
+        digit_image(stages["cropped"], "cropped")
+    with cols[2]:
+        digit_image(prediction.processed.image28, "28×28 model input")
+    with cols[3]:
+        heat = saliency(model, prediction.processed, prediction.digit)
+        overlay = saliency_overlay(prediction.processed.image28, heat)
+        st.image(
+            Image.fromarray((overlay * 255).astype(np.uint8)).resize((DIGIT_PIXELS,) * 2, 0), "why this digit"
+        )

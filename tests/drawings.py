@@ -1,0 +1,28 @@
+"""Simple drawings every model reads with certainty, shared by the app and CLI tests."""
+
+import io
+
+from PIL import Image, ImageDraw
+
+CANVAS = 280
+WHITE, BLACK = (255, 255, 255, 255), (0, 0, 0, 255)
+
+
+def seven(mode="RGBA", bg=BLACK, ink=WHITE, box=(60, 40, 200, 240), width=18) -> Image.Image:
+    """A 280x280 drawing of a 7 with its bar at the top of `box`."""
+    image = Image.new(mode, (CANVAS, CANVAS), bg)
+    left, top, right, bottom = box
+    ImageDraw.Draw(image).line([(left, top), (right, top), (left + 50, bottom)], fill=ink, width=width)
+    return image
+
+
+def one() -> Image.Image:
+    image = Image.new("RGBA", (CANVAS, CANVAS), BLACK)
+    ImageDraw.Draw(image).line([(150, 40), (140, 240)], fill=WHITE, width=18)
+    return image
+
+
+def encode(image: Image.Image, fmt="PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()

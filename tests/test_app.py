@@ -1,0 +1,156 @@
+"""AppTests: every page, with and without the dataset; Predict with st_canvas patched."""
+
+import shutil
+import sys
+import types
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.cache import training_slot
+from core.checkpoint import SHIPPED_MODELS_DIR
+from tests.conftest import ROOT
+from tests.drawings import encode, one, seven
+
+PAGES = ["pages/home.py", "pages/train.py", "pages/evaluate.py", "pages/predict.py"]
+TIMEOUT = 60
+
+
+class FakeCanvas:
+    """Stands in for streamlit_drawable_canvas: returns a fixed drawing as the canvas PNG."""
+
+    def __init__(self):
+        self.png: bytes | None = None
+        self.module = types.SimpleNamespace(st_canvas=self.st_canvas)
+
+    def st_canvas(self, **kwargs):
+        assert kwargs["return_image_data"] and kwargs["width"] == kwargs["height"] == 280
+        return types.SimpleNamespace(image_bytes=self.png)
+
+
+@pytest.fixture
+def canvas(monkeypatch):
+    fake = FakeCanvas()
+    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", fake.module)
+    return fake
+
+
+@pytest.fixture
+def models(tmp_path, monkeypatch):
+    folder = tmp_path / "models"
+    shutil.copytree(SHIPPED_MODELS_DIR, folder)
+    monkeypatch.setenv("MNIST_MODELS_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def with_data(tiny_data_dir, monkeypatch, models):
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tiny_data_dir))
+
+
+@pytest.fixture
+def without_data(tmp_path, monkeypatch, models):
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "no-data-here"))
+
+
+def open_page(page: str) -> AppTest:
+    app = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=TIMEOUT)
+    app.run()
+    app.switch_page(page)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def texts(app: AppTest) -> str:
+    parts = [
+        e.value
+        for kind in ("markdown", "caption", "info", "warning", "success", "error")
+        for e in app.get(kind)
+    ]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_the_entry_point_offers_the_model_picker(with_data, canvas):
+    app = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=TIMEOUT).run()
+    picker = app.selectbox(key="model_path")
+    assert picker.label == "Active model" and picker.value.endswith("cnn.pt")  # the most accurate
+    assert picker.options == ["cnn (CNN, 99.44%)", "mlp (MLP, 98.59%)"]
+
+
+TITLES = {"pages/home.py": "MNIST Digit Recognizer", "pages/train.py": "Train"}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_with_the_dataset(with_data, canvas, page):
+    app = open_page(page)
+    expected = TITLES.get(page, page.removeprefix("pages/").removesuffix(".py").capitalize())
+    assert app.title[0].value == expected
+    if page in ("pages/evaluate.py", "pages/predict.py"):
+        assert "`cnn.pt`" in texts(app)  # the most accurate model is active by default
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_the_dataset(without_data, canvas, page):
+    app = open_page(page)
+    if page != "pages/predict.py":  # Predict needs only the shipped models
+        assert "MNIST is not on this server yet" in texts(app)
+
+
+def test_home_shows_the_model_card_and_samples(with_data, canvas):
+    app = open_page("pages/home.py")
+    assert app.title[0].value == "MNIST Digit Recognizer"
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Architecture"] == "CNN" and metrics["Test accuracy"] == "99.44%"
+    assert "MNIST ready: 600 training and 200 test images." in texts(app)
+
+
+def test_predict_reads_the_drawn_digit(with_data, canvas):
+    canvas.png = encode(seven())
+    app = open_page("pages/predict.py")
+    prediction = [m for m in app.metric if m.label == "Prediction"]
+    assert prediction and prediction[0].value == "7"
+
+
+def test_predict_says_when_nothing_is_drawn(with_data, canvas):
+    app = open_page("pages/predict.py")
+    assert "Nothing drawn yet." in texts(app)
+    canvas.png = encode(seven(ink=(0, 0, 0, 255)))  # black on black: an empty-looking canvas
+    app.run()
+    assert "Nothing drawn" in texts(app) and not [m for m in app.metric if m.label == "Prediction"]
+
+
+def test_upload_predicts_each_file_and_explains_bad_ones(with_data, canvas):
+    app = open_page("pages/predict.py")
+    app.file_uploader(key="uploads").set_value(
+        [("one.png", encode(one()), "image/png"), ("junk.png", b"not an image", "image/png")]
+    )
+    app.run()
+    next(b for b in app.button if b.label == "Predict Digit").click()
+    app.run()
+    assert [m.value for m in app.metric if m.label == "Prediction"] == ["1"]
+    assert any("junk.png" in e.value and "not an image" in e.value for e in app.error)
+
+
+def test_evaluate_shows_accuracy_and_mistakes(with_data, canvas):
+    app = open_page("pages/evaluate.py")
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Accuracy"].endswith("%") and metrics["Mistakes"].endswith("of 200")
+    app.selectbox(key="true_digit").set_value(3)
+    app.run()
+    assert not app.exception
+
+
+def test_a_short_training_run_completes_and_can_be_used(with_data, canvas, models):
+    app = open_page("pages/train.py")
+    app.number_input(key="epochs-mlp").set_value(1)
+    app.select_slider(key="batch-mlp").set_value(64)
+    next(b for b in app.button if b.label == "Start training").click()
+    app.run()
+    job = training_slot().job
+    job.join(timeout=TIMEOUT)
+    app.run()
+    assert not app.exception and "Training finished" in texts(app)
+    new = job.snapshot().checkpoint
+    assert new.startswith(str(models)) and len(app.get("plotly_chart")) == 2
+    assert any(b.label == "Use as active model" for b in app.button)  # switching: see test_browser
