@@ -2,16 +2,16 @@
 
 import streamlit as st
 
-from pages import ui
+from app_pages import ui
 
 st.set_page_config(page_title="MNIST Digit Recognizer", page_icon=":material/draw:", layout="wide")
 
 navigation = st.navigation(
     [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/train.py", title="Train", icon=":material/monitoring:"),
-        st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
-        st.Page("pages/predict.py", title="Predict", icon=":material/draw:"),
+        st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("app_pages/train.py", title="Train", icon=":material/monitoring:"),
+        st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+        st.Page("app_pages/predict.py", title="Predict", icon=":material/draw:"),
     ]
 )
 ui.model_picker()

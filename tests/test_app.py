@@ -12,7 +12,7 @@ from core.checkpoint import SHIPPED_MODELS_DIR
 from tests.conftest import ROOT
 from tests.drawings import encode, one, seven
 
-PAGES = ["pages/home.py", "pages/train.py", "pages/evaluate.py", "pages/predict.py"]
+PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/predict.py"]
 TIMEOUT = 60
 
 
@@ -78,27 +78,27 @@ def test_the_entry_point_offers_the_model_picker(with_data, canvas):
     assert picker.options == ["cnn (CNN, 99.44%)", "mlp (MLP, 98.59%)"]
 
 
-TITLES = {"pages/home.py": "MNIST Digit Recognizer", "pages/train.py": "Train"}
+TITLES = {"app_pages/home.py": "MNIST Digit Recognizer", "app_pages/train.py": "Train"}
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_with_the_dataset(with_data, canvas, page):
     app = open_page(page)
-    expected = TITLES.get(page, page.removeprefix("pages/").removesuffix(".py").capitalize())
+    expected = TITLES.get(page, page.removeprefix("app_pages/").removesuffix(".py").capitalize())
     assert app.title[0].value == expected
-    if page in ("pages/evaluate.py", "pages/predict.py"):
+    if page in ("app_pages/evaluate.py", "app_pages/predict.py"):
         assert "`cnn.pt`" in texts(app)  # the most accurate model is active by default
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_without_the_dataset(without_data, canvas, page):
     app = open_page(page)
-    if page != "pages/predict.py":  # Predict needs only the shipped models
+    if page != "app_pages/predict.py":  # Predict needs only the shipped models
         assert "MNIST is not on this server yet" in texts(app)
 
 
 def test_home_shows_the_model_card_and_samples(with_data, canvas):
-    app = open_page("pages/home.py")
+    app = open_page("app_pages/home.py")
     assert app.title[0].value == "MNIST Digit Recognizer"
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Architecture"] == "CNN" and metrics["Test accuracy"] == "99.44%"
@@ -107,13 +107,13 @@ def test_home_shows_the_model_card_and_samples(with_data, canvas):
 
 def test_predict_reads_the_drawn_digit(with_data, canvas):
     canvas.png = encode(seven())
-    app = open_page("pages/predict.py")
+    app = open_page("app_pages/predict.py")
     prediction = [m for m in app.metric if m.label == "Prediction"]
     assert prediction and prediction[0].value == "7"
 
 
 def test_predict_says_when_nothing_is_drawn(with_data, canvas):
-    app = open_page("pages/predict.py")
+    app = open_page("app_pages/predict.py")
     assert "Nothing drawn yet." in texts(app)
     canvas.png = encode(seven(ink=(0, 0, 0, 255)))  # black on black: an empty-looking canvas
     app.run()
@@ -121,7 +121,7 @@ def test_predict_says_when_nothing_is_drawn(with_data, canvas):
 
 
 def test_upload_predicts_each_file_and_explains_bad_ones(with_data, canvas):
-    app = open_page("pages/predict.py")
+    app = open_page("app_pages/predict.py")
     app.file_uploader(key="uploads").set_value(
         [("one.png", encode(one()), "image/png"), ("junk.png", b"not an image", "image/png")]
     )
@@ -133,7 +133,7 @@ def test_upload_predicts_each_file_and_explains_bad_ones(with_data, canvas):
 
 
 def test_evaluate_shows_accuracy_and_mistakes(with_data, canvas):
-    app = open_page("pages/evaluate.py")
+    app = open_page("app_pages/evaluate.py")
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Accuracy"].endswith("%") and metrics["Mistakes"].endswith("of 200")
     app.selectbox(key="true_digit").set_value(3)
@@ -142,7 +142,7 @@ def test_evaluate_shows_accuracy_and_mistakes(with_data, canvas):
 
 
 def test_a_short_training_run_completes_and_can_be_used(with_data, canvas, models):
-    app = open_page("pages/train.py")
+    app = open_page("app_pages/train.py")
     app.number_input(key="epochs-mlp").set_value(1)
     app.select_slider(key="batch-mlp").set_value(64)
     next(b for b in app.button if b.label == "Start training").click()

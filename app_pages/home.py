@@ -1,8 +1,8 @@
 import streamlit as st
 
+from app_pages import ui
 from core.cache import mnist
 from core.data import MNIST_MEAN, MNIST_STD, data_present
-from pages import ui
 
 SAMPLE_COUNT = 20
 

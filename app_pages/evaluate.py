@@ -2,9 +2,9 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from app_pages import ui
 from core.cache import cached_evaluation, mnist
 from core.data import MNIST_MEAN, MNIST_STD
-from pages import ui
 
 GALLERY_SIZE = 24
 GALLERY_COLUMNS = 8

@@ -106,7 +106,7 @@ def probability_chart(probabilities: list[float], digit: int) -> go.Figure:
         height=240,
         margin=dict(l=10, r=10, t=10, b=10),
         xaxis=dict(dtick=1, title="digit"),
-        yaxis_range=[0, 1],
+        yaxis=dict(range=[0, 1], title="probability"),
     )
     return figure
 
@@ -139,6 +139,4 @@ def show_prediction(prediction: Prediction, model, key: str) -> None:
     with cols[3]:
         heat = saliency(model, prediction.processed, prediction.digit)
         overlay = saliency_overlay(prediction.processed.image28, heat)
-        st.image(
-            Image.fromarray((overlay * 255).astype(np.uint8)).resize((DIGIT_PIXELS,) * 2, 0), "why this digit"
-        )
+        digit_image(overlay, "why this digit")

@@ -1,13 +1,13 @@
 import plotly.graph_objects as go
 import streamlit as st
 
+from app_pages import ui
 from core.cache import mnist, training_slot
 from core.data import AUGMENTATIONS
 from core.devices import available_devices
 from core.jobs import DONE, FAILED, RUNNING, BusyError
 from core.models import ModelConfig
 from core.train import NO_AUGMENT, default_train_config
-from pages import ui
 
 POLL_SECONDS = 0.5
 BATCH_SIZES = [32, 64, 128, 256, 512, 1024]

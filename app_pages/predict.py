@@ -1,9 +1,9 @@
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
+from app_pages import ui
 from core.predict import predict, predict_batch
 from core.preprocess import ImageError, open_image
-from pages import ui
 
 CANVAS_SIDE = 280
 
