@@ -16,7 +16,9 @@ st.caption(f"Model `{checkpoint.path.name}` · {checkpoint.model_config.arch.upp
 
 draw, upload = st.tabs(["Draw", "Upload"])
 
-with draw:
+
+def drawing_panel() -> None:
+    """Canvas and result, predicting after every stroke."""
     left, right = st.columns([1, 2])
     with left:
         stroke = st.slider("Pen width", 5, 40, 18)
@@ -37,6 +39,10 @@ with draw:
             st.info("Nothing drawn yet.")
         else:
             ui.show_prediction(predict(model, drawing), model, key="canvas")
+
+
+with draw:
+    drawing_panel()
 
 with upload:
     files = st.file_uploader(

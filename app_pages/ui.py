@@ -93,10 +93,7 @@ def data_ready() -> bool:
 
 def digit_image(pixels: np.ndarray, caption: str | None = None) -> None:
     """Show a (h, w) or (h, w, 3) array in 0..1, enlarged without blurring."""
-    image = Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8))
-    scale = DIGIT_PIXELS / max(image.size)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    st.image(image.resize(size, Image.Resampling.NEAREST), caption=caption)
+    st.image(_panel(pixels), caption=caption)
 
 
 def probability_chart(probabilities: list[float], digit: int) -> go.Figure:
@@ -118,6 +115,29 @@ def saliency_overlay(image28: np.ndarray, heat: np.ndarray) -> np.ndarray:
     return np.clip(grey + heat[..., None] * orange, 0, 1)
 
 
+STAGE_CAPTIONS = ("input (ink)", "cropped", "28×28 model input", "why this digit")
+STRIP_GAP = 12
+
+
+def _panel(pixels: np.ndarray) -> Image.Image:
+    image = Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8)).convert("RGB")
+    scale = DIGIT_PIXELS / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.NEAREST)
+
+
+def stage_strip(prediction: Prediction, heat: np.ndarray) -> Image.Image:
+    """The preprocessing stages and the saliency overlay side by side: one image, one fetch."""
+    stages = prediction.processed.stages
+    image28 = prediction.processed.image28
+    panels = [_panel(stages["ink"]), _panel(stages["cropped"]), _panel(image28)]
+    panels.append(_panel(saliency_overlay(image28, heat)))
+    strip = Image.new("RGB", (len(panels) * (DIGIT_PIXELS + STRIP_GAP), DIGIT_PIXELS))
+    for i, panel in enumerate(panels):
+        strip.paste(panel, (i * (DIGIT_PIXELS + STRIP_GAP), (DIGIT_PIXELS - panel.height) // 2))
+    return strip
+
+
 def show_prediction(prediction: Prediction, model, key: str) -> None:
     """Metric, probabilities, MNIST-style input, preprocessing stages and saliency."""
     if prediction.blank:
@@ -128,15 +148,5 @@ def show_prediction(prediction: Prediction, model, key: str) -> None:
     if prediction.low_confidence:
         left.warning("Low confidence: the digit may be unclear.")
     right.plotly_chart(probability_chart(prediction.probabilities, prediction.digit), key=f"{key}-probs")
-    stages = prediction.processed.stages
-    cols = st.columns(4)
-    with cols[0]:
-        digit_image(stages["ink"], "input (ink)")
-    with cols[1]:
-        digit_image(stages["cropped"], "cropped")
-    with cols[2]:
-        digit_image(prediction.processed.image28, "28×28 model input")
-    with cols[3]:
-        heat = saliency(model, prediction.processed, prediction.digit)
-        overlay = saliency_overlay(prediction.processed.image28, heat)
-        digit_image(overlay, "why this digit")
+    heat = saliency(model, prediction.processed, prediction.digit)
+    st.image(stage_strip(prediction, heat), caption=" · ".join(STAGE_CAPTIONS))
