@@ -1,0 +1,1 @@
+"""Side-by-side speed measurements: the classic MNIST tutorial pipeline against core."""

@@ -1,0 +1,188 @@
+"""python -m bench [--quick] [--device auto|cpu|cuda] [--data-dir DIR] [--report FILE]."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import statistics
+import time
+
+import torch
+from PIL import Image, ImageDraw
+
+from core.data import data_dir_from_env, load_mnist
+from core.devices import resolve_device
+from core.evaluate import evaluate
+from core.models import ModelConfig
+from core.predict import predict, predict_batch
+from core.preprocess import preprocess
+from core.train import EpochReport, default_train_config, train
+
+from .classic import classic_eval_rate, classic_mlp, train_classic
+
+MLP_THRESHOLDS = (97.5, 98.0)
+CNN_THRESHOLDS = (99.0, 99.4)
+CLASSIC_EPOCHS = {"quick": 6, "full": 15}
+LATENCY_SAMPLES = {"quick": 100, "full": 400}
+BATCH_IMAGES = 256
+P99 = 0.99
+
+
+def first_time_to(history: list[tuple[float, float]], threshold: float) -> float | None:
+    """Training seconds at the first epoch whose test accuracy reaches threshold."""
+    return next((round(seconds, 2) for seconds, accuracy in history if accuracy >= threshold), None)
+
+
+def ratio(slow: float | None, fast: float | None) -> float | None:
+    return round(slow / fast, 1) if slow and fast else None
+
+
+def ours(arch: str, data, device: torch.device):
+    epochs: list[EpochReport] = []
+
+    def keep(update):
+        if isinstance(update, EpochReport):
+            epochs.append(update)
+
+    result = train(ModelConfig(arch), default_train_config(arch, device=str(device)), data, callback=keep)
+    return result, [(e.seconds, e.test_accuracy) for e in epochs]
+
+
+def canvas_png() -> bytes:
+    """A 280x280 canvas drawing of a 7, as the Predict page receives it."""
+    image = Image.new("RGBA", (280, 280), (0, 0, 0, 255))
+    ImageDraw.Draw(image).line([(60, 40), (200, 40), (110, 240)], fill=(255, 255, 255, 255), width=18)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def latency_ms(model, samples: int) -> tuple[float, float]:
+    """(p50, p99) milliseconds for preprocess + forward of one canvas PNG."""
+    png = canvas_png()
+    for _ in range(10):  # warm-up
+        predict(model, png)
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        predict(model, png)
+        times.append(1000 * (time.perf_counter() - started))
+    times.sort()
+    return round(statistics.median(times), 2), round(times[int(P99 * (len(times) - 1))], 2)
+
+
+def batch_rate(model) -> float:
+    processed = [preprocess(canvas_png())] * BATCH_IMAGES
+    started = time.perf_counter()
+    predict_batch(model, processed)
+    return round(BATCH_IMAGES / (time.perf_counter() - started))
+
+
+def run(args: argparse.Namespace) -> dict:
+    mode = "quick" if args.quick else "full"
+    device = resolve_device(args.device)
+    data_dir = str(data_dir_from_env(args.data_dir))
+    torch.set_num_threads(torch.get_num_threads())
+
+    classic = train_classic(data_dir, device, CLASSIC_EPOCHS[mode], lambda acc: args.quick and acc >= 97.5)
+    data = load_mnist(data_dir, device=device)
+    mlp, mlp_history = ours("mlp", data, device)
+    cnn, cnn_history = ours("cnn", data, device)
+
+    classic_eval = classic_eval_rate(data_dir, classic_mlp(), device)
+    started = time.perf_counter()
+    evaluate(mlp.model, data.test)
+    our_eval = len(data.test) / (time.perf_counter() - started)
+
+    cpu_mlp, cpu_cnn = mlp.model.cpu(), cnn.model.cpu()  # the app predicts on the CPU
+    mlp_p50, mlp_p99 = latency_ms(cpu_mlp, LATENCY_SAMPLES[mode])
+    cnn_p50, cnn_p99 = latency_ms(cpu_cnn, LATENCY_SAMPLES[mode])
+    classic_97_5 = first_time_to(classic, 97.5)
+    mlp_97_5 = first_time_to(mlp_history, 97.5)
+    return {
+        "device": str(device),
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        "mode": mode,
+        "classic_seconds_per_epoch": round(classic[0][0], 2),
+        "classic_seconds_to_97_5": classic_97_5,
+        "classic_seconds_to_98_0": first_time_to(classic, 98.0),
+        "classic_final_accuracy": round(classic[-1][1], 2),
+        "classic_epochs": len(classic),
+        "mlp_seconds_per_epoch": round(mlp_history[-1][0] / len(mlp_history), 2),
+        "mlp_seconds_to_97_5": mlp_97_5,
+        "mlp_seconds_to_98_0": first_time_to(mlp_history, 98.0),
+        "mlp_test_accuracy": round(mlp.final.test_accuracy, 2),
+        "mlp_train_seconds": round(mlp.train_seconds, 2),
+        "train_speedup_vs_classic": ratio(classic_97_5, mlp_97_5),
+        "cnn_seconds_to_99_0": first_time_to(cnn_history, 99.0),
+        "cnn_seconds_to_99_4": first_time_to(cnn_history, 99.4),
+        "cnn_test_accuracy": round(cnn.final.test_accuracy, 2),
+        "cnn_train_seconds": round(cnn.train_seconds, 2),
+        "classic_eval_images_per_s": round(classic_eval),
+        "eval_images_per_s": round(our_eval),
+        "eval_speedup_vs_classic": ratio(our_eval, classic_eval),
+        "predict_ms_p50": mlp_p50,
+        "predict_ms_p99": mlp_p99,
+        "cnn_predict_ms_p50": cnn_p50,
+        "cnn_predict_ms_p99": cnn_p99,
+        "mlp_batch_predict_images_per_s": batch_rate(cpu_mlp),
+        "cnn_batch_predict_images_per_s": batch_rate(cpu_cnn),
+    }
+
+
+def _s(value, unit=" s") -> str:
+    return "not reached" if value is None else f"{value}{unit}"
+
+
+def markdown(r: dict) -> str:
+    """The results as a markdown table (classic, core, ratio)."""
+    epoch_ratio = ratio(r["classic_seconds_per_epoch"], r["mlp_seconds_per_epoch"])
+    cnn_times = f"{_s(r['cnn_seconds_to_99_0'])} / {_s(r['cnn_seconds_to_99_4'])}"
+    rows = [
+        ("seconds per epoch (MLP)", r["classic_seconds_per_epoch"], r["mlp_seconds_per_epoch"], epoch_ratio),
+        ("time to 97.5 % (MLP)", _s(r["classic_seconds_to_97_5"]), _s(r["mlp_seconds_to_97_5"]),
+         r["train_speedup_vs_classic"]),
+        ("time to 98.0 % (MLP)", _s(r["classic_seconds_to_98_0"]), _s(r["mlp_seconds_to_98_0"]), None),
+        ("final MLP test accuracy", f"{r['classic_final_accuracy']} % ({r['classic_epochs']} epochs)",
+         f"{r['mlp_test_accuracy']} % ({r['mlp_train_seconds']} s)", None),
+        ("CNN time to 99.0 % / 99.4 %", "", cnn_times, None),
+        ("evaluation, test images/s", f"{r['classic_eval_images_per_s']:,}", f"{r['eval_images_per_s']:,}",
+         r["eval_speedup_vs_classic"]),
+        ("predict one canvas p50 / p99, MLP", "", f"{r['predict_ms_p50']} / {r['predict_ms_p99']} ms", None),
+        ("predict one canvas p50 / p99, CNN", "", f"{r['cnn_predict_ms_p50']} / {r['cnn_predict_ms_p99']} ms",
+         None),
+        ("batch prediction images/s, MLP / CNN", "",
+         f"{r['mlp_batch_predict_images_per_s']:,} / {r['cnn_batch_predict_images_per_s']:,}", None),
+    ]  # fmt: skip
+    quick = " --quick" if r["mode"] == "quick" else ""
+    lines = [
+        f"Measured with `python -m bench{quick}` on {r['device']} ({r['machine']}), "
+        "both pipelines in one process, back to back.",
+        "",
+        "| measure | classic tutorial | core | ratio |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {name} | {old} | {new} | {f'{x}x' if x else ''} |" for name, old, new, x in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="stop the classic run at 97.5 %% (< 3 min)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
+    parser.add_argument("--data-dir", help="folder with MNIST/raw (default: $MNIST_DATA_DIR or data/)")
+    parser.add_argument("--report", help="also write the markdown table to this file")
+    args = parser.parse_args()
+    results = run(args)
+    table = markdown(results)
+    print(table)
+    if args.report:
+        with open(args.report, "w") as f:
+            f.write(table + "\n")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
