@@ -190,12 +190,3 @@ def default_checkpoint(folder: str | os.PathLike | None = None) -> Path:
 def default_checkpoint_path(arch: str, folder: str | os.PathLike | None = None) -> Path:
     """A fresh, time-stamped checkpoint path in folder (default models_dir())."""
     return Path(folder or models_dir()) / f"{arch}-{datetime.now():%Y%m%d-%H%M%S}{SUFFIX}"
-
-
-def resolve_in_models_dir(name: str, folder: str | os.PathLike | None = None) -> Path:
-    """A checkpoint path from a user-supplied name, refusing anything outside the folder."""
-    root = Path(folder or models_dir()).resolve()
-    candidate = (root / name).resolve()
-    if candidate.parent != root or candidate.suffix != SUFFIX:
-        raise CheckpointError(f"{name!r}: checkpoint names must be plain '<name>{SUFFIX}' files in {root}")
-    return candidate

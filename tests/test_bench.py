@@ -1,0 +1,30 @@
+"""The benchmark runs end to end (on tiny data here) and keeps its output contract; no timings asserted."""
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+REQUIRED = {
+    "train_speedup_vs_classic",
+    "mlp_test_accuracy",
+    "mlp_seconds_to_97_5",
+    "classic_seconds_to_97_5",
+    "cnn_seconds_to_99_4",
+    "eval_speedup_vs_classic",
+    "predict_ms_p50",
+    "device",
+}
+
+
+def test_quick_bench_prints_a_table_and_a_json_last_line(tiny_data_dir, tmp_path):
+    report = tmp_path / "results.md"
+    command = [sys.executable, "-m", "bench", "--quick", "--data-dir", tiny_data_dir, "--report", report]
+    result = subprocess.run(list(map(str, command)), capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(summary) >= REQUIRED and summary["device"] == "cpu"
+    assert 0 < summary["predict_ms_p50"] <= summary["predict_ms_p99"]
+    assert summary["eval_images_per_s"] > 0 and summary["classic_eval_images_per_s"] > 0
+    assert "| time to 97.5 % (MLP) |" in report.read_text()

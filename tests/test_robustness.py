@@ -1,0 +1,201 @@
+"""Hostile inputs, unsafe and interrupted checkpoints, concurrent users, training faults, a soak."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import tomllib
+import torch
+
+from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from core.data import DataError, load_mnist
+from core.jobs import DONE, BusyError, TrainingSlot
+from core.models import ModelConfig, build_model
+from core.predict import predict
+from core.preprocess import ImageError
+from core.train import TrainConfig, TrainingError, train
+from tests.conftest import ROOT
+from tests.drawings import encode, seven
+from tests.hostile import BLANK, DIGIT, ERROR, hostile_inputs
+from tests.test_cli import run_cli
+
+SHIPPED_CNN = ROOT / "models" / "cnn.pt"
+SOAK_CALLS = 1000
+KILL_DELAYS = (0.05, 0.13, 0.21, 0.37)  # seconds into the save loop
+SOAK_RSS_GROWTH_MB = 60
+
+
+def outcome(model, data: bytes) -> tuple[str, int | None]:
+    try:
+        prediction = predict(model, data)
+    except ImageError:
+        return ERROR, None
+    return (BLANK, None) if prediction.blank else (DIGIT, prediction.digit)
+
+
+def test_every_hostile_input_gets_the_right_outcome_in_process():
+    model = load_checkpoint(SHIPPED_CNN).model
+    cases = hostile_inputs()
+    wrong = {name: outcome(model, data) for name, (data, *expected) in cases.items()}
+    wrong = {name: got for name, got in wrong.items() if got != tuple(cases[name][1:])}
+    print(f"hostile inputs: {len(cases)} tried, {len(wrong)} misbehaved")
+    assert wrong == {}
+
+
+def test_cli_predict_on_a_hostile_batch(tmp_path):
+    cases = hostile_inputs()
+    paths = []
+    for name, (data, _, _) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        paths.append(tmp_path / name)
+    result = run_cli("predict", "--checkpoint", SHIPPED_CNN, *paths)
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert [r["file"] for r in records] == [str(p) for p in paths]  # every file, in order
+    for record, (_, expected, digit) in zip(records, cases.values(), strict=True):
+        if expected == ERROR:
+            assert set(record) == {"file", "error"} and record["error"]
+        elif expected == BLANK:
+            assert record["blank"] is True and record["digit"] is None
+        else:
+            assert record["digit"] == digit, record
+
+
+def test_a_process_killed_mid_save_leaves_the_previous_checkpoint(tmp_path):
+    path = tmp_path / "model.pt"
+    config = ModelConfig("mlp", hidden=4096)  # ~13 MB: the writer spends nearly all its time saving
+    save_checkpoint(path, build_model(config), config, {"test_accuracy": 0.0})
+    writer = (
+        "import sys; from core.checkpoint import save_checkpoint; from core.models import *\n"
+        "c = ModelConfig('mlp', hidden=4096); m = build_model(c); i = 1\n"
+        "save_checkpoint(sys.argv[1], m, c, {'test_accuracy': 1.0}); print('saving', flush=True)\n"
+        "while True:\n    i += 1; save_checkpoint(sys.argv[1], m, c, {'test_accuracy': float(i)})\n"
+    )
+    for delay in KILL_DELAYS:
+        process = subprocess.Popen(
+            [sys.executable, "-c", writer, str(path)], cwd=ROOT, stdout=subprocess.PIPE
+        )
+        assert process.stdout.readline() == b"saving\n"
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert load_checkpoint(path).model_config == config  # intact: the old or a complete new one
+    assert load_checkpoint(path).test_accuracy >= 1  # the writers did replace it along the way
+    # Killed saves leave only their temp files behind, never a half-written model.pt.
+    assert [p.suffix for p in tmp_path.iterdir() if p != path] and all(
+        p.suffix == ".tmp" for p in tmp_path.iterdir() if p != path
+    )
+
+
+def test_predictions_are_unchanged_while_another_session_trains(tiny_data_dir, tmp_path):
+    model = load_checkpoint(SHIPPED_CNN).model
+    png = encode(seven())
+    reference = predict(model, png).probabilities
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    data = load_mnist(tiny_data_dir, download=False)
+    job = TrainingSlot().start(ModelConfig("cnn"), TrainConfig(epochs=3, device="cpu"), data, tmp_path)
+    results, errors = [], []
+
+    def user():
+        try:
+            for _ in range(20):
+                results.append(predict(model, png).probabilities)
+        except Exception as exc:  # noqa: BLE001 - any failure is the finding
+            errors.append(exc)
+
+    users = [threading.Thread(target=user) for _ in range(4)]
+    for thread in users:
+        thread.start()
+    for thread in users:
+        thread.join(timeout=60)
+    job.join(timeout=60)
+    assert errors == [] and len(results) == 80
+    assert all(r == pytest.approx(reference, abs=1e-6) for r in results)
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    assert job.snapshot().status == DONE
+
+
+def test_only_one_of_many_racing_starts_wins(tiny_data_dir, tmp_path):
+    data = load_mnist(tiny_data_dir, download=False)
+    slot, barrier, outcomes = TrainingSlot(), threading.Barrier(8), []
+
+    def racer():
+        barrier.wait()
+        try:
+            outcomes.append(
+                slot.start(ModelConfig("mlp"), TrainConfig(epochs=200, device="cpu"), data, tmp_path)
+            )
+        except BusyError:
+            outcomes.append("busy")
+
+    racers = [threading.Thread(target=racer) for _ in range(8)]
+    for thread in racers:
+        thread.start()
+    for thread in racers:
+        thread.join()
+    winners = [o for o in outcomes if o != "busy"]
+    assert len(winners) == 1 and outcomes.count("busy") == 7
+    winners[0].stop()
+    winners[0].join(timeout=30)
+
+
+def test_out_of_memory_becomes_advice(tiny_data_dir, monkeypatch):
+    data = load_mnist(tiny_data_dir, download=False)
+
+    def exhausted(self, x):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(torch.nn.Sequential, "forward", exhausted)
+    with pytest.raises(TrainingError, match="smaller batch size"):
+        train(ModelConfig("mlp"), TrainConfig(epochs=1, device="cpu"), data)
+
+
+def test_data_deleted_mid_run_does_not_break_the_run(tiny_data_dir, tmp_path):
+    copy = tmp_path / "mnist"
+    subprocess.run(["cp", "-r", str(tiny_data_dir), str(copy)], check=True)
+    data = load_mnist(copy, download=False)  # held in memory from here on
+    job = TrainingSlot().start(ModelConfig("mlp"), TrainConfig(epochs=5, device="cpu"), data, tmp_path)
+    subprocess.run(["rm", "-r", str(copy / "MNIST")], check=True)
+    job.join(timeout=60)
+    assert job.snapshot().status == DONE
+    with pytest.raises(DataError, match="train-images-idx3-ubyte"):
+        load_mnist(copy, download=False)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def test_soak_mixed_inputs_memory_stays_flat():
+    model = load_checkpoint(SHIPPED_CNN).model
+    inputs = [data for data, _, _ in hostile_inputs().values()]
+    for data in inputs:  # warm caches and allocators first
+        outcome(model, data)
+    before = rss_mb()
+    started = time.perf_counter()
+    done = sum(outcome(model, inputs[i % len(inputs)]) is not None for i in range(SOAK_CALLS))
+    after = rss_mb()
+    print(f"soak: {done} calls in {time.perf_counter() - started:.1f} s, RSS {before:.0f} -> {after:.0f} MB")
+    assert done == SOAK_CALLS and after - before < SOAK_RSS_GROWTH_MB
+
+
+def test_server_config_limits_uploads_and_keeps_xsrf_on():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] <= 10
+    assert config["server"]["enableXsrfProtection"] is True
+
+
+def test_unreadable_checkpoint_keeps_the_active_model(tmp_path):
+    good = load_checkpoint(SHIPPED_CNN)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(os.urandom(2048))
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        load_checkpoint(bad)
+    assert predict(good.model, encode(seven())).digit == 7
