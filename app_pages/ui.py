@@ -11,7 +11,15 @@ from PIL import Image
 
 from core.cache import cached_checkpoint, cached_checkpoint_list
 from core.checkpoint import Checkpoint, CheckpointError
-from core.data import DATA_DIR_ENV, RAW_FILES, data_dir_from_env, data_present, raw_folder
+from core.data import (
+    DATA_DIR_ENV,
+    RAW_FILES,
+    DataError,
+    data_dir_from_env,
+    data_present,
+    load_mnist,
+    raw_folder,
+)
 from core.models import count_parameters
 from core.predict import Prediction, saliency
 
@@ -79,8 +87,6 @@ def data_ready() -> bool:
         return True
     data_missing_message()
     if st.button("Download MNIST (about 11 MB)"):
-        from core.data import DataError, load_mnist
-
         with st.spinner("Downloading MNIST…"):
             try:
                 load_mnist(data_dir_from_env(), download=True)

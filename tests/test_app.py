@@ -2,6 +2,7 @@
 
 import shutil
 import sys
+import time
 import types
 
 import pytest
@@ -14,6 +15,7 @@ from tests.drawings import encode, one, seven
 
 PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/predict.py"]
 TIMEOUT = 60
+STOP_WITHIN_S = 1.0
 
 
 class FakeCanvas:
@@ -154,3 +156,22 @@ def test_a_short_training_run_completes_and_can_be_used(with_data, canvas, model
     new = job.snapshot().checkpoint
     assert new.startswith(str(models)) and len(app.get("plotly_chart")) == 2
     assert any(b.label == "Use as active model" for b in app.button)  # switching: see test_browser
+
+
+def test_stop_ends_the_run_within_a_second_and_keeps_the_partial_model(with_data, canvas):
+    app = open_page("app_pages/train.py")
+    app.radio[0].set_value("cnn").run()
+    app.number_input(key="epochs-cnn").set_value(50)
+    next(b for b in app.button if b.label == "Start training").click()
+    app.run()
+    job = training_slot().job
+    while not job.snapshot().epochs:  # one finished epoch, so there is a model to keep
+        job.join(timeout=0.05)
+    app.run()
+    next(b for b in app.button if b.label == "Stop").click()
+    app.run()
+    stopped_at = time.perf_counter()
+    job.join(timeout=STOP_WITHIN_S)
+    assert not job.running and time.perf_counter() - stopped_at < STOP_WITHIN_S
+    app.run()
+    assert "stopped early; the partial model was saved" in texts(app)
