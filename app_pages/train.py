@@ -58,6 +58,8 @@ def accuracy_figure(epochs) -> go.Figure:
     figure = go.Figure()
     figure.add_scatter(x=x, y=[e.train_accuracy for e in epochs], mode="lines+markers", name="train")
     figure.add_scatter(x=x, y=[e.test_accuracy for e in epochs], mode="lines+markers", name="test")
+    if epochs and epochs[0].val_accuracy is not None:
+        figure.add_scatter(x=x, y=[e.val_accuracy for e in epochs], mode="lines+markers", name="validation")
     figure.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), title="Accuracy per epoch (%)")
     return figure
 

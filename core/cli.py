@@ -82,7 +82,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     device = resolve_device(train_config.device)
-    data = load_mnist(args.data_dir, device=device, download=args.download)
+    data = load_mnist(args.data_dir, device=device, val_size=args.val_size, download=args.download)
     stop = threading.Event()
     # Ctrl-C stops after the current batch; the partial model is still saved.
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int)
     p.add_argument("--data-dir", help="folder holding MNIST/raw (default: $MNIST_DATA_DIR or data/)")
+    p.add_argument("--val-size", type=int, default=0, help="training images held out for validation")
     p.add_argument("--out", help="checkpoint path (default: models/<arch>-<time>.pt)")
     _add_download_flag(p)
     p.set_defaults(run=cmd_train)

@@ -42,7 +42,6 @@ class TrainConfig:
     augment: str = "mild"  # "none" or a key of AUGMENTATIONS
     seed: int = 0
     device: str = "auto"
-    val_size: int = 0  # training images held out for validation
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:

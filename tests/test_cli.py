@@ -7,6 +7,7 @@ import sys
 import numpy as np
 from PIL import Image
 
+from core.checkpoint import load_checkpoint
 from tests.conftest import ROOT
 
 
@@ -31,12 +32,14 @@ def test_train_evaluate_models_and_predict_on_tiny_data(tiny_data_dir, tmp_path)
     out = models / "tiny.pt"
     train = run_cli(
         "train", "--arch", "mlp", "--epochs", "2", "--batch-size", "32", "--augment", "none",
-        "--device", "cpu", "--data-dir", tiny_data_dir, "--out", out,
+        "--device", "cpu", "--data-dir", tiny_data_dir, "--out", out, "--val-size", 100,
     )  # fmt: skip
     assert train.returncode == 0, train.stderr
     summary = last_json(train.stdout)
     assert summary["checkpoint"] == str(out) and summary["epochs"] == 2 and summary["device"] == "cpu"
     assert summary["test_accuracy"] > 50 and summary["train_seconds"] > 0
+    history = load_checkpoint(out).metrics["history"]
+    assert [e["val_accuracy"] is not None for e in history] == [True, True]
     assert "epoch 2" in train.stderr  # progress goes to stderr
 
     evaluation = run_cli("evaluate", "--checkpoint", out, "--data-dir", tiny_data_dir, "--device", "cpu")
