@@ -2,8 +2,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages import ui
-from core.cache import mnist, training_slot
-from core.data import AUGMENTATIONS
+from core.cache import training_slot
+from core.data import AUGMENTATIONS, data_dir_from_env
 from core.devices import available_devices
 from core.jobs import DONE, FAILED, RUNNING, BusyError
 from core.models import ModelConfig
@@ -41,7 +41,7 @@ if start:
         device=device.id,
     )  # fmt: skip
     try:
-        job = slot.start(ModelConfig(arch, hidden=int(hidden)), config, mnist())
+        job = slot.start(ModelConfig(arch, hidden=int(hidden)), config, data_dir_from_env())
         st.session_state[JOB_KEY] = id(job)
     except BusyError as exc:
         st.warning(str(exc).capitalize() + ".")
@@ -71,7 +71,9 @@ def show(snap, mine: bool) -> None:
             st.button("Stop", on_click=slot.job.stop)
         else:
             st.info("Another session is training on this server; you can watch its progress.")
-        if snap.latest:
+        if snap.latest is None:
+            st.caption("Starting the training process and loading MNIST…")
+        else:
             latest = snap.latest
             st.progress(
                 latest.fraction_done,

@@ -1,7 +1,9 @@
+import os
+import signal
+
 import pytest
 
 from core.checkpoint import load_checkpoint
-from core.data import load_mnist
 from core.jobs import DONE, FAILED, STOPPED, BusyError, TrainingSlot
 from core.models import ModelConfig
 from core.train import TrainConfig
@@ -10,13 +12,8 @@ QUICK = TrainConfig(epochs=2, batch_size=32, lr=1e-2, augment="none", device="cp
 ENDLESS = TrainConfig(epochs=10_000, batch_size=32, device="cpu")
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_data_dir):
-    return load_mnist(tiny_data_dir, download=False)
-
-
-def test_a_job_trains_in_the_background_and_publishes_a_checkpoint(tiny, tmp_path):
-    job = TrainingSlot().start(ModelConfig("mlp"), QUICK, tiny, models_dir=tmp_path)
+def test_a_job_trains_in_the_background_and_publishes_a_checkpoint(tiny_data_dir, tmp_path):
+    job = TrainingSlot().start(ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
     job.join(timeout=60)
     snap = job.snapshot()
     assert snap.status == DONE and snap.error is None
@@ -24,21 +21,35 @@ def test_a_job_trains_in_the_background_and_publishes_a_checkpoint(tiny, tmp_pat
     assert load_checkpoint(snap.checkpoint).test_accuracy == snap.epochs[-1].test_accuracy
 
 
-def test_one_run_at_a_time_and_stop_saves_the_partial_model(tiny, tmp_path):
+def test_one_run_at_a_time_and_stop_saves_the_partial_model(tiny_data_dir, tmp_path):
     slot = TrainingSlot()
-    job = slot.start(ModelConfig("mlp"), ENDLESS, tiny, models_dir=tmp_path)
+    job = slot.start(ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
     with pytest.raises(BusyError, match="already in progress"):
-        slot.start(ModelConfig("mlp"), QUICK, tiny, models_dir=tmp_path)
+        slot.start(ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
     while not job.snapshot().epochs:  # let one epoch finish so there is a model to save
         job.join(timeout=0.05)
     job.stop()
     job.join(timeout=10)
     assert job.snapshot().status == STOPPED and job.snapshot().checkpoint
-    assert slot.start(ModelConfig("mlp"), QUICK, tiny, models_dir=tmp_path).join(60) is None  # free again
+    assert (
+        slot.start(ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path).join(60) is None
+    )  # free again
 
 
-def test_a_failing_run_reports_instead_of_dying(tiny, tmp_path):
-    job = TrainingSlot().start(ModelConfig("mlp"), TrainConfig(device="cuda:42"), tiny, models_dir=tmp_path)
+def test_a_failing_run_reports_instead_of_dying(tiny_data_dir, tmp_path):
+    job = TrainingSlot().start(
+        ModelConfig("mlp"), TrainConfig(device="cuda:42"), tiny_data_dir, models_dir=tmp_path
+    )
     job.join(timeout=10)
     snap = job.snapshot()
     assert snap.status == FAILED and "cuda:42" in snap.error and snap.checkpoint is None
+
+
+def test_a_child_that_dies_is_reported_not_awaited_forever(tiny_data_dir, tmp_path):
+    job = TrainingSlot().start(ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
+    while not job.snapshot().epochs:
+        job.join(timeout=0.05)
+    os.kill(job._process.pid, signal.SIGKILL)  # as the kernel's OOM killer would
+    job.join(timeout=10)
+    snap = job.snapshot()
+    assert snap.status == FAILED and "ended unexpectedly" in snap.error

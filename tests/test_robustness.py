@@ -97,8 +97,9 @@ def test_predictions_are_unchanged_while_another_session_trains(tiny_data_dir, t
     png = encode(seven())
     reference = predict(model, png).probabilities
     weights = {k: v.clone() for k, v in model.state_dict().items()}
-    data = load_mnist(tiny_data_dir, download=False)
-    job = TrainingSlot().start(ModelConfig("cnn"), TrainConfig(epochs=3, device="cpu"), data, tmp_path)
+    job = TrainingSlot().start(
+        ModelConfig("cnn"), TrainConfig(epochs=3, device="cpu"), tiny_data_dir, tmp_path
+    )
     results, errors = [], []
 
     def user():
@@ -121,14 +122,13 @@ def test_predictions_are_unchanged_while_another_session_trains(tiny_data_dir, t
 
 
 def test_only_one_of_many_racing_starts_wins(tiny_data_dir, tmp_path):
-    data = load_mnist(tiny_data_dir, download=False)
     slot, barrier, outcomes = TrainingSlot(), threading.Barrier(8), []
 
     def racer():
         barrier.wait()
         try:
             outcomes.append(
-                slot.start(ModelConfig("mlp"), TrainConfig(epochs=200, device="cpu"), data, tmp_path)
+                slot.start(ModelConfig("mlp"), TrainConfig(epochs=200, device="cpu"), tiny_data_dir, tmp_path)
             )
         except BusyError:
             outcomes.append("busy")
@@ -158,8 +158,9 @@ def test_out_of_memory_becomes_advice(tiny_data_dir, monkeypatch):
 def test_data_deleted_mid_run_does_not_break_the_run(tiny_data_dir, tmp_path):
     copy = tmp_path / "mnist"
     subprocess.run(["cp", "-r", str(tiny_data_dir), str(copy)], check=True)
-    data = load_mnist(copy, download=False)  # held in memory from here on
-    job = TrainingSlot().start(ModelConfig("mlp"), TrainConfig(epochs=5, device="cpu"), data, tmp_path)
+    job = TrainingSlot().start(ModelConfig("mlp"), TrainConfig(epochs=30, device="cpu"), copy, tmp_path)
+    while not job.snapshot().epochs:  # the child has loaded MNIST into memory
+        job.join(timeout=0.05)
     subprocess.run(["rm", "-r", str(copy / "MNIST")], check=True)
     job.join(timeout=60)
     assert job.snapshot().status == DONE
