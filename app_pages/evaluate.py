@@ -3,8 +3,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages import ui
-from core.cache import cached_evaluation, mnist
-from core.data import MNIST_MEAN, MNIST_STD
+from core.cache import cached_evaluation, test_split
+from core.data import to_pixels
 
 GALLERY_SIZE = 24
 GALLERY_COLUMNS = 8
@@ -73,9 +73,9 @@ mistakes = [
 ]
 if not mistakes:
     st.info("No mistakes match this filter.")
-images = mnist().test.images
+images = test_split().images
 cols = st.columns(GALLERY_COLUMNS)
 for i, mistake in enumerate(mistakes[:GALLERY_SIZE]):
-    pixels = (images[mistake.index, 0] * MNIST_STD + MNIST_MEAN).numpy()
+    pixels = to_pixels(images[mistake.index, 0]).numpy()
     with cols[i % GALLERY_COLUMNS]:
         ui.digit_image(pixels, f"true {mistake.label} → {mistake.predicted} ({mistake.confidence:.0%})")

@@ -1,8 +1,8 @@
 import streamlit as st
 
 from app_pages import ui
-from core.cache import mnist
-from core.data import MNIST_MEAN, MNIST_STD, data_present
+from core.cache import test_split
+from core.data import data_present, split_size, to_pixels
 
 SAMPLE_COUNT = 20
 
@@ -21,13 +21,13 @@ if checkpoint:
 
 st.subheader("Dataset")
 if data_present():
-    data = mnist()
-    st.success(f"MNIST ready: {len(data.train):,} training and {len(data.test):,} test images.")
-    images = (data.test.images[:SAMPLE_COUNT, 0] * MNIST_STD + MNIST_MEAN).numpy()
+    test = test_split()
+    st.success(f"MNIST ready: {split_size(train=True):,} training and {len(test):,} test images.")
+    images = to_pixels(test.images[:SAMPLE_COUNT, 0]).numpy()
     cols = st.columns(SAMPLE_COUNT // 2)
     for i, image in enumerate(images):
         with cols[i % len(cols)]:
-            ui.digit_image(image, caption=str(int(data.test.labels[i])))
+            ui.digit_image(image, caption=str(int(test.labels[i])))
 else:
     ui.data_missing_message()
     st.caption("Predict works without the dataset: the app ships trained models.")

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -111,8 +113,8 @@ def use_model(path: str) -> None:
 def published(path: str) -> None:
     cols = st.columns(2)
     cols[0].button("Use as active model", on_click=use_model, args=(path,))
-    with open(path, "rb") as f:
-        cols[1].download_button("Download checkpoint", f.read(), file_name=path.rsplit("/", 1)[-1])
+    # A callable is read only on click, not on every rerun of this page.
+    cols[1].download_button("Download checkpoint", Path(path).read_bytes, file_name=Path(path).name)
 
 
 job = slot.job

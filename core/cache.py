@@ -10,7 +10,7 @@ import os
 import streamlit as st
 
 from .checkpoint import Checkpoint, CheckpointInfo, list_checkpoints, load_checkpoint, models_dir
-from .data import MnistData, data_dir_from_env, load_mnist
+from .data import Split, data_dir_from_env, load_split
 from .evaluate import EvalReport, evaluate
 from .jobs import TrainingSlot
 
@@ -40,18 +40,19 @@ def cached_checkpoint_list() -> list[CheckpointInfo]:
 
 
 @st.cache_resource(show_spinner=False)
-def cached_mnist(data_dir: str) -> MnistData:
-    """MNIST on the CPU, shared by all sessions (training moves its own copy to its device)."""
-    return load_mnist(data_dir, device="cpu", download=False)
+def _test_split(data_dir: str) -> Split:
+    return load_split(train=False, data_dir=data_dir, download=False)
 
 
-def mnist() -> MnistData:
-    return cached_mnist(str(data_dir_from_env()))
+def test_split() -> Split:
+    """The MNIST test split on the CPU, shared by all sessions. The server never needs the
+    training split: training loads its own copy in a child process."""
+    return _test_split(str(data_dir_from_env()))
 
 
 @st.cache_data(max_entries=MAX_CACHED_MODELS, show_spinner=False)
 def _evaluation(path: str, modified: float, data_dir: str) -> EvalReport:
-    return evaluate(_checkpoint(path, modified).model, cached_mnist(data_dir).test)
+    return evaluate(_checkpoint(path, modified).model, _test_split(data_dir))
 
 
 def cached_evaluation(path: str | os.PathLike) -> EvalReport:

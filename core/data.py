@@ -24,6 +24,9 @@ RAW_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
+# An IDX label file starts with a 4-byte magic number and a 4-byte big-endian item count.
+IDX_HEADER_BYTES = 8
+IDX_COUNT_OFFSET = 4
 # Normalised value of an empty (black) pixel: what augmentation must fill with.
 BACKGROUND = -MNIST_MEAN / MNIST_STD
 
@@ -96,18 +99,35 @@ def _missing_message(data_dir: Path, why: str) -> str:
     )
 
 
+def standardise(pixels: torch.Tensor) -> torch.Tensor:
+    """Pixels in 0..1 -> the models' input scale (MNIST mean/std normalised)."""
+    return (pixels - MNIST_MEAN) / MNIST_STD
+
+
+def to_pixels(images: torch.Tensor) -> torch.Tensor:
+    """Inverse of standardise: model inputs -> pixels in 0..1, for display."""
+    return images * MNIST_STD + MNIST_MEAN
+
+
 def normalise(images_uint8: torch.Tensor) -> torch.Tensor:
     """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28), MNIST mean/std normalised."""
-    return ((images_uint8.float() / 255.0 - MNIST_MEAN) / MNIST_STD).unsqueeze(1)
+    return standardise(images_uint8.float() / 255.0).unsqueeze(1)
 
 
-def _read_split(root: Path, train: bool, download: bool) -> Split:
+def split_size(train: bool, data_dir: str | os.PathLike | None = None) -> int:
+    """Number of images in a split, read from its IDX label header without parsing the file."""
+    labels = RAW_FILES[1] if train else RAW_FILES[3]
+    with open(raw_folder(data_dir) / labels, "rb") as f:
+        return int.from_bytes(f.read(IDX_HEADER_BYTES)[IDX_COUNT_OFFSET:], "big")
+
+
+def load_split(train: bool, data_dir: str | os.PathLike | None = None, download: bool = True) -> Split:
+    """One split (training or test) on the CPU; see load_mnist."""
     from torchvision.datasets import MNIST  # deferred: torchvision is slow to import
 
+    root = data_dir_from_env(data_dir)
     try:
         ds = MNIST(root=str(root), train=train, download=download)
-    except DataError:
-        raise
     except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError, ...
         if not data_present(root):
             raise DataError(_missing_message(root, reason(exc))) from exc
@@ -123,9 +143,8 @@ def load_mnist(
     seed: int = 0,
 ) -> MnistData:
     """Load MNIST onto `device`; optionally hold out `val_size` training images (seeded)."""
-    root = data_dir_from_env(data_dir)
-    train = _read_split(root, train=True, download=download)
-    test = _read_split(root, train=False, download=download)
+    train = load_split(True, data_dir, download)
+    test = load_split(False, data_dir, download)
     val = None
     if val_size:
         if not 0 < val_size < len(train):

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .data import MNIST_MEAN, MNIST_STD
+from .data import standardise
 from .errors import reason
 from .models import IMAGE_SIDE
 
@@ -209,5 +209,5 @@ def preprocess(source: bytes | str | os.PathLike | Image.Image) -> Preprocessed:
     small = (small / small.max().clamp(min=1e-6)).clamp(0, 1)
     image28 = _centre_by_mass(small)
     stages["mnist"] = image28.numpy()
-    tensor = ((image28 - MNIST_MEAN) / MNIST_STD)[None, None]
+    tensor = standardise(image28)[None, None]
     return Preprocessed(tensor, image28.numpy(), False, stages)

@@ -6,10 +6,10 @@ like a stroke on the app's canvas; photos put dark ink on unevenly lit, noisy pa
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from tests.drawings import encode
 
 CANVAS = 280
 SUPERSAMPLE = 2  # draw at 2x, then downsample: anti-aliased edges like a browser canvas
@@ -134,7 +134,7 @@ def canvas_png(digit: np.ndarray, style: str, rng: np.random.Generator) -> bytes
         "white_on_transparent": (white, (0, 0, 0, 0)),
     }[style]
     image = draw_strokes(digit, height, brush, (CANVAS, CANVAS), top_left, ink, bg)
-    return _encode(image, "PNG")
+    return encode(image, "PNG")
 
 
 def _paper(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -164,25 +164,19 @@ def photo_jpeg(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     pixels = paper * (1 - mask) + ink * mask + rng.normal(0, rng.uniform(3, 9), paper.shape)
     image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.4)))
-    return _encode(image, "JPEG", quality=int(rng.uniform(60, 90)))
+    return encode(image, "JPEG", quality=int(rng.uniform(60, 90)))
 
 
 def blank_images(rng: np.random.Generator) -> dict[str, bytes]:
     """Nothing drawn: empty canvases of each style, white, and blank paper photos."""
     size = (CANVAS, CANVAS)
     images = {
-        "black_canvas": _encode(Image.new("RGBA", size, (0, 0, 0, 255)), "PNG"),
-        "transparent_canvas": _encode(Image.new("RGBA", size, (0, 0, 0, 0)), "PNG"),
-        "white_canvas": _encode(Image.new("RGB", size, (255, 255, 255)), "PNG"),
+        "black_canvas": encode(Image.new("RGBA", size, (0, 0, 0, 255)), "PNG"),
+        "transparent_canvas": encode(Image.new("RGBA", size, (0, 0, 0, 0)), "PNG"),
+        "white_canvas": encode(Image.new("RGB", size, (255, 255, 255)), "PNG"),
     }
     for i in range(5):
         paper = _paper((480, 360), rng) + rng.normal(0, 6, (360, 480, 3))
         photo = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8))
-        images[f"blank_paper_{i}"] = _encode(photo, "JPEG", quality=75)
+        images[f"blank_paper_{i}"] = encode(photo, "JPEG", quality=75)
     return images
-
-
-def _encode(image: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()

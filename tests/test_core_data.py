@@ -12,6 +12,9 @@ from core.data import (
     batches,
     data_present,
     load_mnist,
+    split_size,
+    standardise,
+    to_pixels,
 )
 from tests.conftest import TINY_TEST, TINY_TRAIN
 
@@ -81,3 +84,13 @@ def test_augment_keeps_shape_background_and_ink():
     assert torch.allclose(out[:, :, 0, 0], torch.full((64, 1), BACKGROUND), atol=1e-5)
     ink_ratio = (out > 0).flatten(1).sum(1).float() / (images > 0).flatten(1).sum(1)
     assert ink_ratio.min() > 0.3 and ink_ratio.max() < 3.0
+
+
+def test_split_sizes_come_from_the_idx_headers(tiny_data_dir):
+    assert split_size(True, tiny_data_dir) == TINY_TRAIN and split_size(False, tiny_data_dir) == TINY_TEST
+
+
+def test_standardise_and_to_pixels_are_inverse():
+    pixels = torch.linspace(0, 1, 11)
+    assert torch.allclose(to_pixels(standardise(pixels)), pixels, atol=1e-6)
+    assert standardise(torch.tensor(0.0)).item() == pytest.approx(BACKGROUND)
