@@ -18,7 +18,7 @@ from .checkpoint import (
     list_checkpoints,
     load_checkpoint,
 )
-from .data import AUGMENTATIONS, DataError, load_mnist
+from .data import AUGMENTATIONS, DataError, load_mnist, load_split
 from .devices import DeviceError, resolve_device
 from .evaluate import evaluate
 from .models import ARCHS, ModelConfig
@@ -106,8 +106,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint or default_checkpoint())
     device = resolve_device(args.device)
-    data = load_mnist(args.data_dir, device=device, download=args.download)
-    report = evaluate(ckpt.model.to(device), data.test)
+    test = load_split(train=False, data_dir=args.data_dir, download=args.download).to(device)
+    report = evaluate(ckpt.model.to(device), test)
     _emit(
         {
             "checkpoint": str(ckpt.path),
