@@ -17,6 +17,7 @@ st.caption(f"Model `{checkpoint.path.name}` · {checkpoint.model_config.arch.upp
 draw, upload = st.tabs(["Draw", "Upload"])
 
 
+@st.fragment  # a stroke reruns only this panel, not the page
 def drawing_panel() -> None:
     """Canvas and result, predicting after every stroke."""
     left, right = st.columns([1, 2])
@@ -36,7 +37,7 @@ def drawing_panel() -> None:
     with right:
         drawing = canvas.image_bytes if canvas is not None else None
         if drawing is None:
-            st.info("Nothing drawn yet.")
+            ui.show_no_digit("Nothing drawn yet.", key="canvas")
         else:
             ui.show_prediction(predict(model, drawing), model, key="canvas")
 

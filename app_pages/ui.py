@@ -15,9 +15,8 @@ from core.data import (
     DATA_DIR_ENV,
     RAW_FILES,
     DataError,
-    data_dir_from_env,
     data_present,
-    load_mnist,
+    download_mnist,
     raw_folder,
 )
 from core.models import count_parameters
@@ -87,12 +86,12 @@ def data_ready() -> bool:
         return True
     data_missing_message()
     if st.button("Download MNIST (about 11 MB)"):
-        with st.spinner("Downloading MNIST…"):
-            try:
-                load_mnist(data_dir_from_env(), download=True)
-            except DataError as exc:
-                st.error(str(exc))
-                return False
+        bar = st.progress(0.0, text="Downloading MNIST…")
+        try:
+            download_mnist(progress=lambda done, total: bar.progress(done / total, f"{done}/{total} files"))
+        except DataError as exc:
+            st.error(str(exc))
+            return False
         st.rerun()
     return False
 
@@ -102,7 +101,7 @@ def digit_image(pixels: np.ndarray, caption: str | None = None) -> None:
     st.image(_panel(pixels), caption=caption)
 
 
-def probability_chart(probabilities: list[float], digit: int) -> go.Figure:
+def probability_chart(probabilities: list[float], digit: int | None) -> go.Figure:
     colours = ["#4c9aff" if d == digit else "#7a869a" for d in range(10)]
     figure = go.Figure(go.Bar(x=list(range(10)), y=probabilities, marker_color=colours))
     figure.update_layout(
@@ -144,10 +143,23 @@ def stage_strip(prediction: Prediction, heat: np.ndarray) -> Image.Image:
     return strip
 
 
+NO_DIGIT = "—"
+EMPTY_PROBABILITIES = [0.0] * 10
+
+
+def show_no_digit(message: str, key: str) -> None:
+    """The result layout without a digit. Drawn before the first stroke, it also loads the metric's and
+    the chart's frontend code, so the first prediction shows as fast as the next ones."""
+    left, right = st.columns([1, 2])
+    left.metric("Prediction", NO_DIGIT)
+    left.info(message)
+    right.plotly_chart(probability_chart(EMPTY_PROBABILITIES, None), key=f"{key}-probs")
+
+
 def show_prediction(prediction: Prediction, model, key: str) -> None:
     """Metric, probabilities, MNIST-style input, preprocessing stages and saliency."""
     if prediction.blank:
-        st.info("Nothing drawn — draw a digit (white on black) or upload a clearer image.")
+        show_no_digit("Nothing drawn — draw a digit (white on black) or upload a clearer image.", key)
         return
     left, right = st.columns([1, 2])
     left.metric("Prediction", prediction.digit, f"{prediction.confidence:.1%} confident", delta_color="off")

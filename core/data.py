@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,14 +121,48 @@ def split_size(train: bool, data_dir: str | os.PathLike | None = None) -> int:
         return int.from_bytes(f.read(IDX_HEADER_BYTES)[IDX_COUNT_OFFSET:], "big")
 
 
+def _fetch_archive(archive: str, md5: str, root: Path) -> None:
+    """Download, check and unpack one MNIST archive from the first of torchvision's mirrors that serves it."""
+    from torchvision.datasets import MNIST
+    from torchvision.datasets import utils as tv_utils
+
+    failures = []
+    for mirror in MNIST.mirrors:
+        try:
+            tv_utils.download_and_extract_archive(
+                mirror + archive, str(raw_folder(root)), filename=archive, md5=md5
+            )
+            return
+        except Exception as exc:  # URLError, OSError, RuntimeError (checksum), ...
+            failures.append(reason(exc))
+    raise DataError(_missing_message(root, "; ".join(failures)))
+
+
+def download_mnist(
+    data_dir: str | os.PathLike | None = None, progress: Callable[[int, int], None] | None = None
+) -> None:
+    """Fetch the missing MNIST files, calling progress(files_done, files_total) as they arrive.
+    Raises DataError naming the files to put where."""
+    from torchvision.datasets import MNIST  # deferred: torchvision is slow to import
+
+    root = data_dir_from_env(data_dir)
+    for done, (archive, md5) in enumerate(MNIST.resources, 1):
+        if not (raw_folder(root) / Path(archive).stem).is_file():
+            _fetch_archive(archive, md5, root)
+        if progress:
+            progress(done, len(MNIST.resources))
+
+
 def load_split(train: bool, data_dir: str | os.PathLike | None = None, download: bool = True) -> Split:
     """One split (training or test) on the CPU; see load_mnist."""
     from torchvision.datasets import MNIST  # deferred: torchvision is slow to import
 
     root = data_dir_from_env(data_dir)
+    if download and not data_present(root):
+        download_mnist(root)
     try:
-        ds = MNIST(root=str(root), train=train, download=download)
-    except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError, ...
+        ds = MNIST(root=str(root), train=train)
+    except Exception as exc:  # torchvision raises RuntimeError, OSError, ...
         if not data_present(root):
             raise DataError(_missing_message(root, reason(exc))) from exc
         raise DataError(f"MNIST files under {raw_folder(root)} are damaged ({reason(exc)})") from exc

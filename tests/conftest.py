@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 from pathlib import Path
 
@@ -48,6 +49,23 @@ def tiny_data_dir(tmp_path_factory) -> Path:
     write_idx(raw, "t10k", *synthetic_digits(TINY_TEST, seed=2))
     assert sorted(p.name for p in raw.iterdir()) == sorted(RAW_FILES)
     return root
+
+
+@pytest.fixture
+def offline_mirror(tiny_data_dir, monkeypatch) -> list[str]:
+    """torchvision's downloads served from the tiny dataset; returns the URLs asked for."""
+    from torchvision.datasets import utils as tv_utils
+
+    urls = []
+
+    def download_and_extract_archive(url, download_root, filename, md5):
+        urls.append(url)
+        name = Path(filename).stem  # the archive's uncompressed file
+        Path(download_root).mkdir(parents=True, exist_ok=True)
+        shutil.copy(tiny_data_dir / "MNIST" / "raw" / name, Path(download_root) / name)
+
+    monkeypatch.setattr(tv_utils, "download_and_extract_archive", download_and_extract_archive)
+    return urls
 
 
 @pytest.fixture(scope="session")

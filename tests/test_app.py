@@ -6,6 +6,7 @@ import time
 import types
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from core.cache import training_slot
@@ -92,6 +93,26 @@ def test_every_page_renders_with_the_dataset(with_data, canvas, page):
         assert "`cnn.pt`" in texts(app)  # the most accurate model is active by default
 
 
+def test_train_page_downloads_mnist_on_demand(without_data, canvas, offline_mirror):
+    app = open_page("app_pages/train.py")
+    next(b for b in app.button if b.label.startswith("Download MNIST")).click()
+    app.run()
+    assert not app.exception and len(offline_mirror) == 4
+    assert "MNIST is not on this server yet" not in texts(app)
+    assert any(b.label == "Start training" for b in app.button)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_where_a_gpu_is_reported(with_data, canvas, monkeypatch, page):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "NVIDIA H100 80GB HBM3")
+    app = open_page(page)
+    if page == "app_pages/train.py":
+        device = app.selectbox[[s.label for s in app.selectbox].index("Device")]
+        assert device.options == ["NVIDIA H100 80GB HBM3 (cuda:0)", "CPU"]
+        assert device.value.id == "cuda:0"  # the fastest is the default
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_without_the_dataset(without_data, canvas, page):
     app = open_page(page)
@@ -119,7 +140,8 @@ def test_predict_says_when_nothing_is_drawn(with_data, canvas):
     assert "Nothing drawn yet." in texts(app)
     canvas.png = encode(seven(ink=(0, 0, 0, 255)))  # black on black: an empty-looking canvas
     app.run()
-    assert "Nothing drawn" in texts(app) and not [m for m in app.metric if m.label == "Prediction"]
+    assert "Nothing drawn" in texts(app)
+    assert [m.value for m in app.metric if m.label == "Prediction"] == ["—"]
 
 
 def test_upload_predicts_each_file_and_explains_bad_ones(with_data, canvas):
@@ -130,7 +152,7 @@ def test_upload_predicts_each_file_and_explains_bad_ones(with_data, canvas):
     app.run()
     next(b for b in app.button if b.label == "Predict Digit").click()
     app.run()
-    assert [m.value for m in app.metric if m.label == "Prediction"] == ["1"]
+    assert [m.value for m in app.metric if m.label == "Prediction"] == ["—", "1"]  # Draw tab, then upload
     assert any("junk.png" in e.value and "not an image" in e.value for e in app.error)
 
 

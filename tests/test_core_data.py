@@ -11,6 +11,7 @@ from core.data import (
     augment,
     batches,
     data_present,
+    download_mnist,
     load_mnist,
     split_size,
     standardise,
@@ -53,6 +54,16 @@ def test_missing_data_names_the_four_files_and_the_folder(tmp_path, monkeypatch)
     assert all(name in message for name in RAW_FILES)
     assert str(tmp_path / "nowhere" / "MNIST" / "raw") in message
     assert "MNIST_DATA_DIR" in message
+
+
+def test_download_reports_progress_per_file(offline_mirror, tmp_path):
+    progress = []
+    download_mnist(tmp_path, progress=lambda done, total: progress.append((done, total)))
+    assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert [url.rsplit("/", 1)[1] for url in offline_mirror] == [f"{name}.gz" for name in RAW_FILES]
+    assert len(load_mnist(tmp_path, download=False).test) == TINY_TEST
+    download_mnist(tmp_path)  # present files are not fetched again
+    assert len(offline_mirror) == len(RAW_FILES)
 
 
 def test_damaged_file_is_reported(tiny_data_dir, tmp_path):
