@@ -3,72 +3,28 @@
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from bench.app_latency import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, draw_and_time, serve_app
 from core.checkpoint import SHIPPED_MODELS_DIR
 from tests.conftest import ROOT
 from tests.drawings import encode, one
 
 pytestmark = pytest.mark.browser
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-STARTUP_S = 60
 WAIT_MS = 30_000
-SEVEN_STROKE = [(70, 50), (210, 50), (120, 240)]  # canvas pixels
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, process: subprocess.Popen) -> float:
-    started = time.perf_counter()
-    while time.perf_counter() - started < STARTUP_S:
-        assert process.poll() is None, "streamlit exited during start-up"
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
-                if response.status == 200:
-                    return time.perf_counter() - started
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError("streamlit did not become healthy")
 
 
 @pytest.fixture(scope="module")
 def server(tiny_data_dir, tmp_path_factory):
     models = tmp_path_factory.mktemp("app") / "models"
     shutil.copytree(SHIPPED_MODELS_DIR, models)
-    port = free_port()
-    env = {**os.environ, "MNIST_DATA_DIR": str(tiny_data_dir), "MNIST_MODELS_DIR": str(models)}
-    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")  # noqa: SIM115 - closed below
-    command = [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
-               "--server.address", "127.0.0.1"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        print(f"server healthy after {wait_healthy(url, process):.1f} s")
+    env = {"MNIST_DATA_DIR": str(tiny_data_dir), "MNIST_MODELS_DIR": str(models)}
+    with serve_app(env, tmp_path_factory.mktemp("log") / "streamlit.log") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +42,7 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport=VIEWPORT)
     yield context.new_page()
     context.close()
 
@@ -119,18 +75,9 @@ def test_home_renders(server, page):
 def test_drawing_a_seven_with_the_mouse(server, page):
     open_app(page, server, "predict")
     page.get_by_text("Nothing drawn yet.").wait_for(timeout=WAIT_MS)
-    canvas = page.locator("canvas").last  # fabric.js draws on its upper canvas
-    canvas.wait_for(timeout=WAIT_MS)
-    box = canvas.bounding_box()
-    (x0, y0), *rest = SEVEN_STROKE
-    page.mouse.move(box["x"] + x0, box["y"] + y0)
-    page.mouse.down()
-    for x, y in rest:
-        page.mouse.move(box["x"] + x, box["y"] + y, steps=25)
-    page.mouse.up()
-    released = time.perf_counter()
+    shown_after = draw_and_time(page, "7")  # resolves only once the metric reads 7
     expect_prediction(page, "7")
-    print(f"mouse-up to prediction shown: {1000 * (time.perf_counter() - released):.0f} ms")
+    print(f"mouse-up to prediction shown: {shown_after:.0f} ms")
     shot(page, "predict-draw")
 
 

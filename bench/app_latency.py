@@ -1,0 +1,142 @@
+"""python -m bench.app_latency [--strokes N] [--pages N]: mouse-up to prediction shown, in Chromium.
+
+Starts `streamlit run Home.py`, opens Predict in headless Chromium, draws digits with the mouse and
+times, inside the page, from the pointer's release to the Prediction metric showing the digit (a
+timer in Python would add its own polling to the 2 cores). The last stdout line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1400, "height": 1000}
+STARTUP_S = 60
+SETTLE_MS = 300  # after a reset, so that strokes do not queue behind the previous rerun
+P90 = 0.9
+SHOWN_WITHIN_MS = 30_000
+# Canvas pixels of one stroke each, and the digit the default model reads.
+STROKES = {"7": [(70, 50), (210, 50), (120, 240)], "1": [(140, 40), (140, 240)]}
+MOVE_STEPS = 15
+
+# Resolves with the milliseconds from the last pointerup to the Prediction metric reading `digit`.
+SHOWN_AFTER_RELEASE_JS = """([digit, timeoutMs]) => new Promise((resolve, reject) => {
+  setTimeout(() => reject(new Error(`prediction ${digit} not shown within ${timeoutMs} ms`)), timeoutMs);
+  const shown = () => [...document.querySelectorAll('[data-testid="stMetric"]')]
+    .filter(m => m.innerText.includes("Prediction") && m.checkVisibility())
+    .some(m => m.querySelector('[data-testid="stMetricValue"]').innerText.trim() === digit);
+  const finish = () => { observer.disconnect(); resolve(performance.now() - window.__released); };
+  const observer = new MutationObserver(() => shown() && finish());
+  observer.observe(document.body, {subtree: true, childList: true, characterData: true});
+  if (shown()) finish();
+})"""
+RECORD_RELEASE_JS = "addEventListener('pointerup', () => { window.__released = performance.now(); }, true)"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, process: subprocess.Popen) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < STARTUP_S:
+        if process.poll() is not None:
+            raise RuntimeError("streamlit exited during start-up")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
+                if response.status == 200:
+                    return time.perf_counter() - started
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError("streamlit did not become healthy")
+
+
+@contextmanager
+def serve_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """`streamlit run Home.py` on a free loopback port; yields its URL once healthy."""
+    port = free_port()
+    command = [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
+               "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=log)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            print(f"server healthy after {_wait_healthy(url, process):.1f} s")
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def draw_and_time(page, digit: str, timeout_ms: int = SHOWN_WITHIN_MS) -> float:
+    """Draw `digit` (a key of STROKES) on the Predict canvas; ms from mouse-up to it being shown."""
+    page.evaluate(RECORD_RELEASE_JS)
+    box = page.locator("canvas").last.bounding_box()  # fabric.js draws on its upper canvas
+    (x0, y0), *rest = STROKES[digit]
+    page.mouse.move(box["x"] + x0, box["y"] + y0)
+    page.mouse.down()
+    for x, y in rest:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=MOVE_STEPS)
+    page.mouse.up()
+    return page.evaluate(SHOWN_AFTER_RELEASE_JS, [digit, timeout_ms])
+
+
+def measure(url: str, strokes: int, pages: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    first, later = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        for _ in range(pages):
+            page = browser.new_page(viewport=VIEWPORT)
+            page.goto(f"{url}/predict")
+            page.get_by_text("Nothing drawn yet.").wait_for()
+            for i in range(strokes):
+                if i:
+                    page.locator('button[title="Reset canvas & history"]').click()
+                    page.get_by_text("Nothing drawn").first.wait_for()  # the cleared canvas is blank
+                    page.wait_for_timeout(SETTLE_MS)
+                (later if i else first).append(draw_and_time(page, "71"[i % 2]))
+            page.close()
+        browser.close()
+    return {
+        "first_stroke_ms_median": round(statistics.median(first)),
+        "later_strokes_ms_median": round(statistics.median(later)) if later else None,
+        "later_strokes_ms_p90": round(sorted(later)[int(P90 * (len(later) - 1))]) if later else None,
+        "strokes": len(first) + len(later),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.app_latency", description=__doc__)
+    parser.add_argument("--strokes", type=int, default=8, help="strokes per page (default 8)")
+    parser.add_argument("--pages", type=int, default=4, help="fresh page loads (default 4)")
+    args = parser.parse_args()
+    with serve_app({}, Path(os.devnull)) as url:
+        results = measure(url, args.strokes, args.pages)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
