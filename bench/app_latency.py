@@ -102,24 +102,20 @@ def draw_and_time(page, digit: str, timeout_ms: int = SHOWN_WITHIN_MS) -> float:
     return page.evaluate(SHOWN_AFTER_RELEASE_JS, [digit, timeout_ms])
 
 
-def measure(url: str, strokes: int, pages: int) -> dict:
-    from playwright.sync_api import sync_playwright
-
+def measure(browser, url: str, strokes: int, pages: int) -> dict:
+    """Median and p90 milliseconds over `pages` fresh loads of Predict, `strokes` strokes each."""
     first, later = [], []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        for _ in range(pages):
-            page = browser.new_page(viewport=VIEWPORT)
-            page.goto(f"{url}/predict")
-            page.get_by_text("Nothing drawn yet.").wait_for()
-            for i in range(strokes):
-                if i:
-                    page.locator('button[title="Reset canvas & history"]').click()
-                    page.get_by_text("Nothing drawn").first.wait_for()  # the cleared canvas is blank
-                    page.wait_for_timeout(SETTLE_MS)
-                (later if i else first).append(draw_and_time(page, "71"[i % 2]))
-            page.close()
-        browser.close()
+    for _ in range(pages):
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(f"{url}/predict")
+        page.get_by_text("Nothing drawn yet.").wait_for()
+        for i in range(strokes):
+            if i:
+                page.locator('button[title="Reset canvas & history"]').click()
+                page.get_by_text("Nothing drawn").first.wait_for()  # the cleared canvas is blank
+                page.wait_for_timeout(SETTLE_MS)
+            (later if i else first).append(draw_and_time(page, "71"[i % 2]))
+        page.close()
     return {
         "first_stroke_ms_median": round(statistics.median(first)),
         "later_strokes_ms_median": round(statistics.median(later)) if later else None,
@@ -133,8 +129,12 @@ def main() -> None:
     parser.add_argument("--strokes", type=int, default=8, help="strokes per page (default 8)")
     parser.add_argument("--pages", type=int, default=4, help="fresh page loads (default 4)")
     args = parser.parse_args()
-    with serve_app({}, Path(os.devnull)) as url:
-        results = measure(url, args.strokes, args.pages)
+    from playwright.sync_api import sync_playwright
+
+    with serve_app({}, Path(os.devnull)) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        results = measure(browser, url, args.strokes, args.pages)
+        browser.close()
     print(json.dumps(results))
 
 

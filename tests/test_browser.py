@@ -8,7 +8,7 @@ import time
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from bench.app_latency import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, draw_and_time, serve_app
+from bench.app_latency import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, draw_and_time, measure, serve_app
 from core.checkpoint import SHIPPED_MODELS_DIR
 from tests.conftest import ROOT
 from tests.drawings import encode, one
@@ -101,3 +101,9 @@ def test_training_to_the_end_and_using_the_model(server, page):
     page.get_by_role("button", name="Use as active model").click()
     picker = page.get_by_role("combobox", name="Active model")
     expect(picker).to_have_value(re.compile(r"^mlp-\d{8}-\d{6} \(MLP, "), timeout=WAIT_MS)
+
+
+def test_the_latency_bench_draws_and_reports(server, browser):
+    results = measure(browser, server, strokes=2, pages=1)
+    assert results["strokes"] == 2
+    assert results["first_stroke_ms_median"] > 0 and results["later_strokes_ms_median"] > 0
