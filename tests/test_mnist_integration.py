@@ -17,10 +17,14 @@ from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.mnist
 SHIPPED = {"mlp": SHIPPED_MODELS_DIR / "mlp.pt", "cnn": SHIPPED_MODELS_DIR / "cnn.pt"}
-REALISTIC_DIGITS = 600  # each becomes 3 canvas drawings and 1 photo; fewer gives +-2 % noise
+# Each digit is drawn once on the canvas (the styles in turn) and every third one also photographed.
+# A model misreads odd digits in every rendering, so distinct digits measure more than re-renderings:
+# 600 digits drawn 3 times each gave the CNN 97.7 % and 99.2 % on two seeds, 1,800 digits 98.1 / 98.8 %.
+REALISTIC_DIGITS = 1800
+PHOTO_EVERY = 3
 # Floors (canvas, photos), percent, just under what the shipped models measure on this set;
 # the product targets (CNN 98.5/96, MLP 97.5/94) are tracked in the README.
-FLOORS = {"cnn": (96.5, 96.0), "mlp": (94.0, 93.0)}
+FLOORS = {"cnn": (97.5, 97.0), "mlp": (95.5, 95.0)}
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +59,11 @@ def realistic_set(mnist_dir):
     digits, labels = test.data.numpy(), test.targets.numpy()
     rng = np.random.default_rng(2024)
     samples = []
-    for i in realistic.pen_like_indices(digits, REALISTIC_DIGITS, rng):
-        for style in realistic.CANVAS_STYLES:
-            samples.append(("canvas", realistic.canvas_png(digits[i], style, rng), labels[i]))
-        samples.append(("photo", realistic.photo_jpeg(digits[i], rng), labels[i]))
+    for k, i in enumerate(realistic.pen_like_indices(digits, REALISTIC_DIGITS, rng)):
+        style = realistic.CANVAS_STYLES[k % len(realistic.CANVAS_STYLES)]
+        samples.append(("canvas", realistic.canvas_png(digits[i], style, rng), labels[i]))
+        if k % PHOTO_EVERY == 0:
+            samples.append(("photo", realistic.photo_jpeg(digits[i], rng), labels[i]))
     return samples, realistic.blank_images(rng)
 
 
