@@ -77,6 +77,10 @@ def test_drawing_a_seven_with_the_mouse(server, page):
     page.get_by_text("Nothing drawn yet.").wait_for(timeout=WAIT_MS)
     shown_after = draw_and_time(page, "7")  # resolves only once the metric reads 7
     expect_prediction(page, "7")
+    expect(page.get_by_text("Nothing drawn yet.")).to_be_hidden(timeout=WAIT_MS)  # the run has finished
+    stages = page.locator('[data-testid="stImage"] img').first  # preprocessing stages and saliency
+    expect(stages).to_be_visible(timeout=WAIT_MS)
+    assert stages.evaluate("img => img.decode().then(() => img.naturalWidth)", timeout=WAIT_MS) > 0
     print(f"mouse-up to prediction shown: {shown_after:.0f} ms")
     shot(page, "predict-draw")
 
