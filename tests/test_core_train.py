@@ -1,4 +1,5 @@
 import threading
+from dataclasses import replace
 
 import pytest
 import torch
@@ -6,7 +7,7 @@ from torch import nn
 
 from core.data import MnistData, Split, load_mnist
 from core.devices import DeviceError, available_devices, resolve_device
-from core.evaluate import evaluate
+from core.evaluate import accuracy_and_loss, evaluate
 from core.models import ModelConfig, build_model, count_parameters
 from core.train import BatchReport, EpochReport, TrainConfig, TrainingError, train
 
@@ -90,6 +91,23 @@ def test_augmented_training_changes_training_and_still_learns(tiny):
     plain = train(ModelConfig("mlp"), TrainConfig(**{**config.__dict__, "augment": "none"}), tiny)
     assert augmented.final.test_accuracy >= 60.0
     assert not torch.equal(augmented.model[1].weight, plain.model[1].weight)
+
+
+def test_the_model_returned_is_the_weight_average_that_was_reported(tiny):
+    averaged = train(ModelConfig("cnn", channels=(4, 8)), FAST, tiny)
+    raw = train(ModelConfig("cnn", channels=(4, 8)), replace(FAST, ema_decay=0.0), tiny)
+    assert averaged.final.test_accuracy == accuracy_and_loss(averaged.model, tiny.test)[0]
+    assert averaged.final.test_accuracy >= 90.0
+    # Same seed and steps: only the averaging differs. BatchNorm statistics start at zero and are averaged.
+    averaged_mean, raw_mean = averaged.model[1].running_mean, raw.model[1].running_mean
+    assert averaged_mean.abs().sum() > 0 and not torch.equal(averaged_mean, raw_mean)
+    assert not averaged.model.training
+
+
+@pytest.mark.parametrize("decay", [-0.1, 1.0])
+def test_a_weight_average_decay_outside_0_1_is_refused(decay):
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(ema_decay=decay)
 
 
 def test_non_finite_loss_stops_with_a_message(tiny):

@@ -18,8 +18,9 @@ from tests.test_cli import run_cli
 pytestmark = pytest.mark.mnist
 SHIPPED = {"mlp": SHIPPED_MODELS_DIR / "mlp.pt", "cnn": SHIPPED_MODELS_DIR / "cnn.pt"}
 # Each digit is drawn once on the canvas (the styles in turn) and every third one also photographed.
-# A model misreads odd digits in every rendering, so distinct digits measure more than re-renderings:
-# 600 digits drawn 3 times each gave the CNN 97.7 % and 99.2 % on two seeds, 1,800 digits 98.1 / 98.8 %.
+# A model misreads odd digits in every rendering, so distinct digits measure more than re-renderings.
+# With the CNN of the time, 600 digits drawn 3 times each gave 97.7 % and 99.2 % on two seeds, and
+# 1,800 distinct digits 98.1 % and 98.8 %.
 REALISTIC_DIGITS = 1800
 PHOTO_EVERY = 3
 # Floors (canvas, photos), percent, just under what the shipped models measure on this set;
