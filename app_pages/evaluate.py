@@ -5,6 +5,7 @@ import streamlit as st
 from app_pages import ui
 from core.cache import cached_evaluation, test_split
 from core.data import to_pixels
+from core.models import NUM_CLASSES
 
 GALLERY_SIZE = 24
 GALLERY_COLUMNS = 8
@@ -29,8 +30,8 @@ confusion = np.array(report.confusion)
 figure = go.Figure(
     go.Heatmap(
         z=np.log1p(confusion),  # log colour: the diagonal would otherwise hide every mistake
-        x=list(range(10)),
-        y=list(range(10)),
+        x=list(range(NUM_CLASSES)),
+        y=list(range(NUM_CLASSES)),
         text=confusion,
         texttemplate="%{text}",
         colorscale="Blues",
@@ -64,7 +65,7 @@ right.dataframe(
 )
 
 st.subheader("Mistakes, most confident first")
-choices = [ANY, *range(10)]
+choices = [ANY, *range(NUM_CLASSES)]
 filters = st.columns(2)
 true_digit = filters[0].selectbox("True digit", choices, key="true_digit")
 predicted_digit = filters[1].selectbox("Predicted digit", choices, key="predicted_digit")

@@ -25,7 +25,10 @@ recipe = default_train_config(arch)
 with st.form("settings"):
     left, right = st.columns(2)
     # Keys name the arch, so choosing a model resets these fields to that model's recipe.
-    hidden = left.number_input("Hidden units / classifier width", 8, 1024, 128, step=8, key=f"hidden-{arch}")
+    default_hidden = ModelConfig(arch).hidden
+    hidden = left.number_input(
+        "Hidden units / classifier width", 8, 1024, default_hidden, step=8, key=f"hidden-{arch}"
+    )
     epochs = left.number_input("Epochs", 1, 50, recipe.epochs, key=f"epochs-{arch}")
     batch_size = left.select_slider("Batch size", BATCH_SIZES, recipe.batch_size, key=f"batch-{arch}")
     lr = right.number_input("Peak learning rate", 1e-5, 1.0, recipe.lr, format="%.4f", key=f"lr-{arch}")

@@ -19,7 +19,7 @@ from core.data import (
     download_mnist,
     raw_folder,
 )
-from core.models import count_parameters
+from core.models import NUM_CLASSES, count_parameters
 from core.predict import Prediction, saliency
 
 MODEL_KEY = "model_path"
@@ -102,8 +102,8 @@ def digit_image(pixels: np.ndarray, caption: str | None = None) -> None:
 
 
 def probability_chart(probabilities: list[float], digit: int | None) -> go.Figure:
-    colours = ["#4c9aff" if d == digit else "#7a869a" for d in range(10)]
-    figure = go.Figure(go.Bar(x=list(range(10)), y=probabilities, marker_color=colours))
+    colours = ["#4c9aff" if d == digit else "#7a869a" for d in range(NUM_CLASSES)]
+    figure = go.Figure(go.Bar(x=list(range(NUM_CLASSES)), y=probabilities, marker_color=colours))
     figure.update_layout(
         height=240,
         margin=dict(l=10, r=10, t=10, b=10),
@@ -144,7 +144,7 @@ def stage_strip(prediction: Prediction, heat: np.ndarray) -> Image.Image:
 
 
 NO_DIGIT = "—"
-EMPTY_PROBABILITIES = [0.0] * 10
+EMPTY_PROBABILITIES = [0.0] * NUM_CLASSES
 
 
 def show_no_digit(message: str, key: str) -> None:

@@ -27,6 +27,7 @@ CNN_THRESHOLDS = (99.0, 99.4)
 CLASSIC_EPOCHS = {"quick": 6, "full": 15}
 LATENCY_SAMPLES = {"quick": 100, "full": 400}
 BATCH_IMAGES = 256
+WARMUP_RUNS = 10  # predictions before timing: first calls allocate and load kernels
 P99 = 0.99
 
 
@@ -62,7 +63,7 @@ def canvas_png() -> bytes:
 def latency_ms(model, samples: int) -> tuple[float, float]:
     """(p50, p99) milliseconds for preprocess + forward of one canvas PNG."""
     png = canvas_png()
-    for _ in range(10):  # warm-up
+    for _ in range(WARMUP_RUNS):
         predict(model, png)
     times = []
     for _ in range(samples):
@@ -84,7 +85,6 @@ def run(args: argparse.Namespace) -> dict:
     mode = "quick" if args.quick else "full"
     device = resolve_device(args.device)
     data_dir = str(data_dir_from_env(args.data_dir))
-    torch.set_num_threads(torch.get_num_threads())
 
     classic = train_classic(data_dir, device, CLASSIC_EPOCHS[mode], lambda acc: args.quick and acc >= 97.5)
     data = load_mnist(data_dir, device=device)

@@ -52,7 +52,7 @@ SHOWN_AFTER_RELEASE_JS = """([digit, timeoutMs]) => new Promise((resolve, reject
 RECORD_RELEASE_JS = "addEventListener('pointerup', () => { window.__released = performance.now(); }, true)"
 
 
-def free_port() -> int:
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -75,7 +75,7 @@ def _wait_healthy(url: str, process: subprocess.Popen) -> float:
 @contextmanager
 def serve_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
     """`streamlit run Home.py` on a free loopback port; yields its URL once healthy."""
-    port = free_port()
+    port = _free_port()
     command = [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
                "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
     with open(log_path, "w") as log:
