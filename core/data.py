@@ -40,6 +40,9 @@ class Augmentation:
     shift_px: float
     shear: float
     stroke_change: float  # share of images thickened or thinned by one pixel
+    # Share of each batch augmented; the rest stays as MNIST wrote it, like the test set and the
+    # preprocessed drawings. Half trains faster and no less robust than all (measured, see README).
+    share: float = 0.5
 
 
 # "strong" suits the CNN (more robust on drawings and photos); the 128-unit MLP lacks the
@@ -221,7 +224,13 @@ def _pixel_grid(device: torch.device) -> torch.Tensor:
 
 
 def augment(images: torch.Tensor, generator: torch.Generator, ranges: Augmentation) -> torch.Tensor:
-    """Random affine (rotate, scale, shear, shift) and stroke width change, on the images' device."""
+    """Random affine and stroke width change of the first `ranges.share` of a (shuffled) batch."""
+    n = round(images.shape[0] * ranges.share)
+    return torch.cat([_warp(images[:n], generator, ranges), images[n:]])
+
+
+def _warp(images: torch.Tensor, generator: torch.Generator, ranges: Augmentation) -> torch.Tensor:
+    # Rotate, scale, shear and shift each image, then thicken or thin some strokes.
     n = images.shape[0]
     angle = torch.deg2rad(_uniform(n, -ranges.rotation_deg, ranges.rotation_deg, generator))
     scale = _uniform(n, *ranges.scale, generator)

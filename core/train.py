@@ -150,7 +150,7 @@ class _WeightAverage:
     """Exponential moving average of a model's weights and BatchNorm statistics, updated every step.
 
     The average is what is evaluated and saved: it smooths out the noise of a high learning rate, so
-    the model is accurate from the first epochs (default MLP: 97.8 % after 3 epochs instead of 97.2 %).
+    the model is accurate from the first epochs (default MLP: 97.6 % after 2 epochs instead of 96.5 %).
     """
 
     def __init__(self, model: nn.Module, decay: float):

@@ -18,12 +18,25 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 WAIT_MS = 30_000
 
 
-@pytest.fixture(scope="module")
-def server(tiny_data_dir, tmp_path_factory):
+def _serve_shipped_models(data_dir, tmp_path_factory):
+    """The app on the tiny MNIST with a copy of the shipped models."""
     models = tmp_path_factory.mktemp("app") / "models"
     shutil.copytree(SHIPPED_MODELS_DIR, models)
-    env = {"MNIST_DATA_DIR": str(tiny_data_dir), "MNIST_MODELS_DIR": str(models)}
-    with serve_app(env, tmp_path_factory.mktemp("log") / "streamlit.log") as url:
+    env = {"MNIST_DATA_DIR": str(data_dir), "MNIST_MODELS_DIR": str(models)}
+    return serve_app(env, tmp_path_factory.mktemp("log") / "streamlit.log")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_data_dir, tmp_path_factory):
+    with _serve_shipped_models(tiny_data_dir, tmp_path_factory) as url:
+        yield url
+
+
+@pytest.fixture
+def training_server(tiny_data_dir, tmp_path_factory):
+    # A model trained on the tiny set can score 100 % on its tiny test split and so become every new
+    # session's default: training gets a server of its own, so that other tests see the shipped models.
+    with _serve_shipped_models(tiny_data_dir, tmp_path_factory) as url:
         yield url
 
 
@@ -96,8 +109,8 @@ def test_uploading_a_png(server, page, tmp_path):
     shot(page, "predict-upload")
 
 
-def test_training_to_the_end_and_using_the_model(server, page):
-    open_app(page, server, "train")
+def test_training_to_the_end_and_using_the_model(training_server, page):
+    open_app(page, training_server, "train")
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("Training finished").wait_for(timeout=WAIT_MS)
     expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=WAIT_MS)  # loss and accuracy

@@ -85,12 +85,15 @@ def test_shuffled_batches_cover_every_sample_once(tiny_data_dir):
     assert not torch.equal(torch.cat(seen), split.labels)  # actually shuffled
 
 
-def test_augment_keeps_shape_background_and_ink():
+def test_augment_changes_its_share_of_the_batch_and_keeps_background_and_ink():
     images = torch.full((64, 1, 28, 28), BACKGROUND)
     images[:, :, 10:18, 12:16] = 2.0
-    out = augment(images, torch.Generator().manual_seed(0), AUGMENTATIONS["strong"])
-    assert out.shape == images.shape
-    assert not torch.equal(out, images)
+    ranges = AUGMENTATIONS["strong"]
+    out = augment(images, torch.Generator().manual_seed(0), ranges)
+    changed = round(64 * ranges.share)
+    assert out.shape == images.shape and 0 < changed < 64
+    assert all(not torch.equal(out[i], images[i]) for i in range(changed))
+    assert torch.equal(out[changed:], images[changed:])
     # The corners stay empty and each image keeps ink near its original amount.
     assert torch.allclose(out[:, :, 0, 0], torch.full((64, 1), BACKGROUND), atol=1e-5)
     ink_ratio = (out > 0).flatten(1).sum(1).float() / (images > 0).flatten(1).sum(1)
