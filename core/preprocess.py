@@ -34,6 +34,11 @@ MAX_INK_AREA = 0.6  # more of the frame than this "inked" means noise or a textu
 MAX_EDGES_PER_ROW = 12  # a row crosses a digit's edges a few times, noise's dozens of times
 TARGET_STROKE_PX = 2.4  # stroke width of an MNIST digit in the 28x28 frame
 MAX_STROKE_RATIO = 1.6  # thicker strokes than this times the target are thinned
+EDGE_RUN = 0.25  # ink along this share of a frame side, from a corner, is a paper or desk edge
+EDGE_LEVEL = 0.5  # a desk is darker than the paper by half the ink's contrast, or more
+EDGE_RIM = 2  # px around a desk edge that its blur reaches
+FULL_SPAN = 0.95  # share of a side that a desk edge covers when it crosses the whole frame
+MIN_DIGIT_AREA = 0.002  # share of the frame that even a small digit inks
 LOW_CONFIDENCE = 0.6
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -129,6 +134,59 @@ def _remove_background(ink: torch.Tensor) -> torch.Tensor:
     return (ink - background).clamp(min=0)
 
 
+def _corner_runs(line: torch.Tensor) -> torch.Tensor:
+    """Of a 1-D bool line, the ink runs that start at either end and span EDGE_RUN of it."""
+    head, tail = (int(ink.int().cumprod(0).sum()) for ink in (line, line.flip(0)))
+    runs = torch.zeros_like(line)
+    if head >= EDGE_RUN * len(line):
+        runs[:head] = True
+    if tail >= EDGE_RUN * len(line):
+        runs[len(line) - tail :] = True
+    return runs
+
+
+def _frame(mask: torch.Tensor) -> torch.Tensor:
+    """The mask's outermost ring of pixels."""
+    ring = torch.zeros_like(mask)
+    ring[[0, -1]] = mask[[0, -1]]
+    ring[:, [0, -1]] = mask[:, [0, -1]]
+    return ring
+
+
+def _grow_within(seed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The parts of a bool mask that touch the seed, 8-connected."""
+    while True:
+        grown = _max_filter(seed.float(), 1).bool() & mask
+        if torch.equal(grown, seed):
+            return seed
+        seed = grown
+
+
+def _frame_edges(ink: torch.Tensor) -> torch.Tensor:
+    """Mask of what runs along the frame from a corner: the desk past the paper's edge in a photo.
+
+    Kept only if a digit's worth of ink is left besides (else the "edge" took the digit, as in a
+    tight crop or when a dark corner of the paper reaches it), and that ink stands clear of the
+    frame or the runs span whole sides (the bar of a tightly cropped 5 runs from a corner).
+    """
+    paper = ink.quantile(BACKGROUND_PERCENTILE)
+    mask = ink > paper + EDGE_LEVEL * (ink.max() - paper)
+    seed = torch.zeros_like(mask)
+    whole_sides = True
+    for side in (np.s_[0], np.s_[-1], np.s_[:, 0], np.s_[:, -1]):
+        runs = _corner_runs(mask[side])
+        seed[side] |= runs
+        whole_sides &= not runs.any() or bool(mask[side].float().mean() >= FULL_SPAN)
+    if not seed.any():
+        return seed
+    edge = _grow_within(seed, mask)
+    rest = mask & ~edge
+    digit_left = float(rest.float().mean()) >= MIN_DIGIT_AREA
+    if not digit_left or (_frame(rest).any() and not whole_sides):
+        return torch.zeros_like(mask)
+    return _max_filter(edge.float(), EDGE_RIM).bool()  # with the rim its blur reaches
+
+
 def _trimmed_bounds(profile: torch.Tensor) -> tuple[int, int]:
     cumulative = profile.cumsum(0) / profile.sum()
     start = int((cumulative < TRIM_MASS).sum())
@@ -191,7 +249,8 @@ def preprocess(source: bytes | str | os.PathLike | Image.Image) -> Preprocessed:
     """Any readable image -> MNIST-style input, or blank=True when nothing is drawn."""
     ink_np = to_ink(open_image(source))
     stages = {"ink": ink_np}
-    ink = _remove_background(torch.from_numpy(np.ascontiguousarray(ink_np)))
+    ink = torch.from_numpy(np.ascontiguousarray(ink_np))
+    ink = _remove_background(ink).masked_fill(_frame_edges(ink), 0)
     peak = float(ink.max())
     if peak < MIN_CONTRAST:
         return _blank(stages)

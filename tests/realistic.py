@@ -16,6 +16,9 @@ SUPERSAMPLE = 2  # draw at 2x, then downsample: anti-aliased edges like a browse
 CANVAS_STYLES = ("white_on_black", "black_on_transparent", "white_on_transparent")
 MIN_COVERAGE = 0.95  # share of a digit's ink its re-drawn skeleton must cover
 MIN_PIECE = 3
+DESK_GREY = (30, 110)  # brightness of the desk past the paper
+DESK_SHARE = (0.03, 0.15)  # width of a desk strip, share of the photo's side
+MAX_DESK_ROOM = 0.8  # of the room between the digit and that side
 NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 
 
@@ -149,8 +152,29 @@ def _paper(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     return tone * (light * shadow)[..., None]
 
 
-def photo_jpeg(digit: np.ndarray, rng: np.random.Generator) -> bytes:
-    """Dark ink on uneven paper, digit small (20-45% of the height) and off-centre, noisy, JPEG."""
+def _show_desk(paper: np.ndarray, digit_box: tuple[float, ...], rng: np.random.Generator) -> np.ndarray:
+    """A dark desk past one to four of the paper's edges; no strip reaches the digit's box (x0, y0,
+    x1, y1)."""
+    h, w, _ = paper.shape
+    x0, y0, x1, y1 = digit_box
+    out = paper.copy()
+    desk = rng.uniform(*DESK_GREY) * np.array([1.0, 0.85, 0.7])
+    rooms, lengths = (x0, y0, w - x1, h - y1), (w, h, w, h)
+    left, top, right, bottom = (
+        int(min(rng.uniform(*DESK_SHARE) * length, MAX_DESK_ROOM * room))
+        for length, room in zip(lengths, rooms, strict=True)
+    )
+    strips = [np.s_[:, :left], np.s_[:top], np.s_[:, w - right :], np.s_[h - bottom :]]
+    for k in rng.permutation(len(strips))[: rng.integers(1, len(strips) + 1)]:
+        out[strips[k]] = desk
+    return out
+
+
+def photo_jpeg(digit: np.ndarray, rng: np.random.Generator, desk: bool = False) -> bytes:
+    """Dark ink on uneven paper, digit small (20-45% of the height) and off-centre, noisy, JPEG.
+
+    With `desk`, the desk shows past some of the paper's edges.
+    """
     size = (int(rng.uniform(320, 640)), int(rng.uniform(240, 480)))
     span_y, span_x = digit_extent(digit)
     height = rng.uniform(0.2, 0.45) * size[1]
@@ -161,6 +185,9 @@ def photo_jpeg(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     mask = np.asarray(strokes.getchannel("A"), dtype=np.float32)[..., None] / 255
     ink = rng.uniform(15, 70) * np.array([1.0, 1.0, rng.uniform(1.0, 1.8)])
     paper = _paper(size, rng)
+    if desk:
+        box = (top_left[0], top_left[1], top_left[0] + width + brush, top_left[1] + height + brush)
+        paper = _show_desk(paper, box, rng)
     pixels = paper * (1 - mask) + ink * mask + rng.normal(0, rng.uniform(3, 9), paper.shape)
     image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.4)))

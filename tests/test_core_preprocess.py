@@ -3,12 +3,14 @@ import io
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from core.models import ModelConfig, build_model
 from core.predict import predict, predict_batch, saliency
 from core.preprocess import DIGIT_BOX, ImageError, open_image, preprocess, to_ink
 from tests.drawings import encode, seven
+
+DESK = (70, 50, 35)
 
 
 def test_output_follows_the_mnist_recipe():
@@ -61,6 +63,21 @@ def test_uneven_lighting_is_removed():
     lit = Image.fromarray((image * gradient).astype(np.uint8))
     out = preprocess(encode(lit, "JPEG", quality=70))
     assert np.abs(out.image28 - preprocess(seven()).image28).mean() < 0.05
+
+
+def test_the_desk_past_the_paper_edge_is_left_out():
+    photo = seven("RGB", bg=(235, 235, 230), ink=(20, 20, 20))
+    draw = ImageDraw.Draw(photo)
+    draw.rectangle([0, 0, 29, 279], fill=DESK)  # left of the paper
+    draw.rectangle([0, 0, 279, 19], fill=DESK)  # above it
+    out = preprocess(encode(photo, "JPEG", quality=85))
+    assert np.abs(out.image28 - preprocess(seven()).image28).mean() < 0.01
+
+
+def test_a_tight_crop_keeps_a_stroke_that_runs_from_a_corner():
+    image = seven()
+    tight = image.crop(image.convert("L").getbbox())  # the 7's bar now runs along the top from a corner
+    assert np.abs(preprocess(encode(tight)).image28 - preprocess(image).image28).mean() < 0.02
 
 
 @pytest.mark.parametrize(

@@ -23,9 +23,14 @@ SHIPPED = {"mlp": SHIPPED_MODELS_DIR / "mlp.pt", "cnn": SHIPPED_MODELS_DIR / "cn
 # 1,800 distinct digits 98.1 % and 98.8 %.
 REALISTIC_DIGITS = 1800
 PHOTO_EVERY = 3
+# Photos that also show the desk past the paper's edges: the first digits again, with a seed of their own
+# so that the set above stays as it was.
+DESK_PHOTOS = 300
+DESK_SEED = 2025
 # Floors (canvas, photos), percent, just under what the shipped models measure on this set;
 # the product targets (CNN 98.5/96, MLP 97.5/94) are tracked in the README.
 FLOORS = {"cnn": (97.5, 97.0), "mlp": (95.5, 95.0)}
+DESK_FLOORS = {"cnn": 88.0, "mlp": 85.5}
 
 
 @pytest.fixture(scope="module")
@@ -60,23 +65,28 @@ def realistic_set(mnist_dir):
     digits, labels = test.data.numpy(), test.targets.numpy()
     rng = np.random.default_rng(2024)
     samples = []
-    for k, i in enumerate(realistic.pen_like_indices(digits, REALISTIC_DIGITS, rng)):
+    chosen = realistic.pen_like_indices(digits, REALISTIC_DIGITS, rng)
+    for k, i in enumerate(chosen):
         style = realistic.CANVAS_STYLES[k % len(realistic.CANVAS_STYLES)]
         samples.append(("canvas", realistic.canvas_png(digits[i], style, rng), labels[i]))
         if k % PHOTO_EVERY == 0:
             samples.append(("photo", realistic.photo_jpeg(digits[i], rng), labels[i]))
-    return samples, realistic.blank_images(rng)
+    blanks = realistic.blank_images(rng)
+    desk_rng = np.random.default_rng(DESK_SEED)
+    for i in chosen[:DESK_PHOTOS]:
+        samples.append(("desk", realistic.photo_jpeg(digits[i], desk_rng, desk=True), labels[i]))
+    return samples, blanks
 
 
 @pytest.mark.parametrize("arch", ["cnn", "mlp"])
 def test_realistic_drawings_and_photos(realistic_set, arch):
     samples, blanks = realistic_set
     model = load_checkpoint(SHIPPED[arch]).model
-    correct = {"canvas": [], "photo": []}
+    correct = {"canvas": [], "photo": [], "desk": []}
     for category, data, label in samples:
         correct[category].append(predict(model, data).digit == label)
-    canvas, photo = (100 * np.mean(correct[c]) for c in ("canvas", "photo"))
-    print(f"{arch}: canvas {canvas:.1f}%  photos {photo:.1f}%")
+    canvas, photo, desk = (100 * np.mean(correct[c]) for c in ("canvas", "photo", "desk"))
+    print(f"{arch}: canvas {canvas:.1f}%  photos {photo:.1f}%  photos with the desk in view {desk:.1f}%")
     canvas_floor, photo_floor = FLOORS[arch]
-    assert canvas >= canvas_floor and photo >= photo_floor
+    assert canvas >= canvas_floor and photo >= photo_floor and desk >= DESK_FLOORS[arch]
     assert all(predict(model, image).blank for image in blanks.values())
