@@ -45,8 +45,8 @@ class Augmentation:
     share: float = 0.5
 
 
-# "strong" suits the CNN (more robust on drawings and photos); the 128-unit MLP lacks the
-# capacity for it and loses test accuracy, so it trains with "mild" (measured, see README).
+# "strong" suits the CNN (more robust on drawings and photos); on the 128-unit MLP it reads
+# drawings no better than "mild", so the MLP trains with "mild" (measured, see README).
 AUGMENTATIONS = {
     "mild": Augmentation(rotation_deg=12.0, scale=(0.85, 1.1), shift_px=2.0, shear=0.2, stroke_change=0.3),
     "strong": Augmentation(rotation_deg=15.0, scale=(0.8, 1.15), shift_px=2.0, shear=0.3, stroke_change=0.5),
