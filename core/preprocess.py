@@ -145,12 +145,8 @@ def _corner_runs(line: torch.Tensor) -> torch.Tensor:
     return runs
 
 
-def _frame(mask: torch.Tensor) -> torch.Tensor:
-    """The mask's outermost ring of pixels."""
-    ring = torch.zeros_like(mask)
-    ring[[0, -1]] = mask[[0, -1]]
-    ring[:, [0, -1]] = mask[:, [0, -1]]
-    return ring
+def _touches_frame(mask: torch.Tensor) -> bool:
+    return bool(mask[[0, -1]].any() or mask[:, [0, -1]].any())
 
 
 def _grow_within(seed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -182,7 +178,7 @@ def _frame_edges(ink: torch.Tensor) -> torch.Tensor:
     edge = _grow_within(seed, mask)
     rest = mask & ~edge
     digit_left = float(rest.float().mean()) >= MIN_DIGIT_AREA
-    if not digit_left or (_frame(rest).any() and not whole_sides):
+    if not digit_left or (_touches_frame(rest) and not whole_sides):
         return torch.zeros_like(mask)
     return _max_filter(edge.float(), EDGE_RIM).bool()  # with the rim its blur reaches
 

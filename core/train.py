@@ -205,8 +205,8 @@ def train(
     )
     generator = torch.Generator(device=device).manual_seed(train_config.seed)
     average = _WeightAverage(model, train_config.ema_decay) if train_config.ema_decay else None
-    # The model that is evaluated, returned and saved.
-    result = TrainResult(average.model if average else model, model_config, train_config, str(device))
+    evaluated = average.model if average is not None else model  # also returned and saved
+    result = TrainResult(evaluated, model_config, train_config, str(device))
     progress = _Progress(result, steps_per_epoch, callback)
     ranges = AUGMENTATIONS.get(train_config.augment)
     try:
@@ -230,7 +230,7 @@ def train(
                 loss.backward()
                 optimizer.step()
                 schedule.step()
-                if average:
+                if average is not None:
                     average.update()
                 result.steps += 1
                 loss_sum += loss.detach() * len(labels)

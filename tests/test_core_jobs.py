@@ -31,9 +31,9 @@ def test_one_run_at_a_time_and_stop_saves_the_partial_model(tiny_data_dir, tmp_p
     job.stop()
     job.join(timeout=10)
     assert job.snapshot().status == STOPPED and job.snapshot().checkpoint
-    assert (
-        slot.start(ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path).join(60) is None
-    )  # free again
+    again = slot.start(ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)  # free again
+    again.join(timeout=60)
+    assert again.snapshot().status == DONE
 
 
 def test_a_failing_run_reports_instead_of_dying(tiny_data_dir, tmp_path):
