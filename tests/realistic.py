@@ -2,6 +2,9 @@
 
 Canvas drawings are re-drawn from each digit's skeleton with a round brush of a chosen width,
 like a stroke on the app's canvas; photos put dark ink on unevenly lit, noisy paper saved as JPEG.
+The pen follows the skeleton of the digit enlarged PEN_SCALE times: traced on the 28 px digit, the
+skeleton is a staircase of whole pixels, and re-drawn ten times larger it zig-zags and sprouts forks
+that no pen stroke has.
 """
 
 from __future__ import annotations
@@ -15,15 +18,21 @@ CANVAS = 280
 SUPERSAMPLE = 2  # draw at 2x, then downsample: anti-aliased edges like a browser canvas
 CANVAS_STYLES = ("white_on_black", "black_on_transparent", "white_on_transparent")
 MIN_COVERAGE = 0.95  # share of a digit's ink its re-drawn skeleton must cover
-MIN_PIECE = 3
+MIN_PIECE = 3  # px of a 28 px skeleton
+PEN_SCALE = 3
 DESK_GREY = (30, 110)  # brightness of the desk past the paper
 DESK_SHARE = (0.03, 0.15)  # width of a desk strip, share of the photo's side
 MAX_DESK_ROOM = 0.8  # of the room between the digit and that side
 NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
+FORWARD = NEIGHBOURS[4:]  # one of each pair of neighbours: every link is drawn once
 
 
-def skeleton(digit: np.ndarray) -> np.ndarray:
-    """Zhang-Suen thinning of a (28, 28) uint8 digit -> boolean 1-px skeleton."""
+def skeleton(digit: np.ndarray, scale: int = 1) -> np.ndarray:
+    """Zhang-Suen thinning of a (28, 28) uint8 digit enlarged `scale` times (bicubic) -> boolean 1-px
+    skeleton of the enlarged digit."""
+    if scale > 1:
+        side = digit.shape[0] * scale
+        digit = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC))
     img = np.pad(digit > 100, 1).astype(np.uint8)
     changed = True
     while changed:
@@ -44,11 +53,11 @@ def skeleton(digit: np.ndarray) -> np.ndarray:
             if remove.any():
                 img[remove] = 0
                 changed = True
-    return _drop_specks(img[1:-1, 1:-1].astype(bool))
+    return _drop_specks(img[1:-1, 1:-1].astype(bool), MIN_PIECE * scale)
 
 
-def _drop_specks(skel: np.ndarray) -> np.ndarray:
-    """Remove skeleton pieces smaller than MIN_PIECE px: a pen stroke leaves no isolated dots."""
+def _drop_specks(skel: np.ndarray, min_piece: int) -> np.ndarray:
+    """Remove skeleton pieces smaller than `min_piece` px: a pen stroke leaves no isolated dots."""
     keep = np.zeros_like(skel)
     seen = np.zeros_like(skel)
     for start in zip(*np.nonzero(skel), strict=True):
@@ -64,16 +73,20 @@ def _drop_specks(skel: np.ndarray) -> np.ndarray:
                 if 0 <= q[0] < skel.shape[0] and 0 <= q[1] < skel.shape[1] and skel[q] and not seen[q]:
                     seen[q] = True
                     stack.append(q)
-        if len(piece) >= MIN_PIECE:
+        if len(piece) >= min_piece:
             for q in piece:
                 keep[q] = True
     return keep
 
 
-def draw_strokes(digit: np.ndarray, height: float, brush: float, size: tuple[int, int], top_left, ink, bg):
-    """Draw the digit's skeleton scaled to `height` px with a round brush; returns an RGBA image."""
-    skel = skeleton(digit)
-    ys, xs = np.nonzero(skel)
+def pen_path(digit: np.ndarray) -> np.ndarray:
+    """The line a pen follows to draw the digit: its skeleton at PEN_SCALE times the size."""
+    return skeleton(digit, PEN_SCALE)
+
+
+def draw_strokes(path: np.ndarray, height: float, brush: float, size: tuple[int, int], top_left, ink, bg):
+    """Draw a pen path scaled to `height` px with a round brush; returns an RGBA image."""
+    ys, xs = np.nonzero(path)
     y0, x0 = ys.min(), xs.min()
     span = max(ys.max() - y0, 1)
     scale = height / span * SUPERSAMPLE
@@ -90,7 +103,7 @@ def draw_strokes(digit: np.ndarray, height: float, brush: float, size: tuple[int
     for y, x in points:
         cx, cy = at(y, x)
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=ink)
-        for dy, dx in NEIGHBOURS:
+        for dy, dx in FORWARD:
             if (y + dy, x + dx) in points:
                 draw.line([at(y, x), at(y + dy, x + dx)], fill=ink, width=int(2 * r))
     return image.resize(size, Image.Resampling.LANCZOS)
@@ -117,14 +130,15 @@ def pen_like_indices(digits: np.ndarray, count: int, rng: np.random.Generator) -
     return [int(i) for i in order if pen_like(digits[i])][:count]
 
 
-def digit_extent(digit: np.ndarray) -> tuple[int, int]:
-    ys, xs = np.nonzero(skeleton(digit))
+def path_extent(path: np.ndarray) -> tuple[int, int]:
+    ys, xs = np.nonzero(path)
     return max(ys.max() - ys.min(), 1), max(xs.max() - xs.min(), 1)
 
 
 def canvas_png(digit: np.ndarray, style: str, rng: np.random.Generator) -> bytes:
     """A 280x280 RGBA canvas drawing: height 25-85% of the canvas, anywhere, thin or thick pen."""
-    span_y, span_x = digit_extent(digit)
+    path = pen_path(digit)
+    span_y, span_x = path_extent(path)
     height = rng.uniform(0.25, 0.85) * CANVAS
     brush = float(np.clip(rng.uniform(0.05, 0.2) * height, 3, 40))
     height = min(height, (CANVAS - brush) * span_y / span_x)  # a wide digit must fit across
@@ -136,7 +150,7 @@ def canvas_png(digit: np.ndarray, style: str, rng: np.random.Generator) -> bytes
         "black_on_transparent": (black, (0, 0, 0, 0)),
         "white_on_transparent": (white, (0, 0, 0, 0)),
     }[style]
-    image = draw_strokes(digit, height, brush, (CANVAS, CANVAS), top_left, ink, bg)
+    image = draw_strokes(path, height, brush, (CANVAS, CANVAS), top_left, ink, bg)
     return encode(image, "PNG")
 
 
@@ -176,12 +190,14 @@ def photo_jpeg(digit: np.ndarray, rng: np.random.Generator, desk: bool = False) 
     With `desk`, the desk shows past some of the paper's edges.
     """
     size = (int(rng.uniform(320, 640)), int(rng.uniform(240, 480)))
-    span_y, span_x = digit_extent(digit)
+    path = pen_path(digit)
+    span_y, span_x = path_extent(path)
     height = rng.uniform(0.2, 0.45) * size[1]
     brush = max(2.0, rng.uniform(0.06, 0.14) * height)
+    height = min(height, (size[0] - brush) * span_y / span_x)  # a wide digit must fit across
     width = height * span_x / span_y
     top_left = (rng.uniform(0, size[0] - width - brush), rng.uniform(0, size[1] - height - brush))
-    strokes = draw_strokes(digit, height, brush, size, top_left, (255, 255, 255, 255), (0, 0, 0, 0))
+    strokes = draw_strokes(path, height, brush, size, top_left, (255, 255, 255, 255), (0, 0, 0, 0))
     mask = np.asarray(strokes.getchannel("A"), dtype=np.float32)[..., None] / 255
     ink = rng.uniform(15, 70) * np.array([1.0, 1.0, rng.uniform(1.0, 1.8)])
     paper = _paper(size, rng)
