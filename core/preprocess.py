@@ -39,6 +39,8 @@ EDGE_LEVEL = 0.5  # a desk is darker than the paper by half the ink's contrast, 
 EDGE_RIM = 2  # px around a desk edge that its blur reaches
 FULL_SPAN = 0.95  # share of a side that a desk edge covers when it crosses the whole frame
 MIN_DIGIT_AREA = 0.002  # share of the frame that even a small digit inks
+STRAY_GRID = 28  # ink is split into pieces on a grid this coarse: fast, and it bridges small gaps
+MAX_BLOB_SPAN = 3.0  # a piece at most this many times as long as it is wide is a blob: a dot, a speck
 # MNIST's centres of mass sit at pixel (14, 14) on average, spread +-0.29 by whole-pixel shifts
 # (measured on its test set), not at the frame's middle 13.5.
 MNIST_CENTRE = IMAGE_SIDE / 2
@@ -154,10 +156,11 @@ def _touches_frame(mask: torch.Tensor) -> bool:
 
 def _grow_within(seed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The parts of a bool mask that touch the seed, 8-connected."""
+    seed, mask = seed.float(), mask.float()  # float throughout: no conversions inside the loop
     while True:
-        grown = _max_filter(seed.float(), 1).bool() & mask
+        grown = _max_filter(seed, 1) * mask
         if torch.equal(grown, seed):
-            return seed
+            return seed.bool()
         seed = grown
 
 
@@ -184,6 +187,48 @@ def _frame_edges(ink: torch.Tensor) -> torch.Tensor:
     if not digit_left or (_touches_frame(rest) and not whole_sides):
         return torch.zeros_like(mask)
     return _max_filter(edge.float(), EDGE_RIM).bool()  # with the rim its blur reaches
+
+
+def _pieces(occupied: torch.Tensor) -> torch.Tensor:
+    """Label the pieces of a bool grid (joined across one-cell gaps): 0 where empty, else a piece id."""
+    bridged = _max_filter(occupied.float(), 1)
+    labels = torch.arange(1, occupied.numel() + 1, dtype=torch.float32).view(occupied.shape) * bridged
+    while True:  # each piece takes the largest id in it
+        grown = _max_filter(labels, 1) * bridged
+        # Pointer jumping: also take the label of the cell a label names, a cell of the same piece.
+        named = grown.flatten()[(grown.long() - 1).clamp(min=0)].view(grown.shape)
+        grown = torch.maximum(grown, named * bridged)
+        if torch.equal(grown, labels):
+            return labels * occupied
+        labels = grown
+
+
+def _span_and_width(piece: torch.Tensor) -> tuple[int, float]:
+    """Longer side of a bool piece's bounding box, and its mean stroke width, in pixels."""
+    rows, cols = piece.any(1).nonzero(), piece.any(0).nonzero()
+    span = max(int(rows[-1] - rows[0]), int(cols[-1] - cols[0])) + 1
+    return span, _stroke_width(piece.float())
+
+
+def _drop_strays(ink: torch.Tensor) -> torch.Tensor:
+    """Remove blobs apart from the digit: a stray click on the canvas, a speck on the paper.
+
+    A piece of a digit is a stroke, longer than it is wide; a dot is about as long as it is wide.
+    The longest piece always stays.
+    """
+    h, w = ink.shape
+    cell = -(-max(h, w) // STRAY_GRID)
+    rows, cols = -(-h // cell), -(-w // cell)
+    mass = F.pad(ink, (0, cols * cell - w, 0, rows * cell - h)).view(rows, cell, cols, cell).sum((1, 3))
+    labels = _pieces(mass > 0)
+    ids = labels.unique()[1:]  # without 0, the empty cells
+    if len(ids) < 2:
+        return ink
+    full = labels.repeat_interleave(cell, 0).repeat_interleave(cell, 1)[:h, :w]
+    shapes = {float(i): _span_and_width((full == i) & (ink > 0)) for i in ids}
+    longest = max(shapes, key=lambda i: shapes[i][0])
+    strays = [i for i, (span, width) in shapes.items() if i != longest and span <= MAX_BLOB_SPAN * width]
+    return ink.masked_fill(torch.isin(full, torch.tensor(strays)), 0) if strays else ink
 
 
 def _trimmed_bounds(profile: torch.Tensor) -> tuple[int, int]:
@@ -258,9 +303,11 @@ def preprocess(source: bytes | str | os.PathLike | Image.Image) -> Preprocessed:
     if peak < MIN_CONTRAST:
         return _blank(stages)
     ink = ((ink / peak - INK_THRESHOLD) / (1 - INK_THRESHOLD)).clamp(0, 1)
-    stages["cleaned"] = ink.numpy()
     if _looks_like_noise(ink > 0):
+        stages["cleaned"] = ink.numpy()
         return _blank(stages)
+    ink = _drop_strays(ink)
+    stages["cleaned"] = ink.numpy()
     top, bottom = _trimmed_bounds(ink.sum(1))
     left, right = _trimmed_bounds(ink.sum(0))
     digit = _normalise_stroke(ink[top:bottom, left:right])

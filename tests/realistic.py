@@ -23,6 +23,8 @@ PEN_SCALE = 3
 DESK_GREY = (30, 110)  # brightness of the desk past the paper
 DESK_SHARE = (0.03, 0.15)  # width of a desk strip, share of the photo's side
 MAX_DESK_ROOM = 0.8  # of the room between the digit and that side
+CLICK_CLEARANCE = 2  # brush widths between a stray click and the digit
+CLICK_TRIES = 50
 NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 FORWARD = NEIGHBOURS[4:]  # one of each pair of neighbours: every link is drawn once
 
@@ -135,8 +137,14 @@ def path_extent(path: np.ndarray) -> tuple[int, int]:
     return max(ys.max() - ys.min(), 1), max(xs.max() - xs.min(), 1)
 
 
-def canvas_png(digit: np.ndarray, style: str, rng: np.random.Generator) -> bytes:
-    """A 280x280 RGBA canvas drawing: height 25-85% of the canvas, anywhere, thin or thick pen."""
+def canvas_png(
+    digit: np.ndarray, style: str, rng: np.random.Generator, stray_click: bool = False
+) -> bytes | None:
+    """A 280x280 RGBA canvas drawing: height 25-85% of the canvas, anywhere, thin or thick pen.
+
+    With `stray_click`, the pen also touched the canvas once, somewhere clear of the digit; None when
+    the digit leaves no such spot.
+    """
     path = pen_path(digit)
     span_y, span_x = path_extent(path)
     height = rng.uniform(0.25, 0.85) * CANVAS
@@ -151,7 +159,24 @@ def canvas_png(digit: np.ndarray, style: str, rng: np.random.Generator) -> bytes
         "white_on_transparent": (white, (0, 0, 0, 0)),
     }[style]
     image = draw_strokes(path, height, brush, (CANVAS, CANVAS), top_left, ink, bg)
+    if stray_click:
+        box = (top_left[0], top_left[1], top_left[0] + width + brush, top_left[1] + height + brush)
+        if not _click(image, box, brush, ink, rng):
+            return None
     return encode(image, "PNG")
+
+
+def _click(image: Image.Image, box: tuple[float, ...], brush: float, ink, rng: np.random.Generator) -> bool:
+    """Draw a dot of the brush's size at a random spot at least CLICK_CLEARANCE brushes from the box
+    (x0, y0, x1, y1); False where no such spot turns up."""
+    r = brush / 2
+    for _ in range(CLICK_TRIES):
+        x, y = rng.uniform(r, CANVAS - r, 2)
+        gap = max(box[0] - x, x - box[2], box[1] - y, y - box[3])
+        if gap >= CLICK_CLEARANCE * brush + r:
+            ImageDraw.Draw(image).ellipse([x - r, y - r, x + r, y + r], fill=ink)
+            return True
+    return False
 
 
 def _paper(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:

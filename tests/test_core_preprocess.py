@@ -96,6 +96,27 @@ def test_a_thick_upright_stroke_keeps_its_length():
     assert ys.max() - ys.min() + 1 >= DIGIT_BOX - 1 and xs.max() - xs.min() + 1 <= 5
 
 
+@pytest.mark.parametrize("style", ["canvas", "paper"])
+def test_a_stray_dot_apart_from_the_digit_is_left_out(style):
+    # A click of the pen on the canvas, a speck on the paper: about as long as it is wide.
+    bg, ink = ((0, 0, 0, 255), (255, 255, 255, 255)) if style == "canvas" else ((235, 235, 230), (20, 20, 20))
+    clean = seven("RGBA" if style == "canvas" else "RGB", bg=bg, ink=ink)
+    dotted = clean.copy()
+    ImageDraw.Draw(dotted).ellipse([236, 236, 260, 260], fill=ink)
+    assert _difference(preprocess(encode(dotted)).image28, preprocess(encode(clean)).image28) < 0.01
+
+
+def test_a_stroke_apart_from_the_rest_of_the_digit_stays():
+    five = Image.new("RGBA", (280, 280), (0, 0, 0, 255))
+    draw = ImageDraw.Draw(five)
+    body = [(100, 100), (95, 150), (160, 150), (175, 190), (160, 235), (95, 240)]
+    draw.line(body, fill=(255, 255, 255, 255), width=18, joint="curve")
+    draw.line([(105, 45), (190, 45)], fill=(255, 255, 255, 255), width=18)  # the top bar, lifted off
+    image = preprocess(encode(five)).image28 > 0.5
+    top_row = image[image.any(1)][0]
+    assert top_row.sum() >= 6  # the bar, not the tip of the body's stem
+
+
 @pytest.mark.parametrize(
     "image",
     [
