@@ -221,7 +221,8 @@ def _drop_strays(ink: torch.Tensor) -> torch.Tensor:
     rows, cols = -(-h // cell), -(-w // cell)
     mass = F.pad(ink, (0, cols * cell - w, 0, rows * cell - h)).view(rows, cell, cols, cell).sum((1, 3))
     labels = _pieces(mass > 0)
-    ids = labels.unique()[1:]  # without 0, the empty cells
+    ids = labels.unique()
+    ids = ids[ids > 0]  # 0 marks the empty cells
     if len(ids) < 2:
         return ink
     full = labels.repeat_interleave(cell, 0).repeat_interleave(cell, 1)[:h, :w]
