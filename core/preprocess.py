@@ -154,14 +154,19 @@ def _touches_frame(mask: torch.Tensor) -> bool:
     return bool(mask[[0, -1]].any() or mask[:, [0, -1]].any())
 
 
-def _grow_within(seed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The parts of a bool mask that touch the seed, 8-connected."""
-    seed, mask = seed.float(), mask.float()  # float throughout: no conversions inside the loop
-    while True:
-        grown = _max_filter(seed, 1) * mask
-        if torch.equal(grown, seed):
-            return seed.bool()
-        seed = grown
+def _pieces(occupied: torch.Tensor, bridge: int = 0) -> torch.Tensor:
+    """Label the 8-connected pieces of a bool grid, joined across gaps of up to 2 x `bridge` cells:
+    0 where empty, else a piece id."""
+    bridged = _max_filter(occupied.float(), bridge)
+    labels = torch.arange(1, occupied.numel() + 1, dtype=torch.float32).view(occupied.shape) * bridged
+    while True:  # each piece takes the largest id in it
+        grown = _max_filter(labels, 1) * bridged
+        # Pointer jumping: also take the label of the cell a label names, a cell of the same piece.
+        named = grown.flatten()[(grown.long() - 1).clamp(min=0)].view(grown.shape)
+        grown = torch.maximum(grown, named * bridged)
+        if torch.equal(grown, labels):
+            return labels * occupied
+        labels = grown
 
 
 def _frame_edges(ink: torch.Tensor) -> torch.Tensor:
@@ -181,26 +186,13 @@ def _frame_edges(ink: torch.Tensor) -> torch.Tensor:
         whole_sides &= not runs.any() or bool(mask[side].float().mean() >= FULL_SPAN)
     if not seed.any():
         return seed
-    edge = _grow_within(seed, mask)
+    labels = _pieces(mask)
+    edge = torch.isin(labels, labels[seed])  # the pieces the runs belong to
     rest = mask & ~edge
     digit_left = float(rest.float().mean()) >= MIN_DIGIT_AREA
     if not digit_left or (_touches_frame(rest) and not whole_sides):
         return torch.zeros_like(mask)
     return _max_filter(edge.float(), EDGE_RIM).bool()  # with the rim its blur reaches
-
-
-def _pieces(occupied: torch.Tensor) -> torch.Tensor:
-    """Label the pieces of a bool grid (joined across one-cell gaps): 0 where empty, else a piece id."""
-    bridged = _max_filter(occupied.float(), 1)
-    labels = torch.arange(1, occupied.numel() + 1, dtype=torch.float32).view(occupied.shape) * bridged
-    while True:  # each piece takes the largest id in it
-        grown = _max_filter(labels, 1) * bridged
-        # Pointer jumping: also take the label of the cell a label names, a cell of the same piece.
-        named = grown.flatten()[(grown.long() - 1).clamp(min=0)].view(grown.shape)
-        grown = torch.maximum(grown, named * bridged)
-        if torch.equal(grown, labels):
-            return labels * occupied
-        labels = grown
 
 
 def _span_and_width(piece: torch.Tensor) -> tuple[int, float]:
@@ -220,13 +212,14 @@ def _drop_strays(ink: torch.Tensor) -> torch.Tensor:
     cell = -(-max(h, w) // STRAY_GRID)
     rows, cols = -(-h // cell), -(-w // cell)
     mass = F.pad(ink, (0, cols * cell - w, 0, rows * cell - h)).view(rows, cell, cols, cell).sum((1, 3))
-    labels = _pieces(mass > 0)
+    labels = _pieces(mass > 0, bridge=1)
     ids = labels.unique()
     ids = ids[ids > 0]  # 0 marks the empty cells
     if len(ids) < 2:
         return ink
     full = labels.repeat_interleave(cell, 0).repeat_interleave(cell, 1)[:h, :w]
-    shapes = {float(i): _span_and_width((full == i) & (ink > 0)) for i in ids}
+    inked = ink > 0
+    shapes = {float(i): _span_and_width((full == i) & inked) for i in ids}
     longest = max(shapes, key=lambda i: shapes[i][0])
     strays = [i for i, (span, width) in shapes.items() if i != longest and span <= MAX_BLOB_SPAN * width]
     return ink.masked_fill(torch.isin(full, torch.tensor(strays)), 0) if strays else ink

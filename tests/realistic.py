@@ -159,11 +159,14 @@ def canvas_png(
         "white_on_transparent": (white, (0, 0, 0, 0)),
     }[style]
     image = draw_strokes(path, height, brush, (CANVAS, CANVAS), top_left, ink, bg)
-    if stray_click:
-        box = (top_left[0], top_left[1], top_left[0] + width + brush, top_left[1] + height + brush)
-        if not _click(image, box, brush, ink, rng):
-            return None
+    if stray_click and not _click(image, _drawn_box(top_left, width, height, brush), brush, ink, rng):
+        return None
     return encode(image, "PNG")
+
+
+def _drawn_box(top_left: tuple[float, float], width: float, height: float, brush: float) -> tuple[float, ...]:
+    """(x0, y0, x1, y1) of what draw_strokes inks from `top_left`: the path's box plus the brush."""
+    return top_left[0], top_left[1], top_left[0] + width + brush, top_left[1] + height + brush
 
 
 def _click(image: Image.Image, box: tuple[float, ...], brush: float, ink, rng: np.random.Generator) -> bool:
@@ -227,8 +230,7 @@ def photo_jpeg(digit: np.ndarray, rng: np.random.Generator, desk: bool = False) 
     ink = rng.uniform(15, 70) * np.array([1.0, 1.0, rng.uniform(1.0, 1.8)])
     paper = _paper(size, rng)
     if desk:
-        box = (top_left[0], top_left[1], top_left[0] + width + brush, top_left[1] + height + brush)
-        paper = _show_desk(paper, box, rng)
+        paper = _show_desk(paper, _drawn_box(top_left, width, height, brush), rng)
     pixels = paper * (1 - mask) + ink * mask + rng.normal(0, rng.uniform(3, 9), paper.shape)
     image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.4)))
