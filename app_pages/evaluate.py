@@ -5,6 +5,7 @@ import streamlit as st
 from app_pages import ui
 from core.cache import cached_evaluation, test_split
 from core.data import to_pixels
+from core.evaluate import PERCENT
 from core.models import NUM_CLASSES
 
 GALLERY_SIZE = 24
@@ -53,15 +54,17 @@ if cell and cell != st.session_state.get("applied_cell"):  # a new click sets bo
     st.session_state["true_digit"], st.session_state["predicted_digit"] = cell
 st.session_state["applied_cell"] = cell
 
+percent = st.column_config.NumberColumn(format="%.2f%%")  # every score with two decimals
 right.dataframe(
     {
         "digit": [c.digit for c in report.per_class],
-        "precision": [round(c.precision, 4) for c in report.per_class],
-        "recall": [round(c.recall, 4) for c in report.per_class],
-        "F1": [round(c.f1, 4) for c in report.per_class],
+        "precision": [c.precision * PERCENT for c in report.per_class],
+        "recall": [c.recall * PERCENT for c in report.per_class],
+        "F1": [c.f1 * PERCENT for c in report.per_class],
         "support": [c.support for c in report.per_class],
     },
     hide_index=True,
+    column_config={"precision": percent, "recall": percent, "F1": percent},
 )
 
 st.subheader("Mistakes, most confident first")
@@ -74,9 +77,13 @@ mistakes = [
 ]
 if not mistakes:
     st.info("No mistakes match this filter.")
+elif len(mistakes) > GALLERY_SIZE:
+    st.caption(f"Showing the {GALLERY_SIZE} most confident of {len(mistakes):,} mistakes.")
+else:
+    st.caption(f"Showing all {len(mistakes):,} mistakes.")
 images = test_split().images
 cols = st.columns(GALLERY_COLUMNS)
 for i, mistake in enumerate(mistakes[:GALLERY_SIZE]):
     pixels = to_pixels(images[mistake.index, 0]).numpy()
     with cols[i % GALLERY_COLUMNS]:
-        ui.digit_image(pixels, f"true {mistake.label} → {mistake.predicted} ({mistake.confidence:.0%})")
+        ui.digit_image(pixels, f"true {mistake.label} → {mistake.predicted} ({mistake.confidence:.2%})")

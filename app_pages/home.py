@@ -2,7 +2,7 @@ import streamlit as st
 
 from app_pages import ui
 from core.cache import test_split
-from core.data import data_present, split_size, to_pixels
+from core.data import split_size, to_pixels
 
 SAMPLE_COUNT = 20
 
@@ -20,7 +20,7 @@ if checkpoint:
     ui.model_card(checkpoint)
 
 st.subheader("Dataset")
-if data_present():
+if ui.data_ready():  # otherwise it explains and offers the download
     test = test_split()
     st.success(f"MNIST ready: {split_size(train=True):,} training and {len(test):,} test images.")
     images = to_pixels(test.images[:SAMPLE_COUNT, 0]).numpy()
@@ -29,5 +29,4 @@ if data_present():
         with cols[i % len(cols)]:
             ui.digit_image(image, caption=str(int(test.labels[i])))
 else:
-    ui.data_missing_message()
     st.caption("Predict works without the dataset: the app ships trained models.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from datetime import datetime
 
 import numpy as np
 import plotly.graph_objects as go
@@ -10,30 +10,38 @@ import streamlit as st
 from PIL import Image
 
 from core.cache import cached_checkpoint, cached_checkpoint_list
-from core.checkpoint import Checkpoint, CheckpointError
-from core.data import (
-    DATA_DIR_ENV,
-    RAW_FILES,
-    DataError,
-    data_present,
-    download_mnist,
-    raw_folder,
-)
+from core.checkpoint import Checkpoint, CheckpointError, CheckpointInfo
+from core.data import DATA_DIR_ENV, RAW_FILES, MissingDataError, data_present, download_mnist, raw_folder
 from core.models import NUM_CLASSES, count_parameters
 from core.predict import Prediction, saliency
 
 MODEL_KEY = "model_path"
 DIGIT_PIXELS = 140  # 28x28 inputs are shown 5x, pixel-sharp
+PICKER_HELP = "Shipped models come with the app; trained ones were trained on this server, newest first."
+
+
+def _model_label(info: CheckpointInfo) -> str:
+    """Short enough for the sidebar: arch, accuracy, and where the model comes from."""
+    accuracy = "—" if info.test_accuracy is None else f"{info.test_accuracy:.2f}%"
+    origin = "shipped" if info.shipped else _short_date(info.created_at)
+    return f"{info.arch.upper()} · {accuracy} · {origin}"
+
+
+def _short_date(created_at: str) -> str:
+    """ISO time (UTC) -> '25 Nov 01:51 UTC'; 'trained' when unknown."""
+    try:
+        return datetime.fromisoformat(created_at).strftime("%d %b %H:%M UTC")
+    except ValueError:
+        return "trained"
 
 
 def _ensure_active_model() -> dict[str, str]:
     """{path: label} of the available models; the active one defaults to the most accurate."""
-    labels = {
-        info.path: f"{Path(info.path).stem} ({info.arch.upper()}, {info.test_accuracy:.2f}%)"
-        for info in cached_checkpoint_list()
-    }
+    infos = cached_checkpoint_list()
+    labels = {info.path: _model_label(info) for info in infos}
     if labels and st.session_state.get(MODEL_KEY) not in labels:
-        st.session_state[MODEL_KEY] = next(iter(labels))
+        best = max(infos, key=lambda info: info.test_accuracy or 0.0)
+        st.session_state[MODEL_KEY] = best.path
     return labels
 
 
@@ -43,7 +51,9 @@ def model_picker() -> None:
     if not labels:
         st.sidebar.warning("No trained models yet: train one on the Train page.")
         return
-    st.sidebar.selectbox("Active model", list(labels), key=MODEL_KEY, format_func=labels.get)
+    st.sidebar.selectbox(
+        "Active model", list(labels), key=MODEL_KEY, format_func=labels.get, help=PICKER_HELP
+    )
 
 
 def active_checkpoint() -> Checkpoint | None:
@@ -66,17 +76,19 @@ def model_card(ckpt: Checkpoint) -> None:
         f"784-{config.hidden}-10" if config.arch == "mlp" else f"conv {'-'.join(map(str, config.channels))}"
     )
     cols = st.columns(4)
-    cols[0].metric("Architecture", f"{config.arch.upper()}", shape)
+    # The second lines are facts, not changes: no arrows.
+    cols[0].metric("Architecture", f"{config.arch.upper()}", shape, delta_color="off", delta_arrow="off")
     cols[1].metric("Parameters", f"{count_parameters(ckpt.model):,}")
     cols[2].metric("Test accuracy", f"{ckpt.test_accuracy:.2f}%" if ckpt.test_accuracy else "—")
-    cols[3].metric("Trained on", ckpt.device, ckpt.created_at.replace("T", " ")[:16], delta_color="off")
+    when = ckpt.created_at.replace("T", " ")[:16]
+    cols[3].metric("Trained on", ckpt.device, when, delta_color="off", delta_arrow="off")
 
 
 def data_missing_message() -> None:
-    files = ", ".join(f"`{name}`" for name in RAW_FILES)
+    files = "\n".join(f"- `{name}`" for name in RAW_FILES)
     st.warning(
-        f"MNIST is not on this server yet. Put {files} in `{raw_folder()}` "
-        f"(or set `{DATA_DIR_ENV}` to a folder with `MNIST/raw/`), or download it below."
+        f"MNIST is not on this server yet. Download it below (about 11 MB), or put these four files "
+        f"in `{raw_folder()}`:\n{files}\n\nor set `{DATA_DIR_ENV}` to a folder that holds `MNIST/raw/`."
     )
 
 
@@ -86,11 +98,13 @@ def data_ready() -> bool:
         return True
     data_missing_message()
     if st.button("Download MNIST (about 11 MB)"):
-        bar = st.progress(0.0, text="Downloading MNIST…")
+        status = st.empty()  # the progress bar goes once the download ends, well or not
+        bar = status.progress(0.0, text="Downloading MNIST…")
         try:
             download_mnist(progress=lambda done, total: bar.progress(done / total, f"{done}/{total} files"))
-        except DataError as exc:
-            st.error(str(exc))
+        except MissingDataError as exc:
+            status.empty()
+            st.error(f"Could not download MNIST: {exc.why}.")
             return False
         st.rerun()
     return False
@@ -145,26 +159,45 @@ def stage_strip(prediction: Prediction, heat: np.ndarray) -> Image.Image:
 
 NO_DIGIT = "—"
 EMPTY_PROBABILITIES = [0.0] * NUM_CLASSES
+NOTHING_DRAWN = "Nothing drawn: draw a digit, white on black."
+NOTHING_IN_IMAGE = "No digit found: the image looks blank."
+LOW_CONFIDENCE_WARNING = "Low confidence: the digit may be unclear."
 
 
-def show_no_digit(message: str, key: str) -> None:
-    """The result layout without a digit. Drawn before the first stroke, it also loads the metric's and
-    the chart's frontend code, so the first prediction shows as fast as the next ones."""
-    left, right = st.columns([1, 2])
-    left.metric("Prediction", NO_DIGIT)
-    left.info(message)
-    right.plotly_chart(probability_chart(EMPTY_PROBABILITIES, None), key=f"{key}-probs")
+def _no_digit_message(prediction: Prediction, blank_message: str) -> str:
+    reason = prediction.processed.not_a_digit
+    return f"Not a digit: {reason}." if reason else blank_message
 
 
-def show_prediction(prediction: Prediction, model, key: str) -> None:
-    """Metric, probabilities, MNIST-style input, preprocessing stages and saliency."""
-    if prediction.blank:
-        show_no_digit("Nothing drawn — draw a digit (white on black) or upload a clearer image.", key)
+def prediction_summary(prediction: Prediction | None, blank_message: str) -> None:
+    """The Prediction metric and what to make of it: shown next to the canvas or the upload."""
+    if prediction is None or prediction.blank:
+        st.metric("Prediction", NO_DIGIT)
+        st.info(blank_message if prediction is None else _no_digit_message(prediction, blank_message))
         return
-    left, right = st.columns([1, 2])
-    left.metric("Prediction", prediction.digit, f"{prediction.confidence:.1%} confident", delta_color="off")
+    confident = f"{prediction.confidence:.2%} confident"
+    st.metric("Prediction", prediction.digit, confident, delta_color="off", delta_arrow="off")
     if prediction.low_confidence:
-        left.warning("Low confidence: the digit may be unclear.")
-    right.plotly_chart(probability_chart(prediction.probabilities, prediction.digit), key=f"{key}-probs")
+        st.warning(LOW_CONFIDENCE_WARNING)
+
+
+def prediction_details(prediction: Prediction | None, model, key: str) -> None:
+    """The ten probabilities, then the preprocessing stages and the saliency overlay.
+
+    Drawn before the first stroke too (empty), so that the chart's frontend code is loaded and the
+    first prediction shows as fast as the next ones."""
+    if prediction is None or prediction.blank:
+        st.plotly_chart(probability_chart(EMPTY_PROBABILITIES, None), key=f"{key}-probs")
+        return
+    st.plotly_chart(probability_chart(prediction.probabilities, prediction.digit), key=f"{key}-probs")
     heat = saliency(model, prediction.processed, prediction.digit)
     st.image(stage_strip(prediction, heat), caption=" · ".join(STAGE_CAPTIONS))
+
+
+def show_prediction(prediction: Prediction, model, key: str, blank_message: str) -> None:
+    """Summary beside the details, for one uploaded image."""
+    left, right = st.columns([1, 2])
+    with left:
+        prediction_summary(prediction, blank_message)
+    with right:
+        prediction_details(prediction, model, key)

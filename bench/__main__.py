@@ -12,13 +12,13 @@ import time
 import torch
 from PIL import Image, ImageDraw
 
+from core.config import ModelConfig, default_train_config
 from core.data import data_dir_from_env, load_mnist
 from core.devices import resolve_device
 from core.evaluate import evaluate
-from core.models import ModelConfig
 from core.predict import predict, predict_batch
 from core.preprocess import preprocess
-from core.train import EpochReport, default_train_config, train
+from core.train import EpochReport, train
 
 from .classic import classic_eval_rate, classic_mlp, train_classic
 

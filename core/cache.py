@@ -9,7 +9,7 @@ import os
 
 import streamlit as st
 
-from .checkpoint import Checkpoint, CheckpointInfo, list_checkpoints, load_checkpoint, models_dir
+from .checkpoint import Checkpoint, CheckpointInfo, list_checkpoints, load_checkpoint, model_folders
 from .data import Split, data_dir_from_env, load_split
 from .evaluate import EvalReport, evaluate
 from .jobs import TrainingSlot
@@ -28,15 +28,14 @@ def cached_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
 
 @st.cache_data(show_spinner=False)
-def _listing(models_dir: str, stamp: tuple) -> list[CheckpointInfo]:
-    return list_checkpoints(models_dir)
+def _listing(stamp: tuple) -> list[CheckpointInfo]:
+    return list_checkpoints()
 
 
 def cached_checkpoint_list() -> list[CheckpointInfo]:
-    """Checkpoints in models_dir(), re-read only when a file is added, removed or changed."""
-    folder = models_dir()
-    stamp = tuple(sorted((p.name, p.stat().st_mtime) for p in folder.glob("*.pt")))
-    return _listing(str(folder), stamp)
+    """The shipped and trained checkpoints, re-read only when a file is added, removed or changed."""
+    stamp = tuple(sorted((str(p), p.stat().st_mtime) for f in model_folders() for p in f.glob("*.pt")))
+    return _listing(stamp)
 
 
 @st.cache_resource(show_spinner=False)

@@ -12,19 +12,24 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import reason
-from .models import ModelConfig, build_model, count_parameters
+from .config import ModelConfig
+from .errors import UserError
+from .models import build_model, count_parameters
 
 FORMAT_VERSION = 1
-SHIPPED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_MODELS_DIR = PROJECT_ROOT / "models"  # committed, read-only for the app
+# Models trained here go under data/, which git ignores, so they are never committed by accident.
+TRAINED_MODELS_DIR = PROJECT_ROOT / "data" / "models"
 MODELS_DIR_ENV = "MNIST_MODELS_DIR"
+FILE_MODE = 0o644  # as the shipped checkpoints; mkstemp's temp files are 0600
 SUFFIX = ".pt"
 # What torch.load(weights_only=True) says when a file asks to import code.
 WEIGHTS_ONLY_REFUSAL = "Unsupported global"
 REQUIRED_KEYS = ("format", "state_dict", "model_config", "metrics")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint file is missing, unreadable, unsafe or does not fit its model."""
 
 
@@ -57,6 +62,7 @@ class CheckpointInfo:
     parameters: int
     device: str
     hidden: int
+    shipped: bool  # one of the committed models/, not trained here
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -98,6 +104,7 @@ def save_checkpoint(
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
+            os.fchmod(f.fileno(), FILE_MODE)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -112,12 +119,16 @@ def _read_payload(path: Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and torch errors: unsafe, damaged or foreign
+        # torch's own message suggests loading with weights_only=False: advice never to pass on.
         if WEIGHTS_ONLY_REFUSAL in str(exc):
             raise CheckpointError(
-                f"{path}: refused: it holds objects other than plain weights and data, "
+                f"{path}: refused as unsafe: it holds objects other than plain weights and data, "
                 "which could run code when loaded"
             ) from exc
-        raise CheckpointError(f"{path}: not a readable checkpoint ({reason(exc)})") from exc
+        raise CheckpointError(
+            f"{path}: refused as damaged or unsafe: "
+            "not a complete PyTorch checkpoint of plain weights and data"
+        ) from exc
     if not isinstance(payload, dict) or not all(key in payload for key in REQUIRED_KEYS):
         raise CheckpointError(
             f"{path}: not a checkpoint of this app (a bare state dict or another format); "
@@ -151,42 +162,57 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     )
 
 
-def models_dir() -> Path:
-    """Where checkpoints live: $MNIST_MODELS_DIR, else the shipped models/ folder."""
-    return Path(os.environ.get(MODELS_DIR_ENV) or SHIPPED_MODELS_DIR)
+def trained_models_dir() -> Path:
+    """Where models trained here are saved: $MNIST_MODELS_DIR, else data/models."""
+    return Path(os.environ.get(MODELS_DIR_ENV) or TRAINED_MODELS_DIR)
+
+
+def model_folders() -> list[Path]:
+    """The folders the app lists models from: the shipped ones, then those trained here."""
+    folders = [SHIPPED_MODELS_DIR, trained_models_dir()]
+    return [f for i, f in enumerate(folders) if f.resolve() not in {g.resolve() for g in folders[:i]}]
+
+
+def _info(path: Path) -> CheckpointInfo:
+    ckpt = load_checkpoint(path)
+    return CheckpointInfo(
+        path=str(path),
+        arch=ckpt.model_config.arch,
+        test_accuracy=ckpt.test_accuracy,
+        created_at=ckpt.created_at,
+        parameters=count_parameters(ckpt.model),
+        device=ckpt.device,
+        hidden=ckpt.model_config.hidden,
+        shipped=path.parent.resolve() == SHIPPED_MODELS_DIR.resolve(),
+    )
 
 
 def list_checkpoints(folder: str | os.PathLike | None = None) -> list[CheckpointInfo]:
-    """Valid checkpoints in folder (default models_dir()), most accurate first; bad files skipped."""
+    """Valid checkpoints in `folder` (default: model_folders()); bad files are skipped.
+
+    Shipped models come first, most accurate first; then trained ones, newest first.
+    """
+    folders = [Path(folder)] if folder else model_folders()
     infos = []
-    for path in sorted(Path(folder or models_dir()).glob(f"*{SUFFIX}")):
+    for path in sorted(p for f in folders for p in f.glob(f"*{SUFFIX}")):
         try:
-            ckpt = load_checkpoint(path)
+            infos.append(_info(path))
         except CheckpointError:
             continue
-        infos.append(
-            CheckpointInfo(
-                path=str(path),
-                arch=ckpt.model_config.arch,
-                test_accuracy=ckpt.test_accuracy,
-                created_at=ckpt.created_at,
-                parameters=count_parameters(ckpt.model),
-                device=ckpt.device,
-                hidden=ckpt.model_config.hidden,
-            )
-        )
-    return sorted(infos, key=lambda info: -(info.test_accuracy or 0.0))
+    shipped = sorted((i for i in infos if i.shipped), key=lambda i: -(i.test_accuracy or 0.0))
+    trained = sorted((i for i in infos if not i.shipped), key=lambda i: i.created_at, reverse=True)
+    return shipped + trained
 
 
 def default_checkpoint(folder: str | os.PathLike | None = None) -> Path:
-    """The app's default model: the most accurate checkpoint in folder (default models_dir())."""
-    folder = folder or models_dir()
+    """The app's default model: the most accurate checkpoint in `folder` (default: model_folders())."""
     infos = list_checkpoints(folder)
     if not infos:
-        raise CheckpointError(f"no checkpoints in {folder}: train one with `python -m core train`")
-    return Path(infos[0].path)
+        where = folder or " or ".join(str(f) for f in model_folders())
+        raise CheckpointError(f"no checkpoints in {where}: train one with `python -m core train`")
+    return Path(max(infos, key=lambda i: i.test_accuracy or 0.0).path)
 
 
 def default_checkpoint_path(arch: str, folder: str | os.PathLike | None = None) -> Path:
-    """A fresh, time-stamped checkpoint path in folder (default models_dir())."""
-    return Path(folder or models_dir()) / f"{arch}-{datetime.now():%Y%m%d-%H%M%S}{SUFFIX}"
+    """A fresh, time-stamped checkpoint path in `folder` (default: trained_models_dir())."""
+    return Path(folder or trained_models_dir()) / f"{arch}-{datetime.now():%Y%m%d-%H%M%S}{SUFFIX}"

@@ -1,4 +1,7 @@
-"""Command line: python -m core train|evaluate|predict|models."""
+"""Command line: python -m core train|evaluate|predict|models.
+
+Only the verb that runs imports torch: `--help` and usage errors answer at once.
+"""
 
 from __future__ import annotations
 
@@ -10,46 +13,32 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from typing import NoReturn
 
-from .checkpoint import (
-    CheckpointError,
-    default_checkpoint,
-    default_checkpoint_path,
-    list_checkpoints,
-    load_checkpoint,
-)
-from .data import AUGMENTATIONS, DataError, load_mnist, load_split
-from .devices import DeviceError, resolve_device
-from .evaluate import evaluate
-from .models import ARCHS, ModelConfig
-from .predict import predict
-from .preprocess import ImageError
-from .train import (
-    NO_AUGMENT,
-    BatchReport,
-    EpochReport,
-    TrainingError,
-    default_train_config,
-    save_result,
-    train,
-)
+from .config import ARCHS, AUGMENTATIONS, NO_AUGMENT, RECIPES, ModelConfig, TrainConfig, default_train_config
+from .errors import UserError
 
 EXIT_USAGE = 2
 BAR_WIDTH = 24
 LINE_WIDTH = 80
 PROGRESS_INTERVAL_S = 0.2
-USER_ERRORS = (DataError, CheckpointError, DeviceError, TrainingError, ValueError)
+PERCENT_DECIMALS = 2  # accuracies, in percent, rounded for people
+FRACTION_DECIMALS = 4  # probabilities and per-class scores: two decimals of a percent
+LOSS_DECIMALS = 4
+VERBS = ("train", "evaluate", "predict", "models")
 
 
 def _emit(obj: dict) -> None:
     print(json.dumps(obj), flush=True)
 
 
-def _progress_printer() -> Callable[[BatchReport | EpochReport], None]:
+def _progress_printer() -> Callable:
     """A callback that draws a progress bar on stderr, redrawn at most every PROGRESS_INTERVAL_S."""
     last_draw = 0.0
 
-    def show(update: BatchReport | EpochReport) -> None:
+    from .train import EpochReport
+
+    def show(update) -> None:  # a BatchReport or an EpochReport
         nonlocal last_draw
         if isinstance(update, EpochReport):
             line = (
@@ -71,6 +60,11 @@ def _progress_printer() -> Callable[[BatchReport | EpochReport], None]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .checkpoint import default_checkpoint_path
+    from .data import load_mnist
+    from .devices import resolve_device
+    from .train import save_result, train
+
     model_config = ModelConfig(arch=args.arch, **({"hidden": args.hidden} if args.hidden else {}))
     train_config = default_train_config(
         args.arch,
@@ -81,11 +75,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
     )
+    stop = threading.Event()
+    # Ctrl-C stops after the current batch; the partial model is still saved (none before epoch 1:
+    # then save_result says so in one line).
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     device = resolve_device(train_config.device)
     data = load_mnist(args.data_dir, device=device, val_size=args.val_size, download=args.download)
-    stop = threading.Event()
-    # Ctrl-C stops after the current batch; the partial model is still saved.
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     result = train(model_config, train_config, data, callback=_progress_printer(), stop=stop)
     out = save_result(result, args.out or default_checkpoint_path(args.arch))
     final = result.final
@@ -93,7 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         {
             "checkpoint": str(out),
             "arch": model_config.arch,
-            "test_accuracy": round(final.test_accuracy, 2),
+            "test_accuracy": round(final.test_accuracy, PERCENT_DECIMALS),
             "train_seconds": round(result.train_seconds, 2),
             "epochs": len(result.epochs),
             "stopped": result.stopped,
@@ -103,7 +98,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rounded_scores(scores) -> dict:
+    return {k: round(v, FRACTION_DECIMALS) if isinstance(v, float) else v for k, v in asdict(scores).items()}
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .checkpoint import default_checkpoint, load_checkpoint
+    from .data import load_split
+    from .devices import resolve_device
+    from .evaluate import evaluate
+
     ckpt = load_checkpoint(args.checkpoint or default_checkpoint())
     device = resolve_device(args.device)
     test = load_split(train=False, data_dir=args.data_dir, download=args.download).to(device)
@@ -112,18 +116,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         {
             "checkpoint": str(ckpt.path),
             "arch": ckpt.model_config.arch,
-            "accuracy": round(report.accuracy, 2),
-            "loss": round(report.loss, 5),
+            "accuracy": round(report.accuracy, PERCENT_DECIMALS),
+            "loss": round(report.loss, LOSS_DECIMALS),
             "count": report.count,
             "errors": len(report.mistakes),
             "confusion_matrix": report.confusion,
-            "per_class": [asdict(scores) for scores in report.per_class],
+            "per_class": [_rounded_scores(scores) for scores in report.per_class],
         }
     )
     return 0
 
 
 def _predict_record(model, path: str) -> dict:
+    from .predict import predict
+    from .preprocess import ImageError
+
     try:
         prediction = predict(model, path)
     except ImageError as exc:
@@ -131,10 +138,12 @@ def _predict_record(model, path: str) -> dict:
     record = {
         "file": path,
         "digit": prediction.digit,
-        "confidence": round(prediction.confidence, 4),
-        "probabilities": [round(p, 4) for p in prediction.probabilities],
+        "confidence": round(prediction.confidence, FRACTION_DECIMALS),
+        "probabilities": [round(p, FRACTION_DECIMALS) for p in prediction.probabilities],
     }
-    if prediction.blank:
+    if prediction.processed.not_a_digit:
+        record["not_a_digit"] = prediction.processed.not_a_digit
+    elif prediction.blank:
         record["blank"] = True
     elif prediction.low_confidence:
         record["low_confidence"] = True
@@ -142,6 +151,8 @@ def _predict_record(model, path: str) -> dict:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from .checkpoint import default_checkpoint, load_checkpoint
+
     model = load_checkpoint(args.checkpoint or default_checkpoint()).model
     failed = False
     for path in args.files:
@@ -152,9 +163,34 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from .checkpoint import list_checkpoints
+
     for info in list_checkpoints(args.models_dir):
-        _emit(info.as_dict())
+        row = info.as_dict()
+        if row["test_accuracy"] is not None:
+            row["test_accuracy"] = round(row["test_accuracy"], PERCENT_DECIMALS)
+        _emit(row)
     return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one `error:` line (argparse would print the usage and a second line)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default; those that depend on --arch (None here) say so in their help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _recipe_default(field: str) -> str:
+    return "default: " + ", ".join(f"{getattr(RECIPES[arch], field)} ({arch})" for arch in ARCHS)
 
 
 def _add_download_flag(parser: argparse.ArgumentParser) -> None:
@@ -163,31 +199,34 @@ def _add_download_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m core", description="Train, evaluate and use MNIST models."
+def _add_train_verb(verbs) -> None:
+    p = verbs.add_parser("train", help="train a model and save a checkpoint", formatter_class=_HelpFormatter)
+    p.add_argument("--arch", choices=ARCHS, default="mlp", help="model architecture")
+    p.add_argument("--epochs", type=int, help=_recipe_default("epochs"))
+    p.add_argument("--batch-size", type=int, help=_recipe_default("batch_size"))
+    p.add_argument("--lr", type=float, help=f"peak learning rate; {_recipe_default('lr')}")
+    p.add_argument(
+        "--hidden", type=int, help=f"MLP hidden units / CNN classifier width; default: {ModelConfig.hidden}"
     )
-    verbs = parser.add_subparsers(dest="verb", required=True)
-
-    p = verbs.add_parser("train", help="train a model and save a checkpoint")
-    p.add_argument("--arch", choices=ARCHS, default="mlp")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, help="peak learning rate")
-    p.add_argument("--hidden", type=int, help="MLP hidden units / CNN classifier width")
-    p.add_argument("--augment", choices=(NO_AUGMENT, *AUGMENTATIONS), help="default: the arch's recipe")
+    p.add_argument("--augment", choices=(NO_AUGMENT, *AUGMENTATIONS), help=_recipe_default("augment"))
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, default=TrainConfig.seed, help="random seed")
     p.add_argument("--data-dir", help="folder holding MNIST/raw (default: $MNIST_DATA_DIR or data/)")
     p.add_argument("--val-size", type=int, default=0, help="training images held out for validation")
-    p.add_argument("--out", help="checkpoint path (default: models/<arch>-<time>.pt)")
+    p.add_argument("--out", help="checkpoint path (default: data/models/<arch>-<time>.pt)")
     _add_download_flag(p)
     p.set_defaults(run=cmd_train)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m core", description="Train, evaluate and use MNIST models.")
+    verbs = parser.add_subparsers(dest="verb", metavar="{" + ",".join(VERBS) + "}")
+    _add_train_verb(verbs)
+
     p = verbs.add_parser("evaluate", help="evaluate a checkpoint on the MNIST test set")
     p.add_argument("--checkpoint", help="default: the app's default model")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--data-dir")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--data-dir", help="folder holding MNIST/raw (default: $MNIST_DATA_DIR or data/)")
     _add_download_flag(p)
     p.set_defaults(run=cmd_evaluate)
 
@@ -197,15 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_predict)
 
     p = verbs.add_parser("models", help="list checkpoints, one JSON object per line")
-    p.add_argument("--models-dir", help="default: $MNIST_MODELS_DIR or the shipped models/")
+    p.add_argument("--models-dir", help="default: the shipped models/ and the trained ones")
     p.set_defaults(run=cmd_models)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.error(f"choose a verb: {', '.join(VERBS)}")
     try:
         return args.run(args)
-    except USER_ERRORS as exc:
+    except (UserError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

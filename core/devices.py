@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import UserError
 
-class DeviceError(ValueError):
+
+class DeviceError(UserError, ValueError):
     """The requested device does not exist or cannot be used here."""
 
 

@@ -1,6 +1,10 @@
-"""Turning exceptions into one-line messages for users."""
+"""Errors a user can fix, and turning exceptions into one-line messages."""
 
 MAX_REASON_CHARS = 200
+
+
+class UserError(Exception):
+    """Bad input or a missing resource that the user can fix: shown as one line, never a traceback."""
 
 
 def reason(exc: BaseException) -> str:

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
+
+from .config import ModelConfig
 
 IMAGE_SIDE = 28
 NUM_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 NUM_CLASSES = 10
-ARCHS = ("mlp", "cnn")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture and sizes: everything needed to rebuild a model."""
-
-    arch: str = "mlp"
-    hidden: int = 128  # MLP hidden units; CNN classifier width
-    channels: tuple[int, ...] = (16, 32, 64)  # CNN only: one conv block per entry
-
-    def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
-        if self.hidden < 1 or not all(c >= 1 for c in self.channels):
-            raise ValueError("hidden size and channel counts must be positive")
-        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
 
 
 def _conv_block(c_in: int, c_out: int, kernel: int) -> list[nn.Module]:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .data import standardise
-from .errors import reason
+from .errors import UserError, reason
 from .models import IMAGE_SIDE
 
 DIGIT_BOX = 20  # MNIST fits each digit in a 20x20 box
@@ -45,11 +45,23 @@ MAX_BLOB_SPAN = 3.0  # a piece at most this many times as long as it is wide is 
 # (measured on its test set), not at the frame's middle 13.5.
 MNIST_CENTRE = IMAGE_SIDE / 2
 LOW_CONFIDENCE = 0.6
+# A mark that is no digit: a blob (MAX_BLOB_SPAN) whose box is nearly square (a dot, a tap, even one
+# that slid a little), or a stroke this many times wider than tall (a dash; MNIST's widest digits are
+# 2.0 times their height). A short 1 is a blob too, but a tall one.
+MAX_DOT_ELONGATION = 1.6
+MAX_DIGIT_FLATNESS = 2.5
+DOT = "a dot or a tap, too small to be a digit"
+DASH = "a flat dash, not a digit"
+HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+UINT16_MAX = 65535.0
+# Where a 16- or 32-bit greyscale image's values run to, by its mode: the smallest range that holds
+# them (a 16-bit image in mode I tops out at 65535, a float image at 1.0 or 255).
+NOMINAL_TOPS = {"I": (255.0, UINT16_MAX, 2.0**32 - 1), "F": (1.0, 255.0, UINT16_MAX)}
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """The input is not an image this app can read."""
 
 
@@ -59,8 +71,9 @@ class Preprocessed:
 
     tensor: torch.Tensor | None  # (1, 1, 28, 28), MNIST-normalised; None when blank
     image28: np.ndarray  # (28, 28) white ink on black
-    blank: bool
+    blank: bool  # no digit to classify: nothing drawn, or a mark that is not a digit
     stages: dict[str, np.ndarray] = field(default_factory=dict)
+    not_a_digit: str | None = None  # why a mark was found but is no digit (DOT, DASH)
 
 
 def open_image(source: bytes | str | os.PathLike | Image.Image) -> Image.Image:
@@ -96,17 +109,30 @@ def _has_transparency(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
 
 
+def _unit_float(image: Image.Image) -> Image.Image:
+    """A 16- or 32-bit greyscale image as mode F in 0..1, its contrast kept: values over their
+    nominal top (65535 for 16 bits, as 255 for 8 bits), or over their own span when none fits."""
+    values = np.asarray(image.convert("F"), dtype=np.float32)
+    low, high = float(values.min()), float(values.max())
+    tops = (UINT16_MAX,) if image.mode.startswith("I;16") else NOMINAL_TOPS[image.mode]
+    top = next((t for t in tops if high <= t), None)
+    if low >= 0 and top is not None:
+        low, high = 0.0, top
+    span = high - low
+    return Image.fromarray((values - low) / span if span > 0 else np.zeros_like(values))
+
+
 def to_ink(image: Image.Image) -> np.ndarray:
     """(H, W) float32 in 0..1 where ink is bright, whatever the input's mode and polarity."""
+    if image.mode in HIGH_DEPTH_MODES:
+        image = _unit_float(image)
     image = _reduce(image)
     if _has_transparency(image):
         alpha = np.asarray(image.convert("RGBA").getchannel("A"), dtype=np.float32) / 255.0
         if alpha.min() < 0.5:  # a transparent background: the alpha channel is the drawing
             return alpha
-    if image.mode.startswith("I") or image.mode == "F":  # 16/32-bit greyscale
-        grey = np.asarray(image, dtype=np.float32)
-        span = grey.max() - grey.min()
-        grey = (grey - grey.min()) / span if span > 0 else np.zeros_like(grey)
+    if image.mode == "F":
+        grey = np.array(image, dtype=np.float32)
     else:
         grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
     # Most of the frame is background: light background means dark ink, so invert.
@@ -116,7 +142,7 @@ def to_ink(image: Image.Image) -> np.ndarray:
 def _reduce(image: Image.Image) -> Image.Image:
     if max(image.size) <= WORK_SIDE:
         return image
-    if image.mode not in ("L", "LA", "RGB", "RGBA"):
+    if image.mode not in ("L", "LA", "RGB", "RGBA", "F"):  # F: 0..1, from _unit_float
         image = image.convert("RGBA" if _has_transparency(image) else "RGB")
     image = image.copy()
     image.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
@@ -283,8 +309,22 @@ def _looks_like_noise(mask: torch.Tensor) -> bool:
     return float(mask.float().mean()) > MAX_INK_AREA or float(edges) > MAX_EDGES_PER_ROW
 
 
-def _blank(stages: dict) -> Preprocessed:
-    return Preprocessed(None, np.zeros((IMAGE_SIDE, IMAGE_SIDE), np.float32), True, stages)
+def _blank(stages: dict, not_a_digit: str | None = None) -> Preprocessed:
+    return Preprocessed(None, np.zeros((IMAGE_SIDE, IMAGE_SIDE), np.float32), True, stages, not_a_digit)
+
+
+def _not_a_digit(mark: torch.Tensor) -> str | None:
+    """DOT or DASH when the cropped ink is one of those marks, else None.
+
+    A digit is a stroke longer than it is wide, never much wider than tall: a short 1 passes, a tap
+    (a blob whatever the pen) or a flat dash does not."""
+    height, width = mark.shape
+    if width > MAX_DIGIT_FLATNESS * height:
+        return DASH
+    if max(height, width) >= MAX_DOT_ELONGATION * min(height, width):
+        return None  # elongated: a stroke
+    span, stroke = _span_and_width(mark > 0)
+    return DOT if span <= MAX_BLOB_SPAN * stroke else None
 
 
 def preprocess(source: bytes | str | os.PathLike | Image.Image) -> Preprocessed:
@@ -304,6 +344,9 @@ def preprocess(source: bytes | str | os.PathLike | Image.Image) -> Preprocessed:
     stages["cleaned"] = ink.numpy()
     top, bottom = _trimmed_bounds(ink.sum(1))
     left, right = _trimmed_bounds(ink.sum(0))
+    not_a_digit = _not_a_digit(ink[top:bottom, left:right])
+    if not_a_digit:
+        return _blank(stages, not_a_digit)
     digit = _normalise_stroke(ink[top:bottom, left:right])
     stages["cropped"] = digit.numpy()
     scale = DIGIT_BOX / max(digit.shape)

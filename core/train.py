@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -16,55 +16,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import save_checkpoint
-from .data import AUGMENTATIONS, MnistData, augment, batches, num_batches
+from .config import AUGMENTATIONS, ModelConfig, TrainConfig
+from .data import MnistData, augment, batches, num_batches
 from .devices import resolve_device
+from .errors import UserError
 from .evaluate import PERCENT, accuracy_and_loss
-from .models import ModelConfig, build_model
+from .models import build_model
 
-NO_AUGMENT = "none"
 REPORT_EVERY = 10  # batches between progress reports (each one syncs the device)
 LOSS_SMOOTHING = 0.9
 EMA_WARMUP = 10  # steps; the weight average's decay after n steps is at most n / (n + EMA_WARMUP)
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError, RuntimeError):
     """Training could not go on (diverged, out of memory, ...)."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training hyperparameters."""
-
-    epochs: int = 8
-    batch_size: int = 256
-    lr: float = 5e-3  # peak of the one-cycle schedule
-    warmup: float = 0.15  # share of steps spent raising the learning rate to its peak
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.0
-    augment: str = "mild"  # "none" or a key of AUGMENTATIONS
-    ema_decay: float = 0.99  # per-step weight averaging (see _WeightAverage); 0 keeps the raw weights
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs, batch size and learning rate must be positive")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError("ema_decay must be in [0, 1)")
-        if self.augment != NO_AUGMENT and self.augment not in AUGMENTATIONS:
-            raise ValueError(f"augment must be {NO_AUGMENT!r} or one of {', '.join(AUGMENTATIONS)}")
-
-
-# Default recipes per architecture (see README for how they were chosen).
-RECIPES = {
-    "mlp": TrainConfig(epochs=8, batch_size=256, lr=5e-3, augment="mild"),
-    "cnn": TrainConfig(epochs=4, batch_size=128, lr=5e-3, augment="strong"),
-}
-
-
-def default_train_config(arch: str, **overrides) -> TrainConfig:
-    """The default recipe for `arch`, with any fields replaced."""
-    return replace(RECIPES[arch], **{k: v for k, v in overrides.items() if v is not None})
 
 
 @dataclass

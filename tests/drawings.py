@@ -26,3 +26,14 @@ def encode(image: Image.Image, fmt="PNG", **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, fmt, **options)
     return buffer.getvalue()
+
+
+def pen(points: list[tuple[int, int]], width: int = 18) -> Image.Image:
+    """A canvas stroke through `points` with a round pen, as the app's canvas draws it: white on black."""
+    image = Image.new("RGBA", (CANVAS, CANVAS), BLACK)
+    draw = ImageDraw.Draw(image)
+    if len(points) > 1:
+        draw.line(points, fill=WHITE, width=width)
+    for x, y in points:  # round caps and joints
+        draw.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=WHITE)
+    return image

@@ -1,6 +1,5 @@
 """AppTests: every page, with and without the dataset; Predict with st_canvas patched."""
 
-import shutil
 import sys
 import time
 import types
@@ -10,25 +9,32 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from core.cache import training_slot
-from core.checkpoint import SHIPPED_MODELS_DIR
+from core.preprocess import DOT, MAX_FILE_BYTES
 from tests.conftest import ROOT
-from tests.drawings import encode, one, seven
+from tests.drawings import encode, one, pen, seven
 
 PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/predict.py"]
 TIMEOUT = 60
 STOP_WITHIN_S = 1.0
 
 
+STROKE = {"type": "path", "path": [["M", 70, 50], ["L", 210, 50]]}  # what fabric.js sends, shortened
+
+
 class FakeCanvas:
-    """Stands in for streamlit_drawable_canvas: returns a fixed drawing as the canvas PNG."""
+    """Stands in for streamlit_drawable_canvas: returns a fixed drawing as the canvas PNG, and keeps
+    the initial drawing the page asked for (what Undo and Clear put on the real canvas)."""
 
     def __init__(self):
         self.png: bytes | None = None
+        self.initial_drawing: dict | None = None
         self.module = types.SimpleNamespace(st_canvas=self.st_canvas)
 
     def st_canvas(self, **kwargs):
         assert kwargs["return_image_data"] and kwargs["width"] == kwargs["height"] == 280
-        return types.SimpleNamespace(image_bytes=self.png)
+        self.initial_drawing = kwargs["initial_drawing"]
+        objects = [STROKE, STROKE] if self.png else []
+        return types.SimpleNamespace(image_bytes=self.png, json_data={"objects": objects})
 
 
 @pytest.fixture
@@ -40,8 +46,8 @@ def canvas(monkeypatch):
 
 @pytest.fixture
 def models(tmp_path, monkeypatch):
-    folder = tmp_path / "models"
-    shutil.copytree(SHIPPED_MODELS_DIR, folder)
+    """Where this test's trained models go; the shipped ones are listed from models/ as always."""
+    folder = tmp_path / "trained"
     monkeypatch.setenv("MNIST_MODELS_DIR", str(folder))
     return folder
 
@@ -78,7 +84,7 @@ def test_the_entry_point_offers_the_model_picker(with_data, canvas):
     app = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=TIMEOUT).run()
     picker = app.selectbox(key="model_path")
     assert picker.label == "Active model" and picker.value.endswith("cnn.pt")  # the most accurate
-    assert picker.options == ["cnn (CNN, 99.58%)", "mlp (MLP, 98.55%)"]
+    assert picker.options == ["CNN · 99.58% · shipped", "MLP · 98.55% · shipped"]
 
 
 TITLES = {"app_pages/home.py": "MNIST Digit Recognizer", "app_pages/train.py": "Train"}
@@ -100,6 +106,28 @@ def test_train_page_downloads_mnist_on_demand(without_data, canvas, offline_mirr
     assert not app.exception and len(offline_mirror) == 4
     assert "MNIST is not on this server yet" not in texts(app)
     assert any(b.label == "Start training" for b in app.button)
+
+
+def test_home_offers_the_download_it_mentions(without_data, canvas, offline_mirror):
+    app = open_page("app_pages/home.py")
+    button(app, "Download MNIST (about 11 MB)").click()
+    app.run()
+    assert not app.exception and len(offline_mirror) == 4
+    assert "MNIST ready: 600 training and 200 test images." in texts(app)
+
+
+def test_an_offline_download_fails_with_one_clean_message(without_data, canvas, monkeypatch, tmp_path):
+    from torchvision.datasets import MNIST
+
+    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/", "http://127.0.0.1:9/"])  # closed port
+    app = open_page("app_pages/train.py")
+    button(app, "Download MNIST (about 11 MB)").click()
+    app.run()
+    assert [e.value for e in app.error] == [app.error[0].value] and "Could not download MNIST" in app.error[
+        0
+    ].value
+    assert not app.get("progress") and "Downloading" not in texts(app)
+    assert not (tmp_path / "no-data-here").exists()  # no empty folders left behind
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -144,6 +172,33 @@ def test_predict_says_when_nothing_is_drawn(with_data, canvas):
     assert [m.value for m in app.metric if m.label == "Prediction"] == ["—"]
 
 
+def predictions(app: AppTest) -> list[str]:
+    return [m.value for m in app.metric if m.label == "Prediction"]
+
+
+def test_predict_says_a_dot_is_not_a_digit(with_data, canvas):
+    canvas.png = encode(pen([(140, 140)]))  # a single click of the pen
+    app = open_page("app_pages/predict.py")
+    assert f"Not a digit: {DOT}." in texts(app) and predictions(app) == ["—"]
+
+
+def button(app: AppTest, label: str):
+    return next(b for b in app.button if b.label == label)
+
+
+def test_undo_and_clear_put_the_drawing_back_on_the_canvas(with_data, canvas):
+    app = open_page("app_pages/predict.py")
+    assert button(app, "Undo").disabled and button(app, "Clear").disabled  # nothing drawn yet
+    canvas.png = encode(seven())
+    app.run()
+    button(app, "Undo").click()
+    app.run()
+    assert canvas.initial_drawing == {"objects": [STROKE], "revision": 1}  # the last stroke taken off
+    button(app, "Clear").click()
+    app.run()
+    assert canvas.initial_drawing == {"objects": [], "revision": 2}  # a new revision: the canvas reloads
+
+
 def test_upload_predicts_each_file_and_explains_bad_ones(with_data, canvas):
     app = open_page("app_pages/predict.py")
     app.file_uploader(key="uploads").set_value(
@@ -154,6 +209,31 @@ def test_upload_predicts_each_file_and_explains_bad_ones(with_data, canvas):
     app.run()
     assert [m.value for m in app.metric if m.label == "Prediction"] == ["—", "1"]  # Draw tab, then upload
     assert any("junk.png" in e.value and "not an image" in e.value for e in app.error)
+
+
+def upload(app: AppTest, *files: tuple[str, bytes]) -> None:
+    app.file_uploader(key="uploads").set_value([(name, data, "image/png") for name, data in files])
+    app.run()
+    button(app, "Predict Digit").click()
+    app.run()
+
+
+def test_uploads_of_the_same_name_are_each_predicted(with_data, canvas):
+    app = open_page("app_pages/predict.py")
+    upload(app, ("image.png", encode(one())), ("image.png", encode(seven())))  # as phones name photos
+    assert not app.exception and predictions(app) == ["—", "1", "7"]
+
+
+def test_a_blank_upload_is_told_no_digit_was_found(with_data, canvas):
+    app = open_page("app_pages/predict.py")
+    upload(app, ("paper.png", encode(seven(ink=(0, 0, 0, 255)))))  # black on black: nothing there
+    assert "No digit found: the image looks blank." in texts(app) and "draw a digit" not in texts(app)
+
+
+def test_a_file_over_the_limit_is_refused_with_its_reason_in_plain_sight(with_data, canvas):
+    app = open_page("app_pages/predict.py")
+    upload(app, ("huge.png", encode(one()) + bytes(MAX_FILE_BYTES)))
+    assert any("huge.png" in e.value and "larger than 20 MB" in e.value for e in app.error)
 
 
 def test_evaluate_shows_accuracy_and_mistakes(with_data, canvas):

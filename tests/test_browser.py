@@ -1,43 +1,62 @@
 """End to end in headless Chromium: `streamlit run Home.py`, then draw, upload and train like a user."""
 
+import itertools
 import os
 import re
-import shutil
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 from playwright.sync_api import expect, sync_playwright
 
 from bench.app_latency import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, draw_and_time, measure, serve_app
-from core.checkpoint import SHIPPED_MODELS_DIR
+from core.preprocess import DOT
 from tests.conftest import ROOT
 from tests.drawings import encode, one
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "tests" / "artifacts"
 WAIT_MS = 30_000
+PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
+TOUCH_STEPS = 15
+ENTER_GRACE_MS = 3_000  # longer than a run takes to show its Stop button
+# What Streamlit logs when its entry script runs outside `streamlit run`, as a training child's did.
+BARE_MODE_WARNINGS = ("missing ScriptRunContext", "Session state does not function", "streamlit run")
+PHOTO_SIZE = (4000, 3000)  # 12 megapixels, as phones take them
 
 
-def _serve_shipped_models(data_dir, tmp_path_factory):
-    """The app on the tiny MNIST with a copy of the shipped models."""
-    models = tmp_path_factory.mktemp("app") / "models"
-    shutil.copytree(SHIPPED_MODELS_DIR, models)
-    env = {"MNIST_DATA_DIR": str(data_dir), "MNIST_MODELS_DIR": str(models)}
-    return serve_app(env, tmp_path_factory.mktemp("log") / "streamlit.log")
+@dataclass
+class Server:
+    url: str
+    log: Path
+    models: Path  # where models trained on it are saved
+
+
+@contextmanager
+def _serve(data_dir, tmp_path_factory):
+    """The app on the tiny MNIST, the shipped models, and an empty folder for trained ones."""
+    folder = tmp_path_factory.mktemp("app")
+    env = {"MNIST_DATA_DIR": str(data_dir), "MNIST_MODELS_DIR": str(folder / "trained")}
+    with serve_app(env, folder / "streamlit.log") as url:
+        yield Server(url, folder / "streamlit.log", folder / "trained")
 
 
 @pytest.fixture(scope="module")
 def server(tiny_data_dir, tmp_path_factory):
-    with _serve_shipped_models(tiny_data_dir, tmp_path_factory) as url:
-        yield url
+    with _serve(tiny_data_dir, tmp_path_factory) as served:
+        yield served
 
 
 @pytest.fixture
 def training_server(tiny_data_dir, tmp_path_factory):
     # A model trained on the tiny set can score 100 % on its tiny test split and so become every new
     # session's default: training gets a server of its own, so that other tests see the shipped models.
-    with _serve_shipped_models(tiny_data_dir, tmp_path_factory) as url:
-        yield url
+    with _serve(tiny_data_dir, tmp_path_factory) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +79,13 @@ def page(browser):
     context.close()
 
 
+@pytest.fixture
+def phone(browser):
+    context = browser.new_context(**PHONE)
+    yield context.new_page()
+    context.close()
+
+
 def open_app(page, url: str, path: str = "") -> float:
     started = time.perf_counter()
     page.goto(f"{url}/{path}")
@@ -67,10 +93,37 @@ def open_app(page, url: str, path: str = "") -> float:
     return time.perf_counter() - started
 
 
-def expect_prediction(page, digit: str) -> None:
+def prediction_metric(page):
     tab = page.get_by_role("tabpanel")  # the open tab: the other one has its own metric
-    metric = tab.locator('[data-testid="stMetric"]').filter(has_text="Prediction").first
-    expect(metric.locator('[data-testid="stMetricValue"]')).to_have_text(digit, timeout=WAIT_MS)
+    return tab.locator('[data-testid="stMetric"]').filter(has_text="Prediction").first
+
+
+def expect_prediction(page, digit: str) -> None:
+    expect(prediction_metric(page).locator('[data-testid="stMetricValue"]')).to_have_text(
+        digit, timeout=WAIT_MS
+    )
+
+
+def app_button(page, label: str):
+    """The page's own button, not the canvas toolbar's hidden icon of the same name."""
+    return page.locator('[data-testid^="stBaseButton"]').filter(has_text=label)
+
+
+def touch_stroke(page, points: list[tuple[int, int]]) -> None:
+    """One finger stroke through canvas pixels `points`, as a phone's touch screen sends it."""
+    box = page.locator("canvas").last.bounding_box()
+    cdp = page.context.new_cdp_session(page)
+
+    def touch(kind: str, x: float | None = None, y: float | None = None) -> None:
+        at = [] if x is None else [{"x": box["x"] + x, "y": box["y"] + y}]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": at})
+
+    touch("touchStart", *points[0])
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        for t in np.linspace(0, 1, TOUCH_STEPS)[1:]:
+            touch("touchMove", x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+    touch("touchEnd")
+    cdp.detach()
 
 
 def shot(page, name: str) -> None:
@@ -79,14 +132,14 @@ def shot(page, name: str) -> None:
 
 
 def test_home_renders(server, page):
-    seconds = open_app(page, server)
+    seconds = open_app(page, server.url)
     print(f"Home rendered {seconds:.2f} s after navigation")
     assert page.get_by_role("heading", name="MNIST Digit Recognizer").is_visible()
     shot(page, "home")
 
 
 def test_drawing_a_seven_with_the_mouse(server, page):
-    open_app(page, server, "predict")
+    open_app(page, server.url, "predict")
     page.get_by_text("Nothing drawn yet.").wait_for(timeout=WAIT_MS)
     shown_after = draw_and_time(page, "7")  # resolves only once the metric reads 7
     expect_prediction(page, "7")
@@ -98,10 +151,36 @@ def test_drawing_a_seven_with_the_mouse(server, page):
     shot(page, "predict-draw")
 
 
+def test_a_single_click_on_the_canvas_is_not_a_digit(server, page):
+    open_app(page, server.url, "predict")
+    page.get_by_text("Nothing drawn yet.").wait_for(timeout=WAIT_MS)
+    box = page.locator("canvas").last.bounding_box()
+    page.mouse.click(box["x"] + 140, box["y"] + 140)
+    expect(page.get_by_text(f"Not a digit: {DOT}.")).to_be_visible(timeout=WAIT_MS)
+    expect_prediction(page, "—")
+
+
+def test_a_phone_draws_by_touch_undoes_and_clears_with_visible_buttons(server, phone):
+    open_app(phone, server.url, "predict")
+    phone.get_by_text("Nothing drawn yet.").wait_for(timeout=WAIT_MS)
+    touch_stroke(phone, [(150, 40), (140, 240)])  # a 1
+    expect_prediction(phone, "1")
+    touch_stroke(phone, [(60, 45), (150, 40)])  # a bar to its left makes it a 7
+    expect_prediction(phone, "7")
+    canvas, metric = phone.locator("canvas").last.bounding_box(), prediction_metric(phone).bounding_box()
+    assert 0 < metric["y"] - (canvas["y"] + canvas["height"]) < 200  # the result just under the canvas
+    shot(phone, "predict-phone")
+    app_button(phone, "Undo").tap()
+    expect_prediction(phone, "1")
+    app_button(phone, "Clear").tap()
+    expect(phone.get_by_text("Nothing drawn: draw a digit")).to_be_visible(timeout=WAIT_MS)
+    expect_prediction(phone, "—")
+
+
 def test_uploading_a_png(server, page, tmp_path):
     image = tmp_path / "one.png"
     image.write_bytes(encode(one()))
-    open_app(page, server, "predict")
+    open_app(page, server.url, "predict")
     page.get_by_role("tab", name="Upload").click()
     page.locator('input[type="file"]').set_input_files(str(image))
     page.get_by_role("button", name="Predict Digit").click()
@@ -109,18 +188,60 @@ def test_uploading_a_png(server, page, tmp_path):
     shot(page, "predict-upload")
 
 
-def test_training_to_the_end_and_using_the_model(training_server, page):
-    open_app(page, training_server, "train")
+def _phone_photo(path: Path) -> None:
+    """A 12-megapixel JPEG of a dark 7 on unevenly lit, grainy paper: several MB, as phones save them."""
+    w, h = PHOTO_SIZE
+    light = np.linspace(150, 235, w)[None, :] + np.random.default_rng(0).normal(0, 18, (h, w))
+    paper = Image.fromarray(np.clip(light, 0, 255).astype(np.uint8))
+    ImageDraw.Draw(paper).line([(1500, 800), (2500, 800), (1800, 2300)], fill=30, width=90)
+    paper.save(path, "JPEG", quality=95)
+
+
+def test_an_ordinary_phone_photo_is_read_and_a_too_big_file_says_why(server, page, tmp_path):
+    photo, huge = tmp_path / "IMG_0001.jpg", tmp_path / "huge.png"
+    _phone_photo(photo)
+    assert photo.stat().st_size > 5 * 2**20  # over the old 5 MB cap
+    huge.write_bytes(encode(one()) + bytes(21 * 2**20))
+    open_app(page, server.url, "predict")
+    page.get_by_role("tab", name="Upload").click()
+    page.locator('input[type="file"]').set_input_files([str(photo), str(huge)])
+    page.get_by_role("button", name="Predict Digit").click()
+    expect_prediction(page, "7")
+    expect(page.get_by_text("huge.png: the file is larger than 20 MB")).to_be_visible(timeout=WAIT_MS)
+
+
+def test_pressing_enter_in_a_train_field_starts_nothing(server, page):
+    open_app(page, server.url, "train")
+    field = page.get_by_label("Peak learning rate")
+    field.fill("0.0020")
+    field.press("Enter")
+    page.wait_for_timeout(ENTER_GRACE_MS)
+    expect(page.get_by_role("button", name="Stop")).to_have_count(0)
+    expect(page.get_by_text("Choose settings and press Start.")).to_be_visible()
+    assert not list(server.models.glob("*.pt"))
+
+
+def test_training_to_the_end_and_using_the_model(training_server, page, browser):
+    open_app(page, training_server.url, "train")
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("Training finished").wait_for(timeout=WAIT_MS)
     expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=WAIT_MS)  # loss and accuracy
     shot(page, "train")
     page.get_by_role("button", name="Use as active model").click()
     picker = page.get_by_role("combobox", name="Active model")
-    expect(picker).to_have_value(re.compile(r"^mlp-\d{8}-\d{6} \(MLP, "), timeout=WAIT_MS)
+    expect(picker).to_have_value(re.compile(r"^MLP · [\d.]+% · \d\d \w{3} \d\d:\d\d UTC$"), timeout=WAIT_MS)
+    log = training_server.log.read_text()
+    assert not [warning for warning in BARE_MODE_WARNINGS if warning in log], log
+
+    newcomer = browser.new_context(viewport=VIEWPORT).new_page()  # another person, a new session
+    open_app(newcomer, training_server.url, "train")
+    expect(newcomer.get_by_text("Training finished")).to_be_visible(timeout=WAIT_MS)
+    expect(newcomer.get_by_role("button", name="Use as active model")).to_be_visible()
+    expect(newcomer.get_by_role("button", name="Download checkpoint")).to_be_visible()
+    newcomer.context.close()
 
 
 def test_the_latency_bench_draws_and_reports(server, browser):
-    results = measure(browser, server, strokes=2, pages=1)
+    results = measure(browser, server.url, strokes=2, pages=1)
     assert results["strokes"] == 2
     assert results["first_stroke_ms_median"] > 0 and results["later_strokes_ms_median"] > 0

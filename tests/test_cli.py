@@ -5,10 +5,15 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from core.checkpoint import load_checkpoint
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.config import ModelConfig
+from core.models import build_model
+from core.preprocess import DOT
 from tests.conftest import ROOT
+from tests.drawings import pen
 
 
 def run_cli(*args):
@@ -21,10 +26,50 @@ def last_json(stdout: str) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
-def test_every_verb_has_help():
+def test_every_verb_has_help_and_train_shows_its_defaults():
     for verb in ("train", "evaluate", "predict", "models"):
         result = run_cli(verb, "--help")
         assert result.returncode == 0 and "usage:" in result.stdout
+    help_text = " ".join(run_cli("train", "--help").stdout.split())  # unwrapped
+    for default in ("default: 8 (mlp), 4 (cnn)", "default: 256 (mlp), 128 (cnn)", "(default: auto)"):
+        assert default in help_text
+
+
+def test_help_and_usage_errors_answer_without_importing_torch():
+    probe = (
+        "import sys\n"
+        "from core.cli import main\n"
+        "for argv in (['--help'], ['train', '--help'], ['train', '--bogus']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--bogus"], "error: unrecognized arguments: --bogus"),
+        (["train", "--bogus"], "error: unrecognized arguments: --bogus"),
+        ([], "error: choose a verb: train, evaluate, predict, models"),
+        (["train", "--arch", "xyz"], "error: argument --arch: invalid choice: 'xyz'"),
+    ],
+)
+def test_usage_errors_are_one_error_line(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(message)
+
+
+def _one_error_line(result) -> str:
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
 
 
 def test_train_evaluate_models_and_predict_on_tiny_data(tiny_data_dir, tmp_path):
@@ -69,16 +114,28 @@ def test_train_evaluate_models_and_predict_on_tiny_data(tiny_data_dir, tmp_path)
     assert "Traceback" not in predicted.stderr
 
 
-def test_missing_data_is_a_clear_error_not_a_traceback(tmp_path):
-    result = run_cli("train", "--device", "cpu", "--data-dir", tmp_path, "--no-download")
-    assert result.returncode == 2
-    assert "train-images-idx3-ubyte" in result.stderr and "Traceback" not in result.stderr
+def test_missing_data_is_one_error_line(tmp_path):
+    line = _one_error_line(run_cli("train", "--device", "cpu", "--data-dir", tmp_path, "--no-download"))
+    assert "train-images-idx3-ubyte" in line and str(tmp_path / "MNIST" / "raw") in line
 
 
-def test_unavailable_device_and_bad_checkpoint_are_clear_errors(tmp_path):
-    result = run_cli("train", "--device", "cuda:5")
-    assert result.returncode == 2 and "cuda:5" in result.stderr and "Traceback" not in result.stderr
+def test_unavailable_device_and_bad_checkpoint_are_one_error_line_each(tmp_path):
+    assert "cuda:5" in _one_error_line(run_cli("train", "--device", "cuda:5"))
     bogus = tmp_path / "bogus.pt"
     bogus.write_bytes(b"not a checkpoint")
-    result = run_cli("evaluate", "--checkpoint", bogus)
-    assert result.returncode == 2 and str(bogus) in result.stderr and "Traceback" not in result.stderr
+    line = _one_error_line(run_cli("evaluate", "--checkpoint", bogus))
+    assert str(bogus) in line and "refused as damaged or unsafe" in line and "weights_only" not in line
+
+
+def test_models_rounds_accuracy_for_people(tmp_path):
+    config = ModelConfig("mlp", hidden=8)
+    save_checkpoint(tmp_path / "m.pt", build_model(config), config, {"test_accuracy": 99.58000183105469})
+    result = run_cli("models", "--models-dir", tmp_path)
+    assert '"test_accuracy": 99.58,' in result.stdout
+
+
+def test_predict_says_a_dot_is_not_a_digit(tmp_path):
+    dot = tmp_path / "dot.png"
+    pen([(140, 140)]).save(dot)
+    record = last_json(run_cli("predict", dot).stdout)
+    assert record["digit"] is None and record["not_a_digit"] == DOT and "blank" not in record

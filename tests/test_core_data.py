@@ -1,13 +1,14 @@
 import pytest
 import torch
 
+from core.config import AUGMENTATIONS
 from core.data import (
-    AUGMENTATIONS,
     BACKGROUND,
     MNIST_MEAN,
     MNIST_STD,
     RAW_FILES,
     DataError,
+    MissingDataError,
     augment,
     batches,
     data_present,
@@ -46,14 +47,24 @@ def test_data_dir_comes_from_env(tiny_data_dir, monkeypatch):
 def test_missing_data_names_the_four_files_and_the_folder(tmp_path, monkeypatch):
     from torchvision.datasets import MNIST
 
-    # A closed local port: the real download path runs and fails at once.
-    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])
-    with pytest.raises(DataError) as info:
-        load_mnist(tmp_path / "nowhere", download=True)
+    # Two mirrors on a closed local port: the real download path runs and fails at once, twice alike.
+    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/", "http://127.0.0.1:9/"])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MissingDataError) as info:
+        load_mnist("nowhere", download=True)
     message = str(info.value)
     assert all(name in message for name in RAW_FILES)
-    assert str(tmp_path / "nowhere" / "MNIST" / "raw") in message
-    assert "MNIST_DATA_DIR" in message
+    assert str(tmp_path / "nowhere" / "MNIST" / "raw") in message  # absolute, though asked relatively
+    assert "MNIST_DATA_DIR" in message and "\n" not in message
+    assert message.count(info.value.why) == 1 and "; " not in info.value.why  # the same failure, once
+    assert not (tmp_path / "nowhere").exists()  # no empty folders left behind
+
+
+def test_missing_data_without_downloads_says_so_in_one_line(tmp_path):
+    with pytest.raises(MissingDataError) as info:
+        load_mnist(tmp_path, download=False)
+    assert info.value.why is None and "could not be downloaded" not in str(info.value)
+    assert str(tmp_path / "MNIST" / "raw") in str(info.value) and "\n" not in str(info.value)
 
 
 def test_download_reports_progress_per_file(offline_mirror, tmp_path):

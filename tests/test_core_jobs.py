@@ -4,9 +4,8 @@ import signal
 import pytest
 
 from core.checkpoint import load_checkpoint
+from core.config import ModelConfig, TrainConfig
 from core.jobs import DONE, FAILED, STOPPED, BusyError, TrainingSlot
-from core.models import ModelConfig
-from core.train import TrainConfig
 
 QUICK = TrainConfig(epochs=2, batch_size=32, lr=1e-2, augment="none", device="cpu")
 ENDLESS = TrainConfig(epochs=10_000, batch_size=32, device="cpu")
@@ -19,6 +18,19 @@ def test_a_job_trains_in_the_background_and_publishes_a_checkpoint(tiny_data_dir
     assert snap.status == DONE and snap.error is None
     assert [e.epoch for e in snap.epochs] == [1, 2] and snap.losses and snap.latest.fraction_done == 1
     assert load_checkpoint(snap.checkpoint).test_accuracy == snap.epochs[-1].test_accuracy
+
+
+def test_a_warmed_up_child_takes_the_run_and_a_waiting_child_leaves_with_the_server(tiny_data_dir, tmp_path):
+    slot = TrainingSlot()
+    slot.warm_up()
+    waiting = slot._standby
+    job = slot.start(ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    assert job._process is waiting and slot._standby is None  # the run went to the warm child
+    job.join(timeout=60)
+    assert job.snapshot().status == DONE
+    slot.warm_up()
+    slot._standby.stdin.close()  # what the server's exit does to the pipe
+    assert slot._standby.wait(timeout=30) == 0 and slot._standby.stdout.read() == b""
 
 
 def test_one_run_at_a_time_and_stop_saves_the_partial_model(tiny_data_dir, tmp_path):

@@ -5,10 +5,11 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from core.models import ModelConfig, build_model
+from core.config import ModelConfig
+from core.models import build_model
 from core.predict import predict, predict_batch, saliency
-from core.preprocess import DIGIT_BOX, MNIST_CENTRE, ImageError, open_image, preprocess, to_ink
-from tests.drawings import encode, seven
+from core.preprocess import DASH, DIGIT_BOX, DOT, MNIST_CENTRE, ImageError, open_image, preprocess, to_ink
+from tests.drawings import encode, pen, seven
 
 DESK = (70, 50, 35)
 
@@ -62,6 +63,60 @@ def test_sixteen_bit_cmyk_palette_and_exif_rotation():
     exif[0x0112] = 6  # orientation: stored turned 90 degrees counter-clockwise
     upright = preprocess(encode(rotated, "JPEG", exif=exif.tobytes(), quality=95)).image28
     assert np.abs(upright - reference).mean() < 0.05
+
+
+def _deep_grey(image: Image.Image, mode: str) -> Image.Image:
+    """An 8-bit L image in a 16- or 32-bit greyscale mode, its values spread over that mode's range."""
+    values = np.asarray(image, dtype=np.float64) / 255
+    if mode == "F":
+        return Image.fromarray(values.astype(np.float32))
+    sixteen = (values * 65535).astype(np.uint16)
+    if mode == "I;16B":  # as a big-endian TIFF holds it (Pillow's convert to I;16B clips at 255)
+        return Image.frombytes(mode, image.size, sixteen.astype(">u2").tobytes())
+    deep = Image.fromarray(sixteen)  # I;16
+    return deep if mode == "I;16" else deep.convert(mode)
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I;16B", "I", "F"])
+@pytest.mark.parametrize("size", [(200, 200), (3000, 2000)])
+def test_sixteen_and_thirty_two_bit_greyscale_read_like_eight_bit_at_any_size(mode, size):
+    """A dark 0 on white paper: big images are reduced first, which must not clip 16-bit values."""
+    paper = Image.new("L", size, 255)
+    w, h = size
+    ImageDraw.Draw(paper).ellipse([w * 0.3, h * 0.15, w * 0.7, h * 0.85], outline=40, width=max(4, h // 25))
+    deep = _deep_grey(paper, mode)
+    assert deep.mode == mode
+    reference = preprocess(paper)
+    out = preprocess(deep)
+    assert not out.blank and _difference(out.image28, reference.image28) < 0.02
+    assert out.image28[14, 14] < 0.1 and out.image28.max() > 0.9  # a ring: the middle stays dark
+
+
+@pytest.mark.parametrize("mode", ["I;16", "F"])
+def test_a_faint_sixteen_bit_smudge_keeps_its_low_contrast_and_is_blank(mode):
+    paper = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(paper).ellipse([60, 40, 140, 160], outline=245, width=8)  # 4 % darker than paper
+    assert preprocess(_deep_grey(paper, mode)).blank
+
+
+@pytest.mark.parametrize("radius", [3, 9, 20, 30])
+def test_a_dot_or_a_tap_is_not_a_digit(radius):
+    out = preprocess(pen([(140, 140)], width=2 * radius))
+    assert out.blank and out.not_a_digit == DOT
+
+
+@pytest.mark.parametrize("length", [40, 80, 160])
+def test_a_flat_dash_is_not_a_digit(length):
+    out = preprocess(pen([(140 - length // 2, 150), (140 + length // 2, 150)]))
+    assert out.blank and out.not_a_digit == DASH
+
+
+@pytest.mark.parametrize("width", [5, 18, 30])
+def test_a_short_upright_stroke_is_read_as_a_digit(width):
+    """A short 1, three pen widths long or more: taller than a tap, not flat like a dash."""
+    length = max(40, 2 * width)
+    out = preprocess(pen([(140, 140 - length // 2), (140, 140 + length // 2)], width))
+    assert not out.blank and out.not_a_digit is None
 
 
 def test_uneven_lighting_is_removed():

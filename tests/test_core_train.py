@@ -5,11 +5,12 @@ import pytest
 import torch
 from torch import nn
 
+from core.config import ModelConfig, TrainConfig
 from core.data import MnistData, Split, load_mnist
 from core.devices import DeviceError, available_devices, resolve_device
 from core.evaluate import accuracy_and_loss, evaluate
-from core.models import ModelConfig, build_model, count_parameters
-from core.train import BatchReport, EpochReport, TrainConfig, TrainingError, train
+from core.models import build_model, count_parameters
+from core.train import BatchReport, EpochReport, TrainingError, train
 
 FAST = TrainConfig(epochs=3, batch_size=32, lr=1e-2, augment="none", device="cpu")
 

@@ -8,12 +8,12 @@ from PIL import Image
 from torchvision.datasets import MNIST
 
 from core.checkpoint import SHIPPED_MODELS_DIR, default_checkpoint, list_checkpoints, load_checkpoint
+from core.config import ModelConfig, default_train_config
 from core.data import load_mnist
 from core.evaluate import evaluate
-from core.models import ModelConfig
 from core.predict import predict
 from core.preprocess import preprocess
-from core.train import default_train_config, train
+from core.train import train
 from tests import realistic
 from tests.test_cli import run_cli
 

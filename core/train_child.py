@@ -1,0 +1,67 @@
+"""The training child process, `python -m core.train_child`, started by core.jobs.
+
+It imports what training needs and waits for one TrainingTask (pickle) on stdin, then writes every
+progress report and finally an Outcome (pickles) to stdout. When its stdin closes (Stop pressed, or
+the server gone) it stops after the current batch and still saves the partial model; a child closed
+before it got a task exits quietly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import sys
+import threading
+from typing import BinaryIO
+
+from .data import load_mnist
+from .devices import resolve_device
+from .errors import UserError, reason
+from .jobs import DONE, FAILED, STOPPED, Outcome, TrainingTask
+from .train import save_result, train
+
+
+def _stop_at_end_of(stream: BinaryIO, stop: threading.Event) -> None:
+    stream.read()  # returns when the parent closes the pipe
+    stop.set()
+
+
+def run(task: TrainingTask, send, stop: threading.Event) -> Outcome:
+    """Load MNIST, train and save; every report goes to send(); never raises."""
+    try:
+        device = resolve_device(task.train_config.device)
+        data = load_mnist(task.data_dir, device=device, download=False)
+        result = train(task.model_config, task.train_config, data, send, stop)
+        path = save_result(result, task.out)
+        return Outcome(STOPPED if result.stopped else DONE, checkpoint=str(path))
+    except (UserError, ValueError) as exc:
+        return Outcome(FAILED, error=str(exc))
+    except Exception as exc:  # the child must always report, never die silently
+        return Outcome(FAILED, error=f"training failed: {reason(exc)}")
+
+
+# torch's optimizers import this on first use, about 1 s: a waiting child does it before the task comes.
+WARM_UP_MODULES = ("torch._dynamo",)
+
+
+def main() -> None:
+    stdin, reports = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # a stray print must not corrupt the report stream
+    for module in WARM_UP_MODULES:
+        importlib.import_module(module)
+    try:
+        task = pickle.load(stdin)
+    except EOFError:  # a waiting child whose server has gone
+        return
+    stop = threading.Event()
+    threading.Thread(target=_stop_at_end_of, args=(stdin, stop), daemon=True).start()
+
+    def send(message) -> None:
+        pickle.dump(message, reports)
+        reports.flush()
+
+    send(run(task, send, stop))
+
+
+if __name__ == "__main__":
+    main()
