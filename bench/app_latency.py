@@ -8,6 +8,7 @@ timer in Python would add its own polling to the 2 cores). The last stdout line 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import socket
@@ -100,6 +101,24 @@ def draw_and_time(page, digit: str, timeout_ms: int = SHOWN_WITHIN_MS) -> float:
         page.mouse.move(box["x"] + x, box["y"] + y, steps=MOVE_STEPS)
     page.mouse.up()
     return page.evaluate(SHOWN_AFTER_RELEASE_JS, [digit, timeout_ms])
+
+
+def touch_stroke(page, points: list[tuple[int, int]]) -> None:
+    """One finger stroke through canvas pixels `points`, as a phone's touch screen sends it."""
+    box = page.locator("canvas").last.bounding_box()
+    cdp = page.context.new_cdp_session(page)
+
+    def touch(kind: str, x: float | None = None, y: float | None = None) -> None:
+        at = [] if x is None else [{"x": box["x"] + x, "y": box["y"] + y}]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": at})
+
+    touch("touchStart", *points[0])
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        for step in range(1, MOVE_STEPS + 1):
+            t = step / MOVE_STEPS
+            touch("touchMove", x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+    touch("touchEnd")
+    cdp.detach()
 
 
 def measure(browser, url: str, strokes: int, pages: int) -> dict:

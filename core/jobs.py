@@ -15,6 +15,7 @@ import pickle
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from .train import BatchReport, EpochReport
 
 RUNNING, DONE, STOPPED, FAILED = "running", "done", "stopped", "failed"
 CHILD_COMMAND = [sys.executable, "-m", "core.train_child"]
+# A waiting child is used only well before it would leave on its own (core.train_child.STANDBY_S).
+STANDBY_USE_S = 540
 
 
 class BusyError(RuntimeError):
@@ -164,21 +167,36 @@ class TrainingSlot:
         self._lock = threading.Lock()
         self.job: TrainingJob | None = None
         self._standby: subprocess.Popen | None = None
+        self._standby_since = 0.0
+
+    def _standby_ready(self) -> bool:
+        fresh = time.monotonic() - self._standby_since < STANDBY_USE_S
+        return self._standby is not None and self._standby.poll() is None and fresh
 
     def warm_up(self) -> None:
         """Have a child ready that has imported torch: a run then starts about 3 s sooner.
 
-        The child waits on its stdin, and exits when the server does (the pipe closes)."""
+        The child waits on its stdin, and exits when the server does (the pipe closes) or after
+        core.train_child.STANDBY_S without a task."""
         with self._lock:
-            if self._standby is None or self._standby.poll() is not None:
-                self._standby = launch_child()
+            if not self._standby_ready():
+                self._retire_standby()
+                self._standby, self._standby_since = launch_child(), time.monotonic()
+
+    def _retire_standby(self) -> None:
+        if self._standby is not None:
+            with contextlib.suppress(OSError):  # closing its stdin lets it leave
+                self._standby.stdin.close()
+            self._standby = None
 
     def start(self, *args, **kwargs) -> TrainingJob:
         """Start a TrainingJob(*args, **kwargs), or raise BusyError if one is running."""
         with self._lock:
             if self.job is not None and self.job.running:
                 raise BusyError("a training run is already in progress on this server; try again later")
-            ready = self._standby if self._standby is not None and self._standby.poll() is None else None
+            ready = self._standby if self._standby_ready() else None
+            if ready is None:
+                self._retire_standby()
             self._standby = None
             self.job = TrainingJob(*args, **kwargs).start(ready)
             return self.job

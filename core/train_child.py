@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pickle
+import select
 import sys
 import threading
 from typing import BinaryIO
@@ -42,6 +43,8 @@ def run(task: TrainingTask, send, stop: threading.Event) -> Outcome:
 
 # torch's optimizers import this on first use, about 1 s: a waiting child does it before the task comes.
 WARM_UP_MODULES = ("torch._dynamo",)
+# A waiting child holds about 0.7 GB (torch): it leaves if no task comes in this time.
+STANDBY_S = 600
 
 
 def main() -> None:
@@ -49,6 +52,8 @@ def main() -> None:
     sys.stdout = sys.stderr  # a stray print must not corrupt the report stream
     for module in WARM_UP_MODULES:
         importlib.import_module(module)
+    if not select.select([stdin], [], [], STANDBY_S)[0]:
+        return  # not needed: core.jobs starts another when the Train page is opened again
     try:
         task = pickle.load(stdin)
     except EOFError:  # a waiting child whose server has gone

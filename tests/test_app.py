@@ -1,11 +1,13 @@
 """AppTests: every page, with and without the dataset; Predict with st_canvas patched."""
 
+import json
 import sys
 import time
 import types
 
 import pytest
 import torch
+from streamlit.proto.Metric_pb2 import Metric
 from streamlit.testing.v1 import AppTest
 
 from core.cache import training_slot
@@ -13,6 +15,8 @@ from core.preprocess import DOT, MAX_FILE_BYTES
 from tests.conftest import ROOT
 from tests.drawings import encode, one, pen, seven
 
+NO_ARROW = Metric.MetricDirection.NONE
+GALLERY_SIZE = 24  # mistakes the Evaluate page shows
 PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/predict.py"]
 TIMEOUT = 60
 STOP_WITHIN_S = 1.0
@@ -154,6 +158,16 @@ def test_home_shows_the_model_card_and_samples(with_data, canvas):
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Architecture"] == "CNN" and metrics["Test accuracy"] == "99.58%"
     assert "MNIST ready: 600 training and 200 test images." in texts(app)
+    assert [m.delta for m in app.metric if m.delta] == ["conv 16-32-64", "2026-11-25 01:51"]
+    assert all(m.proto.direction == NO_ARROW for m in app.metric)  # facts, not changes
+
+
+@pytest.mark.parametrize("width", [5, 18, 30])
+def test_predict_reads_a_short_one_as_one(with_data, canvas, width):
+    canvas.png = encode(pen([(140, 110), (140, 170)], width))  # 60 px: a fifth of the canvas
+    app = open_page("app_pages/predict.py")
+    assert predictions(app) == ["1"]
+    assert all(m.proto.direction == NO_ARROW for m in app.metric)
 
 
 def test_predict_reads_the_drawn_digit(with_data, canvas):
@@ -240,6 +254,11 @@ def test_evaluate_shows_accuracy_and_mistakes(with_data, canvas):
     app = open_page("app_pages/evaluate.py")
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Accuracy"].endswith("%") and metrics["Mistakes"].endswith("of 200")
+    mistakes = int(metrics["Mistakes"].split()[0])
+    assert mistakes > GALLERY_SIZE  # the shipped CNN cannot read the tiny set's bars
+    assert f"Showing the {GALLERY_SIZE} most confident of {mistakes} mistakes." in texts(app)
+    table = app.dataframe[0]
+    assert "%.2f%%" in str(table.proto)  # precision, recall and F1 with two decimals each
     app.selectbox(key="true_digit").set_value(3)
     app.run()
     assert not app.exception
@@ -258,6 +277,15 @@ def test_a_short_training_run_completes_and_can_be_used(with_data, canvas, model
     new = job.snapshot().checkpoint
     assert new.startswith(str(models)) and len(app.get("plotly_chart")) == 2
     assert any(b.label == "Use as active model" for b in app.button)  # switching: see test_browser
+    accuracy = json.loads(app.get("plotly_chart")[1].proto.spec)
+    assert accuracy["layout"]["xaxis"]["dtick"] == 1  # whole epochs, never 1.5
+    train, test = (trace["line"]["color"] for trace in accuracy["data"])
+    assert train != test
+
+
+def test_the_learning_rate_steps_by_a_thousandth(with_data, canvas):
+    app = open_page("app_pages/train.py")
+    assert app.number_input(key="lr-mlp").step == 0.001
 
 
 def test_stop_ends_the_run_within_a_second_and_keeps_the_partial_model(with_data, canvas):

@@ -1,6 +1,5 @@
 """End to end in headless Chromium: `streamlit run Home.py`, then draw, upload and train like a user."""
 
-import itertools
 import os
 import re
 import time
@@ -13,7 +12,15 @@ import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import expect, sync_playwright
 
-from bench.app_latency import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, draw_and_time, measure, serve_app
+from bench.app_latency import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    VIEWPORT,
+    draw_and_time,
+    measure,
+    serve_app,
+    touch_stroke,
+)
 from core.preprocess import DOT
 from tests.conftest import ROOT
 from tests.drawings import encode, one
@@ -22,7 +29,6 @@ pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "tests" / "artifacts"
 WAIT_MS = 30_000
 PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
-TOUCH_STEPS = 15
 ENTER_GRACE_MS = 3_000  # longer than a run takes to show its Stop button
 # What Streamlit logs when its entry script runs outside `streamlit run`, as a training child's did.
 BARE_MODE_WARNINGS = ("missing ScriptRunContext", "Session state does not function", "streamlit run")
@@ -107,23 +113,6 @@ def expect_prediction(page, digit: str) -> None:
 def app_button(page, label: str):
     """The page's own button, not the canvas toolbar's hidden icon of the same name."""
     return page.locator('[data-testid^="stBaseButton"]').filter(has_text=label)
-
-
-def touch_stroke(page, points: list[tuple[int, int]]) -> None:
-    """One finger stroke through canvas pixels `points`, as a phone's touch screen sends it."""
-    box = page.locator("canvas").last.bounding_box()
-    cdp = page.context.new_cdp_session(page)
-
-    def touch(kind: str, x: float | None = None, y: float | None = None) -> None:
-        at = [] if x is None else [{"x": box["x"] + x, "y": box["y"] + y}]
-        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": at})
-
-    touch("touchStart", *points[0])
-    for (x0, y0), (x1, y1) in itertools.pairwise(points):
-        for t in np.linspace(0, 1, TOUCH_STEPS)[1:]:
-            touch("touchMove", x0 + t * (x1 - x0), y0 + t * (y1 - y0))
-    touch("touchEnd")
-    cdp.detach()
 
 
 def shot(page, name: str) -> None:

@@ -3,6 +3,7 @@ import signal
 
 import pytest
 
+from core import jobs
 from core.checkpoint import load_checkpoint
 from core.config import ModelConfig, TrainConfig
 from core.jobs import DONE, FAILED, STOPPED, BusyError, TrainingSlot
@@ -31,6 +32,17 @@ def test_a_warmed_up_child_takes_the_run_and_a_waiting_child_leaves_with_the_ser
     slot.warm_up()
     slot._standby.stdin.close()  # what the server's exit does to the pipe
     assert slot._standby.wait(timeout=30) == 0 and slot._standby.stdout.read() == b""
+
+
+def test_a_child_that_waited_too_long_is_not_given_the_run(tiny_data_dir, tmp_path, monkeypatch):
+    slot = TrainingSlot()
+    slot.warm_up()
+    stale = slot._standby
+    monkeypatch.setattr(jobs, "STANDBY_USE_S", 0)  # it would leave on its own any moment now
+    job = slot.start(ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    assert job._process is not stale and stale.wait(timeout=30) == 0  # told to leave
+    job.join(timeout=60)
+    assert job.snapshot().status == DONE
 
 
 def test_one_run_at_a_time_and_stop_saves_the_partial_model(tiny_data_dir, tmp_path):

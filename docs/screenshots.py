@@ -1,0 +1,81 @@
+"""python -m docs.screenshots: the README's screenshots, from a real run of the app on the real MNIST.
+
+Needs MNIST_DATA_DIR (the real data) and Debian's Chromium. Models trained here go to a temporary
+folder, so the shipped ones stay the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from playwright.sync_api import expect, sync_playwright
+
+from bench.app_latency import CHROMIUM, CHROMIUM_ARGS, draw_and_time, serve_app, touch_stroke
+
+DOCS = Path(__file__).resolve().parent
+DESKTOP = {"width": 1400, "height": 1250}
+PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
+WAIT_MS = 120_000
+SEVEN = [(70, 50), (210, 50), (120, 240)]
+
+
+def _predict_desktop(browser, url: str) -> None:
+    page = browser.new_page(viewport=DESKTOP)
+    page.goto(f"{url}/predict")
+    page.get_by_text("Nothing drawn yet.").wait_for(timeout=WAIT_MS)
+    draw_and_time(page, "7")
+    page.locator('[data-testid="stImage"] img').first.wait_for(timeout=WAIT_MS)
+    page.wait_for_timeout(1000)  # the charts' transitions
+    page.screenshot(path=DOCS / "predict-draw.png")
+    page.close()
+
+
+def _predict_phone(browser, url: str) -> None:
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.goto(f"{url}/predict")
+    page.get_by_text("Nothing drawn yet.").wait_for(timeout=WAIT_MS)
+    touch_stroke(page, SEVEN)
+    page.get_by_text(re.compile("confident")).first.wait_for(timeout=WAIT_MS)
+    page.screenshot(path=DOCS / "predict-phone.png")
+    context.close()
+
+
+def _train(browser, url: str) -> None:
+    page = browser.new_page(viewport=DESKTOP)
+    page.goto(f"{url}/train")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("Training finished").wait_for(timeout=WAIT_MS)
+    expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=WAIT_MS)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=DOCS / "train.png")
+    page.close()
+
+
+def _evaluate(browser, url: str) -> None:
+    page = browser.new_page(viewport=DESKTOP)
+    page.goto(f"{url}/evaluate")
+    page.get_by_text("Showing the").wait_for(timeout=WAIT_MS)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=DOCS / "evaluate.png")
+    page.close()
+
+
+def main() -> None:
+    if not os.environ.get("MNIST_DATA_DIR"):
+        raise SystemExit("error: set MNIST_DATA_DIR to the real MNIST")
+    trained = tempfile.mkdtemp(prefix="screenshots-")
+    log = Path(trained) / "streamlit.log"
+    with serve_app({"MNIST_MODELS_DIR": trained}, log) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        for shoot in (_predict_desktop, _predict_phone, _evaluate, _train):
+            shoot(browser, url)
+        browser.close()
+    print(f"screenshots in {DOCS}")
+
+
+if __name__ == "__main__":
+    main()
