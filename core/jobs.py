@@ -99,10 +99,18 @@ class TrainingJob:
     def start(self, process: subprocess.Popen | None = None) -> TrainingJob:
         """Hand the task to `process` (a waiting child from launch_child) or to a new child."""
         self._process = process or launch_child()
-        pickle.dump(self._task, self._process.stdin)
-        self._process.stdin.flush()  # stays open: closing it is the stop signal
+        try:
+            self._send_task()
+        except OSError:  # the waiting child has just left (BrokenPipeError): take a new one
+            self.stop()
+            self._process = launch_child()
+            self._send_task()
         self._reader.start()
         return self
+
+    def _send_task(self) -> None:
+        pickle.dump(self._task, self._process.stdin)
+        self._process.stdin.flush()  # stays open: closing it is the stop signal
 
     def stop(self) -> None:
         """Ask the child to stop after the current batch; the partial model is still saved."""

@@ -49,6 +49,9 @@ LOW_CONFIDENCE = 0.6
 # that slid a little), or a stroke this many times wider than tall (a dash; MNIST's widest digits are
 # 2.0 times their height). A short 1 is a blob too, but a tall one.
 MAX_DOT_ELONGATION = 1.6
+# A round dot fills pi/4 of its box. Squarish drawn digits fill 0.35 of theirs (median, realistic
+# set), 0.72 at most: past this share the blob test decides, below it no mark is a dot.
+MIN_DOT_FILL = 0.6
 MAX_DIGIT_FLATNESS = 2.5
 DOT = "a dot or a tap, too small to be a digit"
 DASH = "a flat dash, not a digit"
@@ -321,9 +324,10 @@ def _not_a_digit(mark: torch.Tensor) -> str | None:
     height, width = mark.shape
     if width > MAX_DIGIT_FLATNESS * height:
         return DASH
-    if max(height, width) >= MAX_DOT_ELONGATION * min(height, width):
-        return None  # elongated: a stroke
-    span, stroke = _span_and_width(mark > 0)
+    inked = mark > 0
+    if max(height, width) >= MAX_DOT_ELONGATION * min(height, width) or inked.float().mean() < MIN_DOT_FILL:
+        return None  # elongated, or open like the strokes of a digit: the cheap tests come first
+    span, stroke = _span_and_width(inked)
     return DOT if span <= MAX_BLOB_SPAN * stroke else None
 
 

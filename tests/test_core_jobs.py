@@ -45,6 +45,15 @@ def test_a_child_that_waited_too_long_is_not_given_the_run(tiny_data_dir, tmp_pa
     assert job.snapshot().status == DONE
 
 
+def test_a_waiting_child_that_has_just_left_is_replaced(tiny_data_dir, tmp_path):
+    gone = jobs.launch_child()
+    gone.kill()  # left between the slot's check and the task's sending: its pipe is broken
+    gone.wait(timeout=30)
+    job = jobs.TrainingJob(ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path).start(gone)
+    job.join(timeout=60)
+    assert job._process is not gone and job.snapshot().status == DONE
+
+
 def test_one_run_at_a_time_and_stop_saves_the_partial_model(tiny_data_dir, tmp_path):
     slot = TrainingSlot()
     job = slot.start(ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
