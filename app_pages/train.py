@@ -56,6 +56,7 @@ if start:
     try:
         job = slot.start(ModelConfig(arch, hidden=int(hidden)), config, data_dir_from_env())
         st.session_state[JOB_KEY] = id(job)
+        st.rerun()  # draws the form again, its Start button disabled while the run lasts
     except BusyError as exc:  # another session started one since this page was drawn, or a double click
         mine = st.session_state.get(JOB_KEY) == id(slot.job)
         st.warning(YOUR_RUN_IS_GOING if mine else f"{exc.args[0]}.".capitalize())

@@ -295,6 +295,7 @@ def test_stop_ends_the_run_within_a_second_and_keeps_the_partial_model(with_data
     next(b for b in app.button if b.label == "Start training").click()
     app.run()
     job = training_slot().job
+    assert button(app, "Start training").disabled  # while the run lasts
     while not job.snapshot().epochs:  # one finished epoch, so there is a model to keep
         job.join(timeout=0.05)
     app.run()
