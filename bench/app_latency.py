@@ -32,6 +32,7 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT = {"width": 1400, "height": 1000}
 STARTUP_S = 60
+START_TRIES = 3
 SETTLE_MS = 300  # after a reset, so that strokes do not queue behind the previous rerun
 P90 = 0.9
 SHOWN_WITHIN_MS = 30_000
@@ -73,17 +74,32 @@ def _wait_healthy(url: str, process: subprocess.Popen) -> float:
     raise TimeoutError("streamlit did not become healthy")
 
 
-@contextmanager
-def serve_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """`streamlit run Home.py` on a free loopback port; yields its URL once healthy."""
-    port = _free_port()
-    command = [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
-               "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
-    with open(log_path, "w") as log:
+def _start_streamlit(env: dict[str, str], log) -> tuple[subprocess.Popen, str]:
+    """Start the app on a free loopback port, trying again on another one if it exits at once: the
+    port can be taken between finding it free and Streamlit binding it."""
+    for _ in range(START_TRIES):
+        port = _free_port()
+        command = [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
+                   "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
         process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=log)
         url = f"http://127.0.0.1:{port}"
         try:
             print(f"server healthy after {_wait_healthy(url, process):.1f} s")
+            return process, url
+        except RuntimeError:  # it exited during start-up
+            continue
+        except TimeoutError:
+            process.kill()
+            raise
+    raise RuntimeError(f"streamlit exited during start-up {START_TRIES} times; see {log.name}")
+
+
+@contextmanager
+def serve_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """`streamlit run Home.py` on a free loopback port; yields its URL once healthy."""
+    with open(log_path, "w") as log:
+        process, url = _start_streamlit(env, log)
+        try:
             yield url
         finally:
             process.terminate()

@@ -19,6 +19,7 @@ from .config import ARCHS, AUGMENTATIONS, NO_AUGMENT, RECIPES, ModelConfig, Trai
 from .errors import UserError
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 BAR_WIDTH = 24
 LINE_WIDTH = 80
 PROGRESS_INTERVAL_S = 0.2
@@ -80,6 +81,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     # then save_result says so in one line).
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     device = resolve_device(train_config.device)
+    print(f"loading MNIST onto {device}…", file=sys.stderr, flush=True)
     data = load_mnist(args.data_dir, device=device, val_size=args.val_size, download=args.download)
     result = train(model_config, train_config, data, callback=_progress_printer(), stop=stop)
     out = save_result(result, args.out or default_checkpoint_path(args.arch))
@@ -251,3 +253,6 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C before `train` set its handler, or in another verb
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -5,17 +5,52 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from core.data import DATA_DIR_ENV, RAW_FILES, data_present
+from core.jobs import TrainingSlot
 
 ROOT = Path(__file__).resolve().parent.parent
 IDX_IMAGES_MAGIC = 0x00000803
 IDX_LABELS_MAGIC = 0x00000801
 TINY_TRAIN, TINY_TEST = 600, 200
+POLL_S = 0.05
+DEADLINE_S = 60  # for anything a test waits on; far more than any of them needs
+STOP_WITHIN_S = 10
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = DEADLINE_S) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds, never hang."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(POLL_S)
+
+
+def end_training(slot: TrainingSlot) -> None:
+    """Stop the slot's run (killing a child that does not stop) and let its waiting child go."""
+    job = slot.job
+    if job is not None and job._process is not None:
+        job.stop()
+        job.join(timeout=STOP_WITHIN_S)
+        if job._process.poll() is None:
+            job._process.kill()
+        job._process.wait(timeout=STOP_WITHIN_S)
+    slot._retire_standby()
+
+
+@pytest.fixture
+def slot():
+    """A training slot whose run and waiting child end with the test, whether it passes or not."""
+    slot = TrainingSlot()
+    yield slot
+    end_training(slot)
 
 
 def write_idx(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:

@@ -1,6 +1,7 @@
 """AppTests: every page, with and without the dataset; Predict with st_canvas patched."""
 
 import json
+import os
 import sys
 import time
 import types
@@ -10,9 +11,15 @@ import torch
 from streamlit.proto.Metric_pb2 import Metric
 from streamlit.testing.v1 import AppTest
 
+from core import cache
 from core.cache import training_slot
+from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint, save_checkpoint
+from core.config import ModelConfig
+from core.data import load_split
+from core.evaluate import evaluate
+from core.models import build_model
 from core.preprocess import DOT, MAX_FILE_BYTES
-from tests.conftest import ROOT
+from tests.conftest import ROOT, end_training, wait_until
 from tests.drawings import encode, one, pen, seven
 
 NO_ARROW = Metric.MetricDirection.NONE
@@ -39,6 +46,15 @@ class FakeCanvas:
         self.initial_drawing = kwargs["initial_drawing"]
         objects = [STROKE, STROKE] if self.png else []
         return types.SimpleNamespace(image_bytes=self.png, json_data={"objects": objects})
+
+
+@pytest.fixture(autouse=True)
+def fresh_training_slot():
+    """Each test gets the server's training slot new, and leaves no run or waiting child behind."""
+    training_slot.clear()
+    yield
+    end_training(training_slot())
+    training_slot.clear()
 
 
 @pytest.fixture
@@ -250,18 +266,30 @@ def test_a_file_over_the_limit_is_refused_with_its_reason_in_plain_sight(with_da
     assert any("huge.png" in e.value and "larger than 20 MB" in e.value for e in app.error)
 
 
-def test_evaluate_shows_accuracy_and_mistakes(with_data, canvas):
+def gallery(app: AppTest) -> list[str]:
+    """The captions of the images on the page."""
+    return [caption for image in app.get("image") for caption in (i.caption for i in image.proto.imgs)]
+
+
+def test_evaluate_shows_the_report_its_filters_and_gallery(with_data, canvas, tiny_data_dir):
+    report = evaluate(load_checkpoint(SHIPPED_MODELS_DIR / "cnn.pt").model, load_split(False, tiny_data_dir))
     app = open_page("app_pages/evaluate.py")
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["Accuracy"].endswith("%") and metrics["Mistakes"].endswith("of 200")
-    mistakes = int(metrics["Mistakes"].split()[0])
-    assert mistakes > GALLERY_SIZE  # the shipped CNN cannot read the tiny set's bars
-    assert f"Showing the {GALLERY_SIZE} most confident of {mistakes} mistakes." in texts(app)
-    table = app.dataframe[0]
-    assert "%.2f%%" in str(table.proto)  # precision, recall and F1 with two decimals each
-    app.selectbox(key="true_digit").set_value(3)
-    app.run()
-    assert not app.exception
+    assert metrics["Accuracy"] == f"{report.accuracy:.2f}%" and metrics["Loss"] == f"{report.loss:.4f}"
+    assert metrics["Mistakes"] == f"{len(report.mistakes)} of 200"
+    assert len(report.mistakes) > GALLERY_SIZE  # the shipped CNN cannot read the tiny set's bars
+    assert f"Showing the {GALLERY_SIZE} most confident of {len(report.mistakes)} mistakes." in texts(app)
+    table = app.dataframe[0].value
+    assert list(table["recall"]) == pytest.approx([c.recall * 100 for c in report.per_class])
+    assert list(table["support"]) == [c.support for c in report.per_class]
+    assert "%.2f%%" in str(app.dataframe[0].proto)  # precision, recall and F1 with two decimals each
+
+    app.selectbox(key="true_digit").set_value(3).run()
+    app.selectbox(key="predicted_digit").set_value(8).run()
+    wanted = [m for m in report.mistakes if (m.label, m.predicted) == (3, 8)]
+    assert gallery(app) == [f"true 3 → 8 ({m.confidence:.2%})" for m in wanted[:GALLERY_SIZE]]
+    if not wanted:
+        assert "No mistakes match this filter." in texts(app)
 
 
 def test_a_short_training_run_completes_and_can_be_used(with_data, canvas, models):
@@ -296,8 +324,7 @@ def test_stop_ends_the_run_within_a_second_and_keeps_the_partial_model(with_data
     app.run()
     job = training_slot().job
     assert button(app, "Start training").disabled  # while the run lasts
-    while not job.snapshot().epochs:  # one finished epoch, so there is a model to keep
-        job.join(timeout=0.05)
+    wait_until(lambda: job.snapshot().epochs, "a finished epoch, so that there is a model to keep")
     app.run()
     next(b for b in app.button if b.label == "Stop").click()
     app.run()
@@ -306,3 +333,46 @@ def test_stop_ends_the_run_within_a_second_and_keeps_the_partial_model(with_data
     assert not job.running and time.perf_counter() - stopped_at < STOP_WITHIN_S
     app.run()
     assert "stopped early; the partial model was saved" in texts(app)
+
+
+def _save(path, metrics: dict) -> None:
+    """An untrained MLP: its probabilities are near 1/10 for any drawing, so it is never confident."""
+    torch.manual_seed(0)
+    config = ModelConfig("mlp", hidden=8)
+    save_checkpoint(path, build_model(config).eval(), config, metrics)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_checkpoint_without_an_accuracy_does_not_break_any_page(with_data, canvas, models, page):
+    _save(models / "unrated.pt", metrics={})
+    app = open_page(page)
+    assert any(label.startswith("MLP · — · ") for label in app.selectbox(key="model_path").options)
+
+
+def test_a_model_that_cannot_be_read_any_more_is_explained(with_data, canvas, models):
+    _save(models / "mine.pt", metrics={"test_accuracy": 100.0})  # the most accurate: the default
+    app = open_page("app_pages/predict.py")
+    stamp = (models / "mine.pt").stat().st_mtime
+    (models / "mine.pt").write_bytes(b"damaged on disk")
+    os.utime(models / "mine.pt", (stamp, stamp))  # same time stamp: the cached listing still has it
+    cache._checkpoint.clear()  # as when the model cache (8 entries) has let it go
+    app.run()
+    assert not app.exception
+    assert any(e.value.startswith("Cannot use the selected model: ") for e in app.error)
+
+
+def test_an_unreadable_file_dropped_in_the_folder_leaves_the_active_model_alone(with_data, canvas, models):
+    canvas.png = encode(seven())
+    app = open_page("app_pages/predict.py")
+    models.mkdir(parents=True, exist_ok=True)
+    (models / "bad.pt").write_bytes(os.urandom(2048))
+    app.run()
+    assert app.selectbox(key="model_path").value.endswith("cnn.pt") and predictions(app) == ["7"]
+    assert len(app.selectbox(key="model_path").options) == 2  # the bad file is not offered
+
+
+def test_low_confidence_is_flagged_on_predict(with_data, canvas, models):
+    _save(models / "untrained.pt", metrics={"test_accuracy": 100.0})  # the default, never confident
+    canvas.png = encode(seven())
+    app = open_page("app_pages/predict.py")
+    assert "Low confidence: the digit may be unclear." in texts(app)

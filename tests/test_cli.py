@@ -1,19 +1,21 @@
 """The CLI, run as users run it: python -m core ... in a subprocess."""
 
 import json
+import signal
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.config import ModelConfig
 from core.models import build_model
 from core.preprocess import DOT
-from tests.conftest import ROOT
-from tests.drawings import pen
+from tests.conftest import DEADLINE_S, ROOT
+from tests.drawings import pen, seven
 
 
 def run_cli(*args):
@@ -139,3 +141,63 @@ def test_predict_says_a_dot_is_not_a_digit(tmp_path):
     pen([(140, 140)]).save(dot)
     record = last_json(run_cli("predict", dot).stdout)
     assert record["digit"] is None and record["not_a_digit"] == DOT and "blank" not in record
+
+
+def test_train_flags_land_in_the_checkpoint(tiny_data_dir, tmp_path):
+    out = tmp_path / "flags.pt"
+    result = run_cli(
+        "train", "--arch", "mlp", "--epochs", "1", "--batch-size", "48", "--lr", "0.0025", "--hidden", "24",
+        "--seed", "7", "--augment", "none", "--device", "cpu", "--data-dir", tiny_data_dir, "--out", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    ckpt = load_checkpoint(out)
+    assert ckpt.model_config.hidden == 24
+    assert {k: ckpt.train_config[k] for k in ("batch_size", "lr", "seed", "epochs", "augment")} == {
+        "batch_size": 48, "lr": 0.0025, "seed": 7, "epochs": 1, "augment": "none",
+    }  # fmt: skip
+
+
+def _train_in_background(tiny_data_dir, out) -> subprocess.Popen:
+    command = [sys.executable, "-m", "core", "train", "--epochs", "100000", "--batch-size", "32", "--device",
+               "cpu", "--data-dir", str(tiny_data_dir), "--out", str(out)]  # fmt: skip
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_ctrl_c_after_the_first_epoch_saves_the_partial_model(tiny_data_dir, tmp_path):
+    process = _train_in_background(tiny_data_dir, tmp_path / "partial.pt")
+    try:
+        for line in iter(process.stderr.readline, ""):  # progress lines end with the epoch's summary
+            if "epoch 1:" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=DEADLINE_S)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    summary = last_json(stdout)
+    assert summary["stopped"] is True and summary["epochs"] >= 1
+    assert load_checkpoint(tmp_path / "partial.pt").metrics["stopped"] is True
+
+
+def test_ctrl_c_before_any_epoch_is_one_error_line(tiny_data_dir, tmp_path):
+    process = _train_in_background(tiny_data_dir, tmp_path / "none.pt")
+    try:
+        assert process.stderr.readline().startswith("loading MNIST")  # past Python's start-up
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=DEADLINE_S)
+    finally:
+        process.kill()
+    lines = stderr.strip().splitlines()
+    assert process.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert not (tmp_path / "none.pt").exists()
+
+
+def test_predict_flags_low_confidence(tmp_path):
+    untrained = tmp_path / "untrained.pt"
+    torch.manual_seed(0)
+    config = ModelConfig("mlp", hidden=8)
+    save_checkpoint(untrained, build_model(config).eval(), config, {"test_accuracy": 10.0})
+    drawing = tmp_path / "seven.png"
+    seven().save(drawing)
+    record = last_json(run_cli("predict", "--checkpoint", untrained, drawing).stdout)
+    assert record["confidence"] < 0.6 and record["low_confidence"] is True

@@ -31,11 +31,18 @@ def test_loads_tiny_idx_as_normalised_tensors(tiny_data_dir):
     assert set(data.train.labels.tolist()) == set(range(10))
 
 
-def test_validation_split_is_held_out_and_seeded(tiny_data_dir):
+def _rows(split) -> set[bytes]:
+    """Each image as bytes: the tiny set's images are noise, so no two are alike."""
+    return {image.numpy().tobytes() for image in split.images}
+
+
+def test_validation_split_is_held_out_disjoint_and_seeded(tiny_data_dir):
     a = load_mnist(tiny_data_dir, download=False, val_size=100, seed=3)
     b = load_mnist(tiny_data_dir, download=False, val_size=100, seed=3)
+    other = load_mnist(tiny_data_dir, download=False, val_size=100, seed=4)
     assert len(a.val) == 100 and len(a.train) == TINY_TRAIN - 100
-    assert torch.equal(a.val.labels, b.val.labels)
+    assert len(_rows(a.val) | _rows(a.train)) == TINY_TRAIN  # together all of them, none twice
+    assert _rows(a.val) == _rows(b.val) and _rows(a.val) != _rows(other.val)
 
 
 def test_data_dir_comes_from_env(tiny_data_dir, monkeypatch):

@@ -6,14 +6,15 @@ import pytest
 from core import jobs
 from core.checkpoint import load_checkpoint
 from core.config import ModelConfig, TrainConfig
-from core.jobs import DONE, FAILED, STOPPED, BusyError, TrainingSlot
+from core.jobs import DONE, FAILED, STOPPED, BusyError
+from tests.conftest import wait_until
 
 QUICK = TrainConfig(epochs=2, batch_size=32, lr=1e-2, augment="none", device="cpu")
 ENDLESS = TrainConfig(epochs=10_000, batch_size=32, device="cpu")
 
 
-def test_a_job_trains_in_the_background_and_publishes_a_checkpoint(tiny_data_dir, tmp_path):
-    job = TrainingSlot().start(ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+def test_a_job_trains_in_the_background_and_publishes_a_checkpoint(slot, tiny_data_dir, tmp_path):
+    job = slot.start(ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
     job.join(timeout=60)
     snap = job.snapshot()
     assert snap.status == DONE and snap.error is None
@@ -21,8 +22,9 @@ def test_a_job_trains_in_the_background_and_publishes_a_checkpoint(tiny_data_dir
     assert load_checkpoint(snap.checkpoint).test_accuracy == snap.epochs[-1].test_accuracy
 
 
-def test_a_warmed_up_child_takes_the_run_and_a_waiting_child_leaves_with_the_server(tiny_data_dir, tmp_path):
-    slot = TrainingSlot()
+def test_a_warmed_up_child_takes_the_run_and_a_waiting_child_leaves_with_the_server(
+    slot, tiny_data_dir, tmp_path
+):
     slot.warm_up()
     waiting = slot._standby
     job = slot.start(ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
@@ -34,8 +36,7 @@ def test_a_warmed_up_child_takes_the_run_and_a_waiting_child_leaves_with_the_ser
     assert slot._standby.wait(timeout=30) == 0 and slot._standby.stdout.read() == b""
 
 
-def test_a_child_that_waited_too_long_is_not_given_the_run(tiny_data_dir, tmp_path, monkeypatch):
-    slot = TrainingSlot()
+def test_a_child_that_waited_too_long_is_not_given_the_run(slot, tiny_data_dir, tmp_path, monkeypatch):
     slot.warm_up()
     stale = slot._standby
     monkeypatch.setattr(jobs, "STANDBY_USE_S", 0)  # it would leave on its own any moment now
@@ -54,13 +55,11 @@ def test_a_waiting_child_that_has_just_left_is_replaced(tiny_data_dir, tmp_path)
     assert job._process is not gone and job.snapshot().status == DONE
 
 
-def test_one_run_at_a_time_and_stop_saves_the_partial_model(tiny_data_dir, tmp_path):
-    slot = TrainingSlot()
+def test_one_run_at_a_time_and_stop_saves_the_partial_model(slot, tiny_data_dir, tmp_path):
     job = slot.start(ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
     with pytest.raises(BusyError, match="already in progress"):
         slot.start(ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
-    while not job.snapshot().epochs:  # let one epoch finish so there is a model to save
-        job.join(timeout=0.05)
+    wait_until(lambda: job.snapshot().epochs, "a finished epoch, so that there is a model to save")
     job.stop()
     job.join(timeout=10)
     assert job.snapshot().status == STOPPED and job.snapshot().checkpoint
@@ -69,19 +68,16 @@ def test_one_run_at_a_time_and_stop_saves_the_partial_model(tiny_data_dir, tmp_p
     assert again.snapshot().status == DONE
 
 
-def test_a_failing_run_reports_instead_of_dying(tiny_data_dir, tmp_path):
-    job = TrainingSlot().start(
-        ModelConfig("mlp"), TrainConfig(device="cuda:42"), tiny_data_dir, models_dir=tmp_path
-    )
+def test_a_failing_run_reports_instead_of_dying(slot, tiny_data_dir, tmp_path):
+    job = slot.start(ModelConfig("mlp"), TrainConfig(device="cuda:42"), tiny_data_dir, models_dir=tmp_path)
     job.join(timeout=10)
     snap = job.snapshot()
     assert snap.status == FAILED and "cuda:42" in snap.error and snap.checkpoint is None
 
 
-def test_a_child_that_dies_is_reported_not_awaited_forever(tiny_data_dir, tmp_path):
-    job = TrainingSlot().start(ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
-    while not job.snapshot().epochs:
-        job.join(timeout=0.05)
+def test_a_child_that_dies_is_reported_not_awaited_forever(slot, tiny_data_dir, tmp_path):
+    job = slot.start(ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
+    wait_until(lambda: job.snapshot().epochs, "the first epoch")
     os.kill(job._process.pid, signal.SIGKILL)  # as the kernel's OOM killer would
     job.join(timeout=10)
     snap = job.snapshot()

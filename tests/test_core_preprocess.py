@@ -6,9 +6,10 @@ import torch
 from PIL import Image, ImageDraw
 
 from core.config import ModelConfig
+from core.data import BACKGROUND
 from core.models import build_model
-from core.predict import predict, predict_batch, saliency
-from core.preprocess import DASH, DIGIT_BOX, DOT, MNIST_CENTRE, ImageError, open_image, preprocess, to_ink
+from core.predict import integrated_gradients, predict, predict_batch, saliency
+from core.preprocess import DASH, DIGIT_BOX, DOT, MAX_FILE_BYTES, ImageError, open_image, preprocess, to_ink
 from tests.drawings import encode, pen, seven
 
 DESK = (70, 50, 35)
@@ -28,7 +29,8 @@ def test_output_follows_the_mnist_recipe():
     assert ys.max() - ys.min() + 1 <= DIGIT_BOX + 1  # longer side scaled to the 20 px box
     mass = out.image28 / out.image28.sum()
     cy, cx = (mass.sum(1) * np.arange(28)).sum(), (mass.sum(0) * np.arange(28)).sum()
-    assert abs(cy - MNIST_CENTRE) <= 0.5 and abs(cx - MNIST_CENTRE) <= 0.5  # by whole-pixel shifts
+    # MNIST's centres of mass lie at pixel (14, 14) (its test set: 13.99 / 14.01), reached by whole pixels.
+    assert abs(cy - 14.0) <= 0.5 and abs(cx - 14.0) <= 0.5
     assert set(out.stages) >= {"ink", "cleaned", "cropped", "mnist"}
 
 
@@ -90,6 +92,38 @@ def test_sixteen_and_thirty_two_bit_greyscale_read_like_eight_bit_at_any_size(mo
     out = preprocess(deep)
     assert not out.blank and _difference(out.image28, reference.image28) < 0.02
     assert out.image28[14, 14] < 0.1 and out.image28.max() > 0.9  # a ring: the middle stays dark
+
+
+def _stroke_width(image28: np.ndarray) -> float:
+    """Mean stroke width of a 28x28 input in pixels: 2 x inked area / boundary length."""
+    ink = image28 > 0.3
+    padded = np.pad(ink, 1)
+    inner = ink & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return 2 * ink.sum() / (ink & ~inner).sum()
+
+
+# Stroke width in 28x28 by _stroke_width: MNIST's test digits measure 3.0 px (median), 2.2-4.4 px
+# (5th-95th percentile). Unthinned and unthickened, a 3 px pen would measure 2.0 and an 80 px one 6.5.
+@pytest.mark.parametrize("pen_px, low, high", [(3, 2.5, 4.0), (80, 2.5, 6.2)])
+def test_hairline_and_marker_pens_come_out_with_mnist_like_strokes(pen_px, low, high):
+    width = _stroke_width(preprocess(seven(width=pen_px, box=(40, 40, 240, 250))).image28)
+    assert low <= width <= high
+
+
+def test_a_file_over_20_mb_is_refused_before_decoding(tmp_path):
+    big = encode(seven()) + bytes(MAX_FILE_BYTES)
+    assert MAX_FILE_BYTES == 20 * 2**20
+    with pytest.raises(ImageError, match="larger than 20 MB"):
+        open_image(big)
+    (tmp_path / "big.png").write_bytes(big)
+    with pytest.raises(ImageError, match="larger than 20 MB"):
+        open_image(tmp_path / "big.png")
+
+
+def test_a_faint_smudge_on_paper_is_blank():
+    paper = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(paper).ellipse([60, 40, 140, 160], outline=245, width=8)  # 4 % darker than paper
+    assert preprocess(paper).blank
 
 
 @pytest.mark.parametrize("mode", ["I;16", "F"])
@@ -246,7 +280,32 @@ def test_batch_matches_single_predictions(model):
     assert batch[2].probabilities == pytest.approx(singles[2].probabilities, abs=1e-5)
 
 
-def test_saliency_highlights_ink_and_leaves_the_model_untouched(model):
+def _linear_model() -> torch.nn.Module:
+    """Logits = W x + b with W set by hand: digit d weighs pixel i by sin(i * (d + 1))."""
+    linear = torch.nn.Linear(784, 10)
+    with torch.no_grad():
+        pixels, digits = torch.arange(784.0), torch.arange(1.0, 11.0)
+        linear.weight.copy_(torch.sin(digits[:, None] * pixels[None, :] / 100))
+        linear.bias.copy_(digits)
+    return torch.nn.Sequential(torch.nn.Flatten(), linear).eval()
+
+
+def test_integrated_gradients_of_a_linear_model_are_input_times_weight_and_add_up():
+    model, processed = _linear_model(), preprocess(seven())
+    x, weights = processed.tensor, model[1].weight
+    blank = torch.full_like(x, BACKGROUND)
+    for digit in (7, 3):
+        attribution = integrated_gradients(model, processed, digit)
+        expected = ((x - blank).flatten() * weights[digit]).view(28, 28)
+        assert torch.allclose(attribution, expected, atol=1e-5)
+        with torch.no_grad():
+            gain = model(x)[0, digit] - model(blank)[0, digit]
+        assert float(attribution.sum()) == pytest.approx(float(gain), rel=1e-4)
+    heat_7, heat_3 = (saliency(model, processed, d) for d in (7, 3))
+    assert heat_7.max() == pytest.approx(1.0) and np.abs(heat_7 - heat_3).max() > 0.5  # another map
+
+
+def test_saliency_credits_only_ink_and_leaves_the_model_untouched(model):
     p = predict(model, seven())
     before = {k: v.clone() for k, v in model.state_dict().items()}
     heat = saliency(model, p.processed, p.digit)

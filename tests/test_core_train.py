@@ -11,6 +11,7 @@ from core.devices import DeviceError, available_devices, resolve_device
 from core.evaluate import accuracy_and_loss, evaluate
 from core.models import build_model, count_parameters
 from core.train import BatchReport, EpochReport, TrainingError, train
+from tests.conftest import DEADLINE_S
 
 FAST = TrainConfig(epochs=3, batch_size=32, lr=1e-2, augment="none", device="cpu")
 
@@ -65,18 +66,28 @@ def test_stop_flag_stops_within_one_batch(tiny):
     assert len(result.epochs) == 1  # the partial epoch is still reported
 
 
-def test_stop_from_another_thread_returns_promptly(tiny):
+def test_stop_from_another_thread_lands_mid_epoch(tiny):
+    """Another thread sets Stop at epoch 2's first progress report (batch 10 of 19): the run ends after
+    a batch or two, keeping the partly trained epoch 2."""
     stop = threading.Event()
-    box = {}
+
+    def stop_in_epoch_2(update):
+        if isinstance(update, BatchReport) and update.epoch == 2 and not stop.is_set():
+            threading.Thread(target=stop.set).start()
+
+    config = TrainConfig(epochs=500, batch_size=32, device="cpu")
+    result_box = {}
     worker = threading.Thread(
-        target=lambda: box.setdefault(
-            "r", train(ModelConfig("mlp"), TrainConfig(epochs=500, device="cpu"), tiny, stop=stop)
+        target=lambda: result_box.setdefault(
+            "r", train(ModelConfig("mlp"), config, tiny, callback=stop_in_epoch_2, stop=stop)
         )
     )
     worker.start()
-    stop.set()
-    worker.join(timeout=10)
-    assert not worker.is_alive() and box["r"].stopped
+    worker.join(timeout=DEADLINE_S)
+    result = result_box["r"]
+    batches_per_epoch = -(-len(tiny.train) // config.batch_size)
+    assert result.stopped and [e.epoch for e in result.epochs] == [1, 2]  # epoch 2 kept, partly trained
+    assert batches_per_epoch < result.steps < 2 * batches_per_epoch
 
 
 def test_seeded_training_is_reproducible_on_cpu(tiny):
@@ -119,12 +130,16 @@ def test_non_finite_loss_stops_with_a_message(tiny):
         train(ModelConfig("mlp"), FAST, poisoned)
 
 
-def test_device_auto_picks_the_fastest_available():
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    if not torch.cuda.is_available() and torch.backends.mps.is_available():
-        expected = "mps"
-    assert resolve_device("auto").type == expected
-    assert available_devices()[-1].id == "cpu"
+@pytest.mark.parametrize(
+    "gpus, mps, expected",
+    [(2, False, "cuda:0"), (0, True, "mps"), (0, False, "cpu"), (1, True, "cuda:0")],
+)
+def test_device_auto_picks_the_fastest_that_exists(monkeypatch, gpus, mps, expected):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: f"GPU {index}")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert str(resolve_device("auto")) == expected
+    assert [d.id for d in available_devices()][-1] == "cpu" and len(available_devices()) == gpus + mps + 1
 
 
 @pytest.mark.parametrize("name", ["tpu", "cuda:99", "banana"])
@@ -165,3 +180,20 @@ def test_evaluate_confusion_per_class_and_mistakes():
 def test_training_on_cuda_matches_cpu_quality(tiny):
     result = train(ModelConfig("cnn"), TrainConfig(epochs=3, batch_size=32, lr=1e-2, device="cuda"), tiny)
     assert result.device.startswith("cuda") and result.final.test_accuracy >= 95.0
+
+
+def test_the_learning_rate_rises_for_the_warm_up_then_falls_to_almost_nothing(tiny, monkeypatch):
+    """One-cycle: from peak / 25 up to the peak over the first 15 % of steps, then down to ~0."""
+    rates, step = [], torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    config = replace(FAST, lr=0.01)
+    train(ModelConfig("mlp", hidden=16), config, tiny)
+    peak = max(range(len(rates)), key=rates.__getitem__)
+    assert rates[0] == pytest.approx(0.01 / 25) and rates[peak] == pytest.approx(0.01, rel=0.02)
+    assert abs(peak / len(rates) - config.warmup) < 0.02
+    assert rates[-1] < 0.01 / 1000
