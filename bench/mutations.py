@@ -1,0 +1,146 @@
+"""python -m bench.mutations [--ref REV]: how many hand-written bugs the fast tests catch.
+
+Each mutation puts one bug into a copy of the tree (the working tree, or git revision REV) and runs
+the fast tests that should catch it (browser and real-MNIST tests left out, stopping at the first
+failure). Killed: they fail. Survived: they pass. A mutation whose code is not in that tree is
+"absent". The last stdout line is JSON. Not run by CI: it takes a few minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = "not browser and not mnist"
+PER_MUTATION_S = 600
+PYTEST_TESTS_FAILED = 1
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str
+    old: str  # must occur in the file exactly once
+    new: str
+    tests: tuple[str, ...]  # test files that should catch it
+
+
+PREPROCESS, PREDICT, CLI = "core/preprocess.py", "core/predict.py", "core/cli.py"
+T_PRE, T_APP, T_CLI = "tests/test_core_preprocess.py", "tests/test_app.py", "tests/test_cli.py"
+MUTATIONS = [
+    Mutation("stroke-width normalisation removed", PREPROCESS,
+             "digit = _normalise_stroke(ink[top:bottom, left:right])", "digit = ink[top:bottom, left:right]",
+             (T_PRE,)),
+    Mutation("MNIST centre moved to 13.5", PREPROCESS,
+             "MNIST_CENTRE = IMAGE_SIDE / 2", "MNIST_CENTRE = (IMAGE_SIDE - 1) / 2", (T_PRE,)),
+    Mutation("saliency for the wrong digit", PREDICT,
+             "scores = model(path)[:, digit].sum()", "scores = model(path)[:, (digit + 1) % 10].sum()",
+             (T_PRE,)),
+    Mutation("low_confidence always False", PREDICT,
+             "low_confidence=float(confidence) < LOW_CONFIDENCE,", "low_confidence=False,", (T_CLI, T_APP)),
+    Mutation("20 MB file limit removed", PREPROCESS,
+             "if len(source) > MAX_FILE_BYTES:", "if False:", (T_PRE, T_APP)),
+    Mutation("a faint smudge is not blank", PREPROCESS,
+             "if peak < MIN_CONTRAST:", "if peak < 0.01:", (T_PRE,)),
+    Mutation("a dot is read as a digit", PREPROCESS,
+             "return DOT if span <= MAX_BLOB_SPAN * stroke else None", "return None", (T_PRE, T_APP)),
+    Mutation("checkpoint cache ignores the file's time", "core/cache.py",
+             "return _checkpoint(str(path), os.path.getmtime(path))", "return _checkpoint(str(path), 0.0)",
+             ("tests/test_core_cache.py", T_APP)),
+    Mutation("evaluation cache ignores the file's time", "core/cache.py",
+             "return _evaluation(str(path), os.path.getmtime(path), str(data_dir_from_env()))",
+             "return _evaluation(str(path), 0.0, str(data_dir_from_env()))",
+             ("tests/test_core_cache.py", T_APP)),
+    Mutation("--hidden ignored", CLI,
+             'ModelConfig(arch=args.arch, **({"hidden": args.hidden} if args.hidden else {}))',
+             "ModelConfig(arch=args.arch)", (T_CLI,)),
+    Mutation("--lr ignored", CLI, "lr=args.lr,", "lr=None,", (T_CLI,)),
+    Mutation("--seed ignored", CLI, "seed=args.seed,", "seed=None,", (T_CLI,)),
+    Mutation("--batch-size ignored", CLI, "batch_size=args.batch_size,", "batch_size=None,", (T_CLI,)),
+    Mutation("no Ctrl-C handler", CLI,
+             "signal.signal(signal.SIGINT, lambda *_: stop.set())", "pass", (T_CLI,)),
+    Mutation("validation overlaps training", "core/data.py",
+             "val_idx, train_idx = order[:val_size], order[val_size:]",
+             "val_idx, train_idx = order[:val_size], order", ("tests/test_core_data.py",)),
+    Mutation("validation split ignores its seed", "core/data.py",
+             "generator=torch.Generator().manual_seed(seed)", "generator=torch.Generator().manual_seed(0)",
+             ("tests/test_core_data.py",)),
+    Mutation("one-cycle schedule off", "core/train.py",
+             "                schedule.step()\n", "", ("tests/test_core_train.py",)),
+    Mutation("stop ignored by the training loop", "core/train.py",
+             "if stop is not None and stop.is_set():", "if False:",
+             ("tests/test_core_train.py", "tests/test_core_jobs.py")),
+    Mutation("uploads keyed by file name", "app_pages/predict.py",
+             'key=f"upload-{index}"', 'key=f"upload-{name}"', (T_APP,)),
+    Mutation("a model without an accuracy breaks the picker", "app_pages/ui.py",
+             'accuracy = "—" if info.test_accuracy is None else f"{info.test_accuracy:.2f}%"',
+             'accuracy = f"{info.test_accuracy:.2f}%"', (T_APP,)),
+    Mutation("Evaluate's filters ignored", "app_pages/evaluate.py",
+             "if true_digit in (ANY, m.label) and predicted_digit in (ANY, m.predicted)", "", (T_APP,)),
+]  # fmt: skip
+
+
+def _copy_tree(ref: str | None, into: Path) -> None:
+    """The working tree (tracked and untracked, not ignored files), or revision `ref`, into `into`."""
+    if ref:
+        archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+        return
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        source, target = ROOT / name, into / name
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
+
+
+def _outcome(tree: Path, mutation: Mutation) -> str:
+    """'killed', 'survived', 'absent' (its code or its tests are not in this tree) or 'error'."""
+    target = tree / mutation.path
+    original = target.read_text()
+    tests = [t for t in mutation.tests if (tree / t).exists()]
+    if original.count(mutation.old) != 1 or not tests:
+        return "absent"
+    target.write_text(original.replace(mutation.old, mutation.new))
+    try:
+        command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", FAST, *tests]
+        result = subprocess.run(
+            command, cwd=tree, capture_output=True, timeout=PER_MUTATION_S, env=os.environ
+        )
+    except subprocess.TimeoutExpired:
+        return "killed"  # a hang is caught, by the suite's own timeout in CI
+    finally:
+        target.write_text(original)
+    return {0: "survived", PYTEST_TESTS_FAILED: "killed"}.get(result.returncode, "error")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.mutations", description=__doc__)
+    parser.add_argument("--ref", help="a git revision to test instead of the working tree")
+    args = parser.parse_args()
+    outcomes = {}
+    with tempfile.TemporaryDirectory() as folder:
+        tree = Path(folder)
+        _copy_tree(args.ref, tree)
+        for mutation in MUTATIONS:
+            outcomes[mutation.name] = _outcome(tree, mutation)
+            print(f"{outcomes[mutation.name]:>8}  {mutation.name}", flush=True)
+    tried = [o for o in outcomes.values() if o in ("killed", "survived")]
+    killed = tried.count("killed")
+    survivors = [name for name, o in outcomes.items() if o == "survived"]
+    score = round(100 * killed / len(tried), 1) if tried else None
+    print(json.dumps({"ref": args.ref or "working tree", "killed": killed, "tried": len(tried),
+                      "score_percent": score, "survivors": survivors,
+                      "absent": [n for n, o in outcomes.items() if o == "absent"],
+                      "errors": [n for n, o in outcomes.items() if o == "error"]}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
