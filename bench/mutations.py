@@ -111,9 +111,7 @@ def _outcome(tree: Path, mutation: Mutation) -> str:
     target.write_text(original.replace(mutation.old, mutation.new))
     try:
         command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", FAST, *tests]
-        result = subprocess.run(
-            command, cwd=tree, capture_output=True, timeout=PER_MUTATION_S, env=os.environ
-        )
+        result = subprocess.run(command, cwd=tree, capture_output=True, timeout=PER_MUTATION_S)
     except subprocess.TimeoutExpired:
         return "killed"  # a hang is caught, by the suite's own timeout in CI
     finally:
