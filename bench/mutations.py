@@ -101,8 +101,14 @@ def _copy_tree(ref: str | None, into: Path) -> None:
             target.write_bytes(source.read_bytes())
 
 
+def _first_failure(output: str) -> str:
+    """The first failing test's name in pytest's short summary."""
+    failed = [line.split()[1] for line in output.splitlines() if line.startswith(("FAILED ", "ERROR "))]
+    return failed[0].split("::")[-1] if failed else "(timed out)"
+
+
 def _outcome(tree: Path, mutation: Mutation) -> str:
-    """'killed', 'survived', 'absent' (its code or its tests are not in this tree) or 'error'."""
+    """'killed by TEST', 'survived', 'absent' (its code or its tests are not in this tree) or 'error'."""
     target = tree / mutation.path
     original = target.read_text()
     tests = [t for t in mutation.tests if (tree / t).exists()]
@@ -113,10 +119,12 @@ def _outcome(tree: Path, mutation: Mutation) -> str:
         command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", FAST, *tests]
         result = subprocess.run(command, cwd=tree, capture_output=True, timeout=PER_MUTATION_S)
     except subprocess.TimeoutExpired:
-        return "killed"  # a hang is caught, by the suite's own timeout in CI
+        return "killed by the time limit"  # in CI, pytest-timeout fails the hanging test
     finally:
         target.write_text(original)
-    return {0: "survived", PYTEST_TESTS_FAILED: "killed"}.get(result.returncode, "error")
+    if result.returncode == PYTEST_TESTS_FAILED:
+        return f"killed by {_first_failure(result.stdout.decode())}"
+    return "survived" if result.returncode == 0 else "error"
 
 
 def main() -> None:
@@ -129,9 +137,9 @@ def main() -> None:
         _copy_tree(args.ref, tree)
         for mutation in MUTATIONS:
             outcomes[mutation.name] = _outcome(tree, mutation)
-            print(f"{outcomes[mutation.name]:>8}  {mutation.name}", flush=True)
-    tried = [o for o in outcomes.values() if o in ("killed", "survived")]
-    killed = tried.count("killed")
+            print(f"{mutation.name}: {outcomes[mutation.name]}", flush=True)
+    tried = [o for o in outcomes.values() if o == "survived" or o.startswith("killed")]
+    killed = sum(o.startswith("killed") for o in tried)
     survivors = [name for name, o in outcomes.items() if o == "survived"]
     score = round(100 * killed / len(tried), 1) if tried else None
     print(json.dumps({"ref": args.ref or "working tree", "killed": killed, "tried": len(tried),

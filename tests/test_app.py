@@ -3,7 +3,6 @@
 import json
 import os
 import sys
-import time
 import types
 
 import pytest
@@ -17,16 +16,16 @@ from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint, save_checkpoint
 from core.config import ModelConfig
 from core.data import load_split
 from core.evaluate import evaluate
+from core.jobs import STOPPED
 from core.models import build_model
 from core.preprocess import DOT, MAX_FILE_BYTES
-from tests.conftest import ROOT, end_training, wait_until
+from tests.conftest import ROOT, STOP_WITHIN_S, end_training, wait_until
 from tests.drawings import encode, one, pen, seven
 
 NO_ARROW = Metric.MetricDirection.NONE
 GALLERY_SIZE = 24  # mistakes the Evaluate page shows
 PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/predict.py"]
 TIMEOUT = 60
-STOP_WITHIN_S = 1.0
 
 
 STROKE = {"type": "path", "path": [["M", 70, 50], ["L", 210, 50]]}  # what fabric.js sends, shortened
@@ -316,7 +315,8 @@ def test_the_learning_rate_steps_by_a_thousandth(with_data, canvas):
     assert app.number_input(key="lr-mlp").step == 0.001
 
 
-def test_stop_ends_the_run_within_a_second_and_keeps_the_partial_model(with_data, canvas):
+def test_stop_ends_the_run_and_keeps_the_partial_model(with_data, canvas):
+    """The button stops the run (how promptly, within a batch: test_core_train) and the page says so."""
     app = open_page("app_pages/train.py")
     app.radio[0].set_value("cnn").run()
     app.number_input(key="epochs-cnn").set_value(50)
@@ -328,9 +328,10 @@ def test_stop_ends_the_run_within_a_second_and_keeps_the_partial_model(with_data
     app.run()
     next(b for b in app.button if b.label == "Stop").click()
     app.run()
-    stopped_at = time.perf_counter()
     job.join(timeout=STOP_WITHIN_S)
-    assert not job.running and time.perf_counter() - stopped_at < STOP_WITHIN_S
+    snap = job.snapshot()
+    assert snap.status == STOPPED and len(snap.epochs) < 50
+    assert load_checkpoint(snap.checkpoint).metrics["stopped"] is True
     app.run()
     assert "stopped early; the partial model was saved" in texts(app)
 
