@@ -10,7 +10,7 @@ import streamlit as st
 from PIL import Image
 
 from core.cache import cached_checkpoint, cached_checkpoint_list
-from core.checkpoint import Checkpoint, CheckpointError, CheckpointInfo
+from core.checkpoint import Checkpoint, CheckpointError, CheckpointInfo, most_accurate
 from core.data import DATA_DIR_ENV, RAW_FILES, MissingDataError, data_present, download_mnist, raw_folder
 from core.models import NUM_CLASSES, count_parameters
 from core.predict import Prediction, saliency
@@ -40,8 +40,7 @@ def _ensure_active_model() -> dict[str, str]:
     infos = cached_checkpoint_list()
     labels = {info.path: _model_label(info) for info in infos}
     if labels and st.session_state.get(MODEL_KEY) not in labels:
-        best = max(infos, key=lambda info: info.test_accuracy or 0.0)
-        st.session_state[MODEL_KEY] = best.path
+        st.session_state[MODEL_KEY] = most_accurate(infos).path
     return labels
 
 

@@ -169,8 +169,9 @@ def trained_models_dir() -> Path:
 
 def model_folders() -> list[Path]:
     """The folders the app lists models from: the shipped ones, then those trained here."""
-    folders = [SHIPPED_MODELS_DIR, trained_models_dir()]
-    return [f for i, f in enumerate(folders) if f.resolve() not in {g.resolve() for g in folders[:i]}]
+    trained = trained_models_dir()
+    same = trained.resolve() == SHIPPED_MODELS_DIR.resolve()  # $MNIST_MODELS_DIR=models
+    return [SHIPPED_MODELS_DIR] if same else [SHIPPED_MODELS_DIR, trained]
 
 
 def _info(path: Path) -> CheckpointInfo:
@@ -204,13 +205,18 @@ def list_checkpoints(folder: str | os.PathLike | None = None) -> list[Checkpoint
     return shipped + trained
 
 
+def most_accurate(infos: list[CheckpointInfo]) -> CheckpointInfo:
+    """The default among listed models: the highest test accuracy (a model without one counts as 0)."""
+    return max(infos, key=lambda info: info.test_accuracy or 0.0)
+
+
 def default_checkpoint(folder: str | os.PathLike | None = None) -> Path:
     """The app's default model: the most accurate checkpoint in `folder` (default: model_folders())."""
     infos = list_checkpoints(folder)
     if not infos:
         where = folder or " or ".join(str(f) for f in model_folders())
         raise CheckpointError(f"no checkpoints in {where}: train one with `python -m core train`")
-    return Path(max(infos, key=lambda i: i.test_accuracy or 0.0).path)
+    return Path(most_accurate(infos).path)
 
 
 def default_checkpoint_path(arch: str, folder: str | os.PathLike | None = None) -> Path:

@@ -35,9 +35,9 @@ def _emit(obj: dict) -> None:
 
 def _progress_printer() -> Callable:
     """A callback that draws a progress bar on stderr, redrawn at most every PROGRESS_INTERVAL_S."""
-    last_draw = 0.0
-
     from .train import EpochReport
+
+    last_draw = 0.0
 
     def show(update) -> None:  # a BatchReport or an EpochReport
         nonlocal last_draw

@@ -348,10 +348,11 @@ def preprocess(source: bytes | str | os.PathLike | Image.Image) -> Preprocessed:
     stages["cleaned"] = ink.numpy()
     top, bottom = _trimmed_bounds(ink.sum(1))
     left, right = _trimmed_bounds(ink.sum(0))
-    not_a_digit = _not_a_digit(ink[top:bottom, left:right])
+    crop = ink[top:bottom, left:right]
+    not_a_digit = _not_a_digit(crop)
     if not_a_digit:
         return _blank(stages, not_a_digit)
-    digit = _normalise_stroke(ink[top:bottom, left:right])
+    digit = _normalise_stroke(crop)
     stages["cropped"] = digit.numpy()
     scale = DIGIT_BOX / max(digit.shape)
     size = (max(1, round(digit.shape[0] * scale)), max(1, round(digit.shape[1] * scale)))

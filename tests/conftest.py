@@ -11,9 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from core.checkpoint import save_checkpoint
+from core.config import ModelConfig
 from core.data import DATA_DIR_ENV, RAW_FILES, data_present
 from core.jobs import TrainingSlot
+from core.models import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 IDX_IMAGES_MAGIC = 0x00000803
@@ -22,6 +26,13 @@ TINY_TRAIN, TINY_TEST = 600, 200
 POLL_S = 0.05
 DEADLINE_S = 60  # for anything a test waits on; far more than any of them needs
 STOP_WITHIN_S = 10
+
+
+def save_untrained_mlp(path: Path, metrics: dict, seed: int = 0) -> None:
+    """A small untrained MLP checkpoint: its probabilities are near 1/10 for any drawing."""
+    torch.manual_seed(seed)
+    config = ModelConfig("mlp", hidden=8)
+    save_checkpoint(path, build_model(config).eval(), config, metrics)
 
 
 def wait_until(condition: Callable[[], object], what: str, timeout: float = DEADLINE_S) -> None:

@@ -12,14 +12,12 @@ from streamlit.testing.v1 import AppTest
 
 from core import cache
 from core.cache import training_slot
-from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint, save_checkpoint
-from core.config import ModelConfig
+from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
 from core.data import load_split
 from core.evaluate import evaluate
 from core.jobs import STOPPED
-from core.models import build_model
 from core.preprocess import DOT, MAX_FILE_BYTES
-from tests.conftest import ROOT, STOP_WITHIN_S, end_training, wait_until
+from tests.conftest import ROOT, STOP_WITHIN_S, end_training, save_untrained_mlp, wait_until
 from tests.drawings import encode, one, pen, seven
 
 NO_ARROW = Metric.MetricDirection.NONE
@@ -336,22 +334,15 @@ def test_stop_ends_the_run_and_keeps_the_partial_model(with_data, canvas):
     assert "stopped early; the partial model was saved" in texts(app)
 
 
-def _save(path, metrics: dict) -> None:
-    """An untrained MLP: its probabilities are near 1/10 for any drawing, so it is never confident."""
-    torch.manual_seed(0)
-    config = ModelConfig("mlp", hidden=8)
-    save_checkpoint(path, build_model(config).eval(), config, metrics)
-
-
 @pytest.mark.parametrize("page", PAGES)
 def test_a_checkpoint_without_an_accuracy_does_not_break_any_page(with_data, canvas, models, page):
-    _save(models / "unrated.pt", metrics={})
+    save_untrained_mlp(models / "unrated.pt", metrics={})
     app = open_page(page)
     assert any(label.startswith("MLP · — · ") for label in app.selectbox(key="model_path").options)
 
 
 def test_a_model_that_cannot_be_read_any_more_is_explained(with_data, canvas, models):
-    _save(models / "mine.pt", metrics={"test_accuracy": 100.0})  # the most accurate: the default
+    save_untrained_mlp(models / "mine.pt", metrics={"test_accuracy": 100.0})  # the most accurate: the default
     app = open_page("app_pages/predict.py")
     stamp = (models / "mine.pt").stat().st_mtime
     (models / "mine.pt").write_bytes(b"damaged on disk")
@@ -373,7 +364,9 @@ def test_an_unreadable_file_dropped_in_the_folder_leaves_the_active_model_alone(
 
 
 def test_low_confidence_is_flagged_on_predict(with_data, canvas, models):
-    _save(models / "untrained.pt", metrics={"test_accuracy": 100.0})  # the default, never confident
+    save_untrained_mlp(
+        models / "untrained.pt", metrics={"test_accuracy": 100.0}
+    )  # the default, never confident
     canvas.png = encode(seven())
     app = open_page("app_pages/predict.py")
     assert "Low confidence: the digit may be unclear." in texts(app)

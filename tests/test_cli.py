@@ -7,14 +7,11 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from core.checkpoint import load_checkpoint, save_checkpoint
-from core.config import ModelConfig
-from core.models import build_model
+from core.checkpoint import load_checkpoint
 from core.preprocess import DOT
-from tests.conftest import DEADLINE_S, ROOT
+from tests.conftest import DEADLINE_S, ROOT, save_untrained_mlp
 from tests.drawings import pen, seven
 
 
@@ -132,8 +129,7 @@ def test_unavailable_device_and_bad_checkpoint_are_one_error_line_each(tmp_path)
 
 
 def test_models_rounds_accuracy_for_people(tmp_path):
-    config = ModelConfig("mlp", hidden=8)
-    save_checkpoint(tmp_path / "m.pt", build_model(config), config, {"test_accuracy": 99.58000183105469})
+    save_untrained_mlp(tmp_path / "m.pt", {"test_accuracy": 99.58000183105469})
     result = run_cli("models", "--models-dir", tmp_path)
     assert '"test_accuracy": 99.58,' in result.stdout
 
@@ -196,9 +192,7 @@ def test_ctrl_c_before_any_epoch_is_one_error_line(tiny_data_dir, tmp_path):
 
 def test_predict_flags_low_confidence(tmp_path):
     untrained = tmp_path / "untrained.pt"
-    torch.manual_seed(0)
-    config = ModelConfig("mlp", hidden=8)
-    save_checkpoint(untrained, build_model(config).eval(), config, {"test_accuracy": 10.0})
+    save_untrained_mlp(untrained, {"test_accuracy": 10.0})
     drawing = tmp_path / "seven.png"
     seven().save(drawing)
     record = last_json(run_cli("predict", "--checkpoint", untrained, drawing).stdout)

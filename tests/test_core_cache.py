@@ -6,9 +6,7 @@ import pytest
 import torch
 
 from core import cache
-from core.checkpoint import save_checkpoint
-from core.config import ModelConfig
-from core.models import build_model
+from tests.conftest import save_untrained_mlp
 
 
 @pytest.fixture(autouse=True)
@@ -21,9 +19,7 @@ def empty_caches():
 
 
 def _save(path, seed: int, accuracy: float, stamp: float) -> None:
-    torch.manual_seed(seed)
-    config = ModelConfig("mlp", hidden=8)
-    save_checkpoint(path, build_model(config).eval(), config, {"test_accuracy": accuracy})
+    save_untrained_mlp(path, {"test_accuracy": accuracy}, seed)
     os.utime(path, (stamp, stamp))  # whole seconds apart, as two saves of a real run are
 
 
