@@ -187,6 +187,8 @@ class TrainingSlot:
         The child waits on its stdin, and exits when the server does (the pipe closes) or after
         core.train_child.STANDBY_S without a task."""
         with self._lock:
+            if self.job is not None and self.job.running:
+                return  # not while a run needs the CPU and memory: the page warms up again after it
             if not self._standby_ready():
                 self._retire_standby()
                 self._standby, self._standby_since = launch_child(), time.monotonic()

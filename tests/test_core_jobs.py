@@ -7,7 +7,7 @@ from core import jobs
 from core.checkpoint import load_checkpoint
 from core.config import ModelConfig, TrainConfig
 from core.jobs import DONE, FAILED, STOPPED, BusyError
-from tests.conftest import wait_until
+from tests.conftest import end_training, wait_until
 
 QUICK = TrainConfig(epochs=2, batch_size=32, lr=1e-2, augment="none", device="cpu")
 ENDLESS = TrainConfig(epochs=10_000, batch_size=32, device="cpu")
@@ -34,6 +34,15 @@ def test_a_warmed_up_child_takes_the_run_and_a_waiting_child_leaves_with_the_ser
     slot.warm_up()
     slot._standby.stdin.close()  # what the server's exit does to the pipe
     assert slot._standby.wait(timeout=30) == 0 and slot._standby.stdout.read() == b""
+
+
+def test_no_child_is_kept_waiting_while_a_run_trains(slot, tiny_data_dir, tmp_path):
+    job = slot.start(ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
+    slot.warm_up()  # the Train page reruns during the run
+    assert job.running and slot._standby is None  # its torch import would take the run's CPU and 0.7 GB
+    end_training(slot)
+    slot.warm_up()  # the page after the run
+    assert slot._standby is not None
 
 
 def test_a_child_that_waited_too_long_is_not_given_the_run(slot, tiny_data_dir, tmp_path, monkeypatch):
