@@ -35,7 +35,7 @@ PREPROCESS, PREDICT, CLI = "core/preprocess.py", "core/predict.py", "core/cli.py
 T_PRE, T_APP, T_CLI = "tests/test_core_preprocess.py", "tests/test_app.py", "tests/test_cli.py"
 MUTATIONS = [
     Mutation("stroke-width normalisation removed", PREPROCESS,
-             "digit = _normalise_stroke(ink[top:bottom, left:right])", "digit = ink[top:bottom, left:right]",
+             "digit = _normalise_stroke(", "digit = (",
              (T_PRE,)),
     Mutation("MNIST centre moved to 13.5", PREPROCESS,
              "MNIST_CENTRE = IMAGE_SIDE / 2", "MNIST_CENTRE = (IMAGE_SIDE - 1) / 2", (T_PRE,)),
