@@ -67,30 +67,44 @@ def test_cli_predict_on_a_hostile_batch(tmp_path):
             assert record["digit"] == digit, record
 
 
+WRITER = (
+    "import os, sys, time; from core.checkpoint import save_checkpoint; from core.models import *\n"
+    "c = ModelConfig('mlp', hidden=4096); m = build_model(c); i = 1\n"
+    "save_checkpoint(sys.argv[1], m, c, {'test_accuracy': 1.0}); print('saving', flush=True)\n"
+    "if sys.argv[2] == 'hang':  # stop inside the save, after its data is written\n"
+    "    os.fsync = lambda fd: (print('in save', flush=True), time.sleep(60))\n"
+    "while True:\n    i += 1; save_checkpoint(sys.argv[1], m, c, {'test_accuracy': float(i)})\n"
+)
+
+
+def kill_writer(path, delay: float | None) -> None:
+    """Start a writer saving in a loop and SIGKILL it after `delay` s, or inside a save if None."""
+    mode = "hang" if delay is None else "loop"
+    process = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), mode], cwd=ROOT, stdout=subprocess.PIPE
+    )
+    assert process.stdout.readline() == b"saving\n"
+    if delay is None:
+        assert process.stdout.readline() == b"in save\n"
+    else:
+        time.sleep(delay)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
 def test_a_process_killed_mid_save_leaves_the_previous_checkpoint(tmp_path):
     path = tmp_path / "model.pt"
-    config = ModelConfig("mlp", hidden=4096)  # ~13 MB: the writer spends nearly all its time saving
+    config = ModelConfig("mlp", hidden=4096)  # ~13 MB: the writer spends most of its time saving
     save_checkpoint(path, build_model(config), config, {"test_accuracy": 0.0})
-    writer = (
-        "import sys; from core.checkpoint import save_checkpoint; from core.models import *\n"
-        "c = ModelConfig('mlp', hidden=4096); m = build_model(c); i = 1\n"
-        "save_checkpoint(sys.argv[1], m, c, {'test_accuracy': 1.0}); print('saving', flush=True)\n"
-        "while True:\n    i += 1; save_checkpoint(sys.argv[1], m, c, {'test_accuracy': float(i)})\n"
-    )
     for delay in KILL_DELAYS:
-        process = subprocess.Popen(
-            [sys.executable, "-c", writer, str(path)], cwd=ROOT, stdout=subprocess.PIPE
-        )
-        assert process.stdout.readline() == b"saving\n"
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        kill_writer(path, delay)
         assert load_checkpoint(path).model_config == config  # intact: the old or a complete new one
     assert load_checkpoint(path).test_accuracy >= 1  # the writers did replace it along the way
+    kill_writer(path, None)
+    assert load_checkpoint(path).test_accuracy == 1.0  # the save it died in changed nothing
     # Killed saves leave only their temp files behind, never a half-written model.pt.
-    assert [p.suffix for p in tmp_path.iterdir() if p != path] and all(
-        p.suffix == ".tmp" for p in tmp_path.iterdir() if p != path
-    )
+    leftovers = [p.name for p in tmp_path.iterdir() if p != path]
+    assert leftovers and all(name.endswith(".tmp") for name in leftovers), leftovers
 
 
 def test_predictions_are_unchanged_while_a_run_is_in_progress(slot, tiny_data_dir, tmp_path):
