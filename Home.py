@@ -3,8 +3,10 @@
 import streamlit as st
 
 from app_pages import ui
+from core.cache import cpu_threads
 
 st.set_page_config(page_title="MNIST Digit Recognizer", page_icon=":material/draw:", layout="wide")
+cpu_threads()
 
 navigation = st.navigation(
     [

@@ -13,6 +13,7 @@ from .checkpoint import Checkpoint, CheckpointInfo, list_checkpoints, load_check
 from .data import Split, data_dir_from_env, load_split
 from .evaluate import EvalReport, evaluate
 from .jobs import TrainingSlot
+from .threads import use_cpu_budget
 
 MAX_CACHED_MODELS = 8
 
@@ -63,3 +64,9 @@ def cached_evaluation(path: str | os.PathLike) -> EvalReport:
 def training_slot() -> TrainingSlot:
     """The server-wide training slot: runs survive page changes and reruns."""
     return TrainingSlot()
+
+
+@st.cache_resource(show_spinner=False)
+def cpu_threads() -> int:
+    """Torch's threads for this server, set once from the container's CPU quota (core.threads)."""
+    return use_cpu_budget()

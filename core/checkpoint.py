@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from torch import nn
@@ -99,10 +101,17 @@ def save_checkpoint(
         "versions": _versions(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    return write_atomically(path, lambda f: torch.save(payload, f))
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """write(file) into a temp file in path's folder, then os.replace: readers see old or new, never half.
+
+    A killed writer leaves only its temp file; the mode is FILE_MODE (mkstemp's is 0600)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            write(f)
             f.flush()
             os.fchmod(f.fileno(), FILE_MODE)
             os.fsync(f.fileno())

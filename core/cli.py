@@ -1,4 +1,4 @@
-"""Command line: python -m core train|evaluate|predict|models.
+"""Command line: python -m core train|evaluate|predict|models|export.
 
 Only the verb that runs imports torch: `--help` and usage errors answer at once.
 """
@@ -15,7 +15,16 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import NoReturn
 
-from .config import ARCHS, AUGMENTATIONS, NO_AUGMENT, RECIPES, ModelConfig, TrainConfig, default_train_config
+from .config import (
+    ARCHS,
+    AUGMENTATIONS,
+    EXPORT_FORMATS,
+    NO_AUGMENT,
+    RECIPES,
+    ModelConfig,
+    TrainConfig,
+    default_train_config,
+)
 from .errors import UserError
 
 EXIT_USAGE = 2
@@ -26,7 +35,7 @@ PROGRESS_INTERVAL_S = 0.2
 PERCENT_DECIMALS = 2  # accuracies, in percent, rounded for people
 FRACTION_DECIMALS = 4  # probabilities and per-class scores: two decimals of a percent
 LOSS_DECIMALS = 4
-VERBS = ("train", "evaluate", "predict", "models")
+VERBS = ("train", "evaluate", "predict", "models", "export")
 
 
 def _emit(obj: dict) -> None:
@@ -175,6 +184,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .export import export_model
+
+    ckpt = load_checkpoint(args.checkpoint)
+    out = export_model(ckpt.model, args.out, args.format)
+    _emit({"checkpoint": str(ckpt.path), "format": args.format, "out": str(out), "bytes": out.stat().st_size})
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one `error:` line (argparse would print the usage and a second line)."""
 
@@ -240,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("models", help="list checkpoints, one JSON object per line")
     p.add_argument("--models-dir", help="default: the shipped models/ and the trained ones")
     p.set_defaults(run=cmd_models)
+
+    p = verbs.add_parser("export", help="write a checkpoint's model as ONNX (input: image, N x 1 x 28 x 28)")
+    p.add_argument("--checkpoint", required=True, help="the .pt file to export")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="file format (default: onnx)")
+    p.add_argument("--out", required=True, help="the file to write, e.g. model.onnx")
+    p.set_defaults(run=cmd_export)
     return parser
 
 
@@ -249,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.verb is None:
         parser.error(f"choose a verb: {', '.join(VERBS)}")
     try:
+        from .threads import use_cpu_budget
+
+        use_cpu_budget()
         return args.run(args)
     except (UserError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -80,3 +80,6 @@ RECIPES = {
 def default_train_config(arch: str, **overrides) -> TrainConfig:
     """The default recipe for `arch`, with any fields replaced (None keeps the recipe's value)."""
     return replace(RECIPES[arch], **{k: v for k, v in overrides.items() if v is not None})
+
+
+EXPORT_FORMATS = ("onnx",)  # what `python -m core export` and the Models page write

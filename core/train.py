@@ -233,6 +233,7 @@ def save_result(result: TrainResult, path: str | os.PathLike) -> Path:
         "test_loss": final.test_loss,
         "train_seconds": result.train_seconds,
         "stopped": result.stopped,
+        "threads": torch.get_num_threads(),  # CPU threads: training times are comparable only with these
         "history": [asdict(epoch) for epoch in result.epochs],
     }
     return save_checkpoint(

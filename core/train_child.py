@@ -19,6 +19,7 @@ from .data import load_mnist
 from .devices import resolve_device
 from .errors import UserError, reason
 from .jobs import DONE, FAILED, STOPPED, Outcome, TrainingTask
+from .threads import use_cpu_budget
 from .train import save_result, train
 
 
@@ -50,6 +51,7 @@ STANDBY_S = 600
 def main() -> None:
     stdin, reports = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not corrupt the report stream
+    use_cpu_budget()
     for module in WARM_UP_MODULES:
         importlib.import_module(module)
     if not select.select([stdin], [], [], STANDBY_S)[0]:

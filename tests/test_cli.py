@@ -1,6 +1,7 @@
 """The CLI, run as users run it: python -m core ... in a subprocess."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,14 +12,16 @@ from PIL import Image
 
 from core.checkpoint import load_checkpoint
 from core.preprocess import DOT
+from core.threads import THREADS_ENV
 from tests.conftest import DEADLINE_S, ROOT, save_untrained_mlp
 from tests.drawings import pen, seven
 
 
-def run_cli(*args):
+def run_cli(*args, env: dict | None = None):
     return subprocess.run(
-        [sys.executable, "-m", "core", *map(str, args)], capture_output=True, text=True, cwd=ROOT
-    )
+        [sys.executable, "-m", "core", *map(str, args)],
+        capture_output=True, text=True, cwd=ROOT, env=env and {**os.environ, **env},
+    )  # fmt: skip
 
 
 def last_json(stdout: str) -> dict:
@@ -146,10 +149,11 @@ def test_train_flags_land_in_the_checkpoint(tiny_data_dir, tmp_path):
     result = run_cli(
         "train", "--arch", "mlp", "--epochs", "1", "--batch-size", "48", "--lr", "0.0025", "--hidden", "24",
         "--seed", "7", "--augment", "none", "--device", "cpu", "--data-dir", tiny_data_dir, "--out", out,
+        env={THREADS_ENV: "1"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     ckpt = load_checkpoint(out)
-    assert ckpt.model_config.hidden == 24
+    assert ckpt.model_config.hidden == 24 and ckpt.metrics["threads"] == 1
     assert {k: ckpt.train_config[k] for k in ("batch_size", "lr", "seed", "epochs", "augment")} == {
         "batch_size": 48, "lr": 0.0025, "seed": 7, "epochs": 1, "augment": "none",
     }  # fmt: skip

@@ -7,19 +7,24 @@ from core import jobs
 from core.checkpoint import load_checkpoint
 from core.config import ModelConfig, TrainConfig
 from core.jobs import DONE, FAILED, STOPPED, BusyError
+from core.threads import THREADS_ENV
 from tests.conftest import end_training, wait_until
 
 QUICK = TrainConfig(epochs=2, batch_size=32, lr=1e-2, augment="none", device="cpu")
 ENDLESS = TrainConfig(epochs=10_000, batch_size=32, device="cpu")
 
 
-def test_a_job_trains_in_the_background_and_publishes_a_checkpoint(slot, tiny_data_dir, tmp_path):
+def test_a_job_trains_in_the_background_and_publishes_a_checkpoint(
+    slot, tiny_data_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setenv(THREADS_ENV, "1")  # the child sizes its threads as the server does
     job = slot.start(ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
     job.join(timeout=60)
     snap = job.snapshot()
     assert snap.status == DONE and snap.error is None
     assert [e.epoch for e in snap.epochs] == [1, 2] and snap.losses and snap.latest.fraction_done == 1
-    assert load_checkpoint(snap.checkpoint).test_accuracy == snap.epochs[-1].test_accuracy
+    ckpt = load_checkpoint(snap.checkpoint)
+    assert ckpt.test_accuracy == snap.epochs[-1].test_accuracy and ckpt.metrics["threads"] == 1
 
 
 def test_a_warmed_up_child_takes_the_run_and_a_waiting_child_leaves_with_the_server(
