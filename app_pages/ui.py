@@ -189,7 +189,7 @@ def prediction_details(prediction: Prediction | None, model, key: str) -> None:
         st.plotly_chart(probability_chart(EMPTY_PROBABILITIES, None), key=f"{key}-probs")
         return
     st.plotly_chart(probability_chart(prediction.probabilities, prediction.digit), key=f"{key}-probs")
-    heat = saliency(model, prediction.processed, prediction.digit)
+    heat = saliency(model, prediction.processed.tensor, prediction.digit)
     st.image(stage_strip(prediction, heat), caption=" · ".join(STAGE_CAPTIONS))
 
 

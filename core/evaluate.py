@@ -12,6 +12,7 @@ from .data import Split
 from .models import NUM_CLASSES
 
 EVAL_BATCH = 2000
+TOP_K = 3
 PERCENT = 100.0
 
 
@@ -21,6 +22,7 @@ class Mistake:
     label: int
     predicted: int
     confidence: float  # probability given to the wrong digit
+    top: list[tuple[int, float]]  # the TOP_K most probable digits, most probable first
 
 
 @dataclass
@@ -84,12 +86,16 @@ def evaluate(model: nn.Module, split: Split) -> EvalReport:
     )
     wrong = (predicted != labels).nonzero().flatten()
     wrong = wrong[confidence[wrong].argsort(descending=True)].tolist()
-    pred_list, conf_list, label_list = predicted.tolist(), confidence.tolist(), labels.tolist()
+    top_probs, top_digits = (t.tolist() for t in probs[wrong].topk(TOP_K, dim=1))
+    label_list = labels.tolist()
     return EvalReport(
         accuracy=(predicted == labels).float().mean().item() * PERCENT,
         loss=F.cross_entropy(logits, labels).item(),
         count=len(labels),
         confusion=confusion.cpu().tolist(),
         per_class=_class_scores(confusion.cpu()),
-        mistakes=[Mistake(i, label_list[i], pred_list[i], conf_list[i]) for i in wrong],
+        mistakes=[
+            Mistake(i, label_list[i], digits[0], probs_[0], list(zip(digits, probs_, strict=True)))
+            for i, digits, probs_ in zip(wrong, top_digits, top_probs, strict=True)
+        ],
     )

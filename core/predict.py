@@ -65,23 +65,24 @@ def predict_batch(model: nn.Module, images: list[ImageSource | Preprocessed]) ->
     return [_blank_prediction(p) if p.blank else _from_probs(next(probs), p) for p in processed]
 
 
-def integrated_gradients(model: nn.Module, processed: Preprocessed, digit: int) -> torch.Tensor:
+def integrated_gradients(model: nn.Module, inputs: torch.Tensor, digit: int) -> torch.Tensor:
     """(28, 28) attributions to `digit`'s score along the straight path from a blank input: they add
     up to score(input) - score(blank), exactly for a linear model, to the path's sampling otherwise.
 
     Uses autograd.grad on the input only, so a shared cached model's parameters are untouched.
     """
-    baseline = torch.full_like(processed.tensor, BACKGROUND)
+    baseline = torch.full_like(inputs, BACKGROUND)
     alphas = torch.linspace(1 / SALIENCY_STEPS, 1, SALIENCY_STEPS).view(-1, 1, 1, 1)
-    path = (baseline + alphas * (processed.tensor - baseline)).requires_grad_(True)
+    path = (baseline + alphas * (inputs - baseline)).requires_grad_(True)
     with torch.enable_grad():
         scores = model(path)[:, digit].sum()
         (grads,) = torch.autograd.grad(scores, path)
-    return ((processed.tensor - baseline) * grads.mean(0, keepdim=True))[0, 0]
+    return ((inputs - baseline) * grads.mean(0, keepdim=True))[0, 0]
 
 
-def saliency(model: nn.Module, processed: Preprocessed, digit: int) -> np.ndarray:
-    """(28, 28) in 0..1: how much each pixel pushed towards `digit` (integrated gradients, positive part)."""
-    attribution = integrated_gradients(model, processed, digit).clamp(min=0)
+def saliency(model: nn.Module, inputs: torch.Tensor, digit: int) -> np.ndarray:
+    """(28, 28) in 0..1: how much each pixel of `inputs` (1, 1, 28, 28), normalised, pushed towards
+    `digit` (integrated gradients, positive part)."""
+    attribution = integrated_gradients(model, inputs, digit).clamp(min=0)
     peak = float(attribution.max())
     return (attribution / peak).numpy() if peak > 0 else np.zeros_like(attribution.numpy())

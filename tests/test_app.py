@@ -281,12 +281,25 @@ def test_evaluate_shows_the_report_its_filters_and_gallery(with_data, canvas, ti
     assert list(table["support"]) == [c.support for c in report.per_class]
     assert "%.2f%%" in str(app.dataframe[0].proto)  # precision, recall and F1 with two decimals each
 
+    figure = json.loads(app.get("plotly_chart")[0].proto.spec)
+    cells = figure["data"][0]  # one square per (true, predicted) pair, the count as its data
+    assert cells["type"] == "scatter" and cells["marker"]["symbol"] == "square"
+    assert cells["customdata"] == [n for row in report.confusion for n in row]
+
     app.selectbox(key="true_digit").set_value(3).run()
     app.selectbox(key="predicted_digit").set_value(8).run()
     wanted = [m for m in report.mistakes if (m.label, m.predicted) == (3, 8)]
-    assert gallery(app) == [f"true 3 → 8 ({m.confidence:.2%})" for m in wanted[:GALLERY_SIZE]]
-    if not wanted:
-        assert "No mistakes match this filter." in texts(app)
+    assert wanted and gallery(app) == ["true 3 → 8" for _ in wanted[:GALLERY_SIZE]]
+    top = "  \n".join(f"{digit}: {p:.1%}" for digit, p in wanted[0].top)
+    assert top.startswith(f"8: {wanted[0].confidence:.1%}") and top in texts(app)
+
+    button(app, "Why?").click().run()  # the most confident 3-read-as-8 opens in a dialog
+    assert not app.exception
+    assert {"pixels for 8 (said)", "pixels for 3 (true)"} <= set(gallery(app))
+    assert f"Test image {wanted[0].index}: a **3**, read as **8**." in texts(app)
+
+    app.selectbox(key="predicted_digit").set_value(3).run()
+    assert gallery(app) == [] and "No mistakes match this filter." in texts(app)
 
 
 def test_a_short_training_run_completes_and_can_be_used(with_data, canvas, models):

@@ -295,20 +295,20 @@ def test_integrated_gradients_of_a_linear_model_are_input_times_weight_and_add_u
     x, weights = processed.tensor, model[1].weight
     blank = torch.full_like(x, BACKGROUND)
     for digit in (7, 3):
-        attribution = integrated_gradients(model, processed, digit)
+        attribution = integrated_gradients(model, x, digit)
         expected = ((x - blank).flatten() * weights[digit]).view(28, 28)
         assert torch.allclose(attribution, expected, atol=1e-5)
         with torch.no_grad():
             gain = model(x)[0, digit] - model(blank)[0, digit]
         assert float(attribution.sum()) == pytest.approx(float(gain), rel=1e-4)
-    heat_7, heat_3 = (saliency(model, processed, d) for d in (7, 3))
+    heat_7, heat_3 = (saliency(model, x, d) for d in (7, 3))
     assert heat_7.max() == pytest.approx(1.0) and np.abs(heat_7 - heat_3).max() > 0.5  # another map
 
 
 def test_saliency_credits_only_ink_and_leaves_the_model_untouched(model):
     p = predict(model, seven())
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    heat = saliency(model, p.processed, p.digit)
+    heat = saliency(model, p.processed.tensor, p.digit)
     assert heat.shape == (28, 28) and heat.max() == pytest.approx(1.0)
     assert heat[p.processed.image28 == 0].max() < 1e-6  # background pixels get no credit
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
