@@ -136,14 +136,10 @@ def live(mine: bool) -> None:
     show(snap, mine)
 
 
-def use_model(path: str) -> None:
-    st.session_state[ui.MODEL_KEY] = path
-
-
 def published(path: str) -> None:
     """Buttons to use or download a finished run's checkpoint."""
     cols = st.columns(2)
-    cols[0].button("Use as active model", on_click=use_model, args=(path,))
+    cols[0].button("Use as active model", on_click=ui.make_active, args=(path,))
     # A callable is read only on click, not on every rerun of this page.
     cols[1].download_button("Download checkpoint", Path(path).read_bytes, file_name=Path(path).name)
 

@@ -55,6 +55,11 @@ def model_picker() -> None:
     )
 
 
+def make_active(path: str) -> None:
+    """A button callback: the model every page uses from now on (the sidebar picker's value)."""
+    st.session_state[MODEL_KEY] = path
+
+
 def active_checkpoint() -> Checkpoint | None:
     """The active model, or None with a message when there is none or it cannot be loaded."""
     _ensure_active_model()  # pages can run before the picker (tests) or after a model vanished
@@ -71,12 +76,9 @@ def active_checkpoint() -> Checkpoint | None:
 
 def model_card(ckpt: Checkpoint) -> None:
     config = ckpt.model_config
-    shape = (
-        f"784-{config.hidden}-10" if config.arch == "mlp" else f"conv {'-'.join(map(str, config.channels))}"
-    )
     cols = st.columns(4)
     # The second lines are facts, not changes: no arrows.
-    cols[0].metric("Architecture", f"{config.arch.upper()}", shape, delta_color="off", delta_arrow="off")
+    cols[0].metric("Architecture", config.arch.upper(), config.shape, delta_color="off", delta_arrow="off")
     cols[1].metric("Parameters", f"{count_parameters(ckpt.model):,}")
     cols[2].metric("Test accuracy", f"{ckpt.test_accuracy:.2f}%" if ckpt.test_accuracy else "—")
     when = ckpt.created_at.replace("T", " ")[:16]

@@ -12,10 +12,13 @@ import streamlit as st
 from .checkpoint import Checkpoint, CheckpointInfo, list_checkpoints, load_checkpoint, model_folders
 from .data import Split, data_dir_from_env, load_split
 from .evaluate import EvalReport, evaluate
+from .export import onnx_bytes
 from .jobs import TrainingSlot
+from .predict import latency_ms
 from .threads import use_cpu_budget
 
 MAX_CACHED_MODELS = 8
+MAX_CACHED_FILES = 256  # small values (a float each) for every checkpoint a server may hold
 
 
 @st.cache_resource(max_entries=MAX_CACHED_MODELS, show_spinner=False)
@@ -26,6 +29,26 @@ def _checkpoint(path: str, modified: float) -> Checkpoint:
 def cached_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """A loaded checkpoint, keyed by path and modification time (a re-saved file reloads)."""
     return _checkpoint(str(path), os.path.getmtime(path))
+
+
+@st.cache_data(max_entries=MAX_CACHED_FILES, show_spinner=False)
+def _latency_ms(path: str, modified: float) -> float:
+    return latency_ms(_checkpoint(path, modified).model)
+
+
+def cached_latency_ms(path: str | os.PathLike) -> float:
+    """Single-image predict latency of a checkpoint, measured once per file version."""
+    return _latency_ms(str(path), os.path.getmtime(path))
+
+
+@st.cache_data(max_entries=MAX_CACHED_MODELS, show_spinner=False)
+def _onnx(path: str, modified: float) -> bytes:
+    return onnx_bytes(_checkpoint(path, modified).model)
+
+
+def cached_onnx(path: str | os.PathLike) -> bytes:
+    """A checkpoint's model as ONNX (core.export), exported once per file version."""
+    return _onnx(str(path), os.path.getmtime(path))
 
 
 @st.cache_data(show_spinner=False)

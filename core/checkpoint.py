@@ -65,6 +65,9 @@ class CheckpointInfo:
     device: str
     hidden: int
     shipped: bool  # one of the committed models/, not trained here
+    shape: str  # ModelConfig.shape
+    file_bytes: int
+    train_seconds: float | None  # None for a model that does not say
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -193,8 +196,29 @@ def _info(path: Path) -> CheckpointInfo:
         parameters=count_parameters(ckpt.model),
         device=ckpt.device,
         hidden=ckpt.model_config.hidden,
-        shipped=path.parent.resolve() == SHIPPED_MODELS_DIR.resolve(),
+        shipped=is_shipped(path),
+        shape=ckpt.model_config.shape,
+        file_bytes=path.stat().st_size,
+        train_seconds=ckpt.metrics.get("train_seconds"),
     )
+
+
+def is_shipped(path: str | os.PathLike) -> bool:
+    """One of the committed models/: read-only for the app."""
+    return Path(path).resolve().parent == SHIPPED_MODELS_DIR.resolve()
+
+
+def delete_checkpoint(path: str | os.PathLike) -> None:
+    """Remove a model trained here; shipped models are refused."""
+    path = Path(path)
+    if is_shipped(path):
+        raise CheckpointError(f"{path.name} ships with the app and cannot be deleted")
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path.name} is already gone") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot delete {path.name}: {exc.strerror or exc}") from exc
 
 
 def list_checkpoints(folder: str | os.PathLike | None = None) -> list[CheckpointInfo]:

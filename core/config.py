@@ -23,6 +23,13 @@ class ModelConfig:
             raise ValueError("hidden size and channel counts must be positive")
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
 
+    @property
+    def shape(self) -> str:
+        """'784-128-10' for an MLP; 'conv 16-32-64, 128' for a CNN (its channels, then its width)."""
+        if self.arch == "mlp":
+            return f"784-{self.hidden}-10"
+        return f"conv {'-'.join(map(str, self.channels))}, {self.hidden}"
+
 
 @dataclass(frozen=True)
 class Augmentation:

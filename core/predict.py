@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import statistics
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,11 +13,14 @@ from PIL import Image
 from torch import nn
 
 from .data import BACKGROUND
-from .models import NUM_CLASSES
+from .models import IMAGE_SIDE, NUM_CLASSES
 from .preprocess import LOW_CONFIDENCE, Preprocessed, preprocess
 
 ImageSource = bytes | str | os.PathLike | Image.Image
 SALIENCY_STEPS = 16  # integrated-gradients path samples, run as one batch
+LATENCY_WARMUP = 5  # first calls pay for allocation and kernel choice
+LATENCY_REPEATS = 50
+MS = 1000.0
 
 
 @dataclass
@@ -86,3 +91,15 @@ def saliency(model: nn.Module, inputs: torch.Tensor, digit: int) -> np.ndarray:
     attribution = integrated_gradients(model, inputs, digit).clamp(min=0)
     peak = float(attribution.max())
     return (attribution / peak).numpy() if peak > 0 else np.zeros_like(attribution.numpy())
+
+
+def latency_ms(model: nn.Module) -> float:
+    """Median milliseconds to classify one preprocessed image (forward pass and softmax) on the CPU."""
+    inputs = torch.full((1, 1, IMAGE_SIDE, IMAGE_SIDE), BACKGROUND)
+    times = []
+    for i in range(LATENCY_WARMUP + LATENCY_REPEATS):
+        started = time.perf_counter()
+        _probabilities(model, inputs)
+        if i >= LATENCY_WARMUP:
+            times.append((time.perf_counter() - started) * MS)
+    return statistics.median(times)

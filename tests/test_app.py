@@ -22,7 +22,10 @@ from tests.drawings import encode, one, pen, seven
 
 NO_ARROW = Metric.MetricDirection.NONE
 GALLERY_SIZE = 24  # mistakes the Evaluate page shows
-PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/predict.py"]
+PAGES = [
+    "app_pages/home.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/predict.py",
+    "app_pages/models.py",
+]  # fmt: skip
 TIMEOUT = 60
 
 
@@ -161,7 +164,7 @@ def test_every_page_renders_where_a_gpu_is_reported(with_data, canvas, monkeypat
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_without_the_dataset(without_data, canvas, page):
     app = open_page(page)
-    if page != "app_pages/predict.py":  # Predict needs only the shipped models
+    if page not in ("app_pages/predict.py", "app_pages/models.py"):  # they need only the models
         assert "MNIST is not on this server yet" in texts(app)
 
 
@@ -383,3 +386,34 @@ def test_low_confidence_is_flagged_on_predict(with_data, canvas, models):
     canvas.png = encode(seven())
     app = open_page("app_pages/predict.py")
     assert "Low confidence: the digit may be unclear." in texts(app)
+
+
+def test_models_page_lists_compares_activates_and_deletes(with_data, canvas, models):
+    trained = models / "mlp-trained.pt"
+    save_untrained_mlp(trained, {"test_accuracy": 11.0, "train_seconds": 1.5})
+    app = open_page("app_pages/models.py")
+    table = app.dataframe[0].value
+    assert list(table["name"]) == ["cnn.pt", "mlp.pt", "mlp-trained.pt"]  # shipped by accuracy, then trained
+    assert list(table["origin"]) == ["shipped", "shipped", "trained here"]
+    assert list(table["shape"]) == ["conv 16-32-64, 128", "784-128-10", "784-8-10"]
+    assert list(table["test accuracy"]) == pytest.approx([99.58, 98.55, 11.0], abs=0.01)
+    assert list(table["train s"])[2] == 1.5 and list(table["parameters"])[2] == 784 * 8 + 8 + 8 * 10 + 10
+    assert list(table["file MB"]) == pytest.approx([p.stat().st_size / 2**20 for p in (
+        SHIPPED_MODELS_DIR / "cnn.pt", SHIPPED_MODELS_DIR / "mlp.pt", trained)])  # fmt: skip
+    assert all(0 < ms < 1000 for ms in table["predict ms"])
+    assert "Select rows in the table" in texts(app)
+
+    model = next(s for s in app.selectbox if s.label == "Model")
+    assert model.value.endswith("cnn.pt") and button(app, "Delete").disabled  # shipped: protected
+    assert button(app, "Active").disabled  # the CNN is already the active model
+    model.set_value(str(trained)).run()
+    button(app, "Make active").click().run()
+    assert app.session_state["model_path"] == str(trained)
+    assert app.selectbox(key="model_path").value == str(trained)  # the sidebar follows
+
+    button(app, "Delete").click().run()  # asks first
+    assert trained.exists() and "will be removed from this server" in texts(app)
+    app.button(key="confirm-delete").click().run()
+    assert not app.exception and not trained.exists()
+    assert list(app.dataframe[0].value["name"]) == ["cnn.pt", "mlp.pt"]
+    assert app.selectbox(key="model_path").value.endswith("cnn.pt")  # back to the most accurate

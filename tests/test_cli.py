@@ -29,7 +29,7 @@ def last_json(stdout: str) -> dict:
 
 
 def test_every_verb_has_help_and_train_shows_its_defaults():
-    for verb in ("train", "evaluate", "predict", "models"):
+    for verb in ("train", "evaluate", "predict", "models", "export"):
         result = run_cli(verb, "--help")
         assert result.returncode == 0 and "usage:" in result.stdout
     help_text = " ".join(run_cli("train", "--help").stdout.split())  # unwrapped
@@ -57,7 +57,7 @@ def test_help_and_usage_errors_answer_without_importing_torch():
     [
         (["--bogus"], "error: unrecognized arguments: --bogus"),
         (["train", "--bogus"], "error: unrecognized arguments: --bogus"),
-        ([], "error: choose a verb: train, evaluate, predict, models"),
+        ([], "error: choose a verb: train, evaluate, predict, models, export"),
         (["train", "--arch", "xyz"], "error: argument --arch: invalid choice: 'xyz'"),
     ],
 )
@@ -98,7 +98,8 @@ def test_train_evaluate_models_and_predict_on_tiny_data(tiny_data_dir, tmp_path)
 
     listing = [json.loads(line) for line in run_cli("models", "--models-dir", models).stdout.splitlines()]
     assert [(row["path"], row["arch"]) for row in listing] == [(str(out), "mlp")]
-    assert {"test_accuracy", "created_at"} <= set(listing[0])
+    assert {"test_accuracy", "created_at", "train_seconds"} <= set(listing[0])
+    assert listing[0]["file_bytes"] == out.stat().st_size and listing[0]["shape"] == "784-128-10"
 
     blank = tmp_path / "blank.png"
     Image.new("L", (64, 64), 0).save(blank)

@@ -1,0 +1,152 @@
+import itertools
+from pathlib import Path
+
+import plotly.colors
+import plotly.graph_objects as go
+import streamlit as st
+
+from app_pages import ui
+from core.cache import cached_checkpoint, cached_checkpoint_list, cached_latency_ms, cached_onnx
+from core.checkpoint import CheckpointError, CheckpointInfo, delete_checkpoint
+
+MB = 2**20
+CURVE_LAYOUT = dict(height=300, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
+TABLE_KEY = "models_table"
+PENDING_DELETE_KEY = "models_pending_delete"
+ONNX_HELP = (
+    "Input `image`: float32 (N, 1, 28, 28), MNIST-normalised; output `logits` (N, 10). Opens in Netron."
+)
+CURVE_COLOURS = plotly.colors.qualitative.D3  # distinct hues: the curves cross
+CURVES = {"test_accuracy": "Test accuracy per epoch (%)", "train_loss": "Training loss per epoch"}
+
+
+def _origin(info: CheckpointInfo) -> str:
+    return "shipped" if info.shipped else "trained here"
+
+
+def model_table(infos: list[CheckpointInfo]) -> list[int]:
+    """One row per checkpoint; returns the rows the user selected."""
+    rows = {
+        "name": [Path(i.path).name for i in infos],
+        "arch": [i.arch.upper() for i in infos],
+        "shape": [i.shape for i in infos],
+        "parameters": [i.parameters for i in infos],
+        "file MB": [i.file_bytes / MB for i in infos],
+        "test accuracy": [i.test_accuracy for i in infos],
+        "train s": [i.train_seconds for i in infos],
+        "device": [i.device for i in infos],
+        "date (UTC)": [i.created_at.replace("T", " ")[:16] for i in infos],
+        "predict ms": [cached_latency_ms(i.path) for i in infos],
+        "origin": [_origin(i) for i in infos],
+    }
+    event = st.dataframe(
+        rows,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="multi-row",
+        key=TABLE_KEY,
+        column_config={
+            "parameters": st.column_config.NumberColumn(format="localized"),
+            "file MB": st.column_config.NumberColumn(format="%.2f"),
+            "test accuracy": st.column_config.NumberColumn(format="%.2f%%"),
+            "train s": st.column_config.NumberColumn(format="%.1f", help="training time, without evaluation"),
+            "predict ms": st.column_config.NumberColumn(
+                format="%.3f", help="one preprocessed image on this server's CPU, median of 50"
+            ),
+        },
+    )
+    return list(event.selection.rows) if event else []
+
+
+def curves_figure(infos: list[CheckpointInfo], metric: str) -> go.Figure:
+    figure = go.Figure()
+    for info, colour in zip(infos, itertools.cycle(CURVE_COLOURS)):
+        history = cached_checkpoint(info.path).metrics.get("history") or []
+        figure.add_scatter(
+            x=[e["epoch"] for e in history],
+            y=[e[metric] for e in history],
+            mode="lines+markers",
+            name=Path(info.path).name,
+            line_color=colour,
+        )
+    figure.update_layout(title=CURVES[metric], **CURVE_LAYOUT)
+    figure.update_xaxes(title="epoch", dtick=1)
+    return figure
+
+
+def learning_curves(infos: list[CheckpointInfo]) -> None:
+    if not infos:
+        st.caption("Select rows in the table to overlay their learning curves.")
+        return
+    cols = st.columns(len(CURVES))
+    for col, metric in zip(cols, CURVES, strict=True):
+        col.plotly_chart(curves_figure(infos, metric), key=f"curves-{metric}")
+
+
+def _forget_pending_delete() -> None:
+    st.session_state.pop(PENDING_DELETE_KEY, None)
+
+
+# The request is kept in session state: a click inside the dialog reruns the page, and the dialog
+# must still be there to receive it.
+@st.dialog("Delete this model?", on_dismiss=_forget_pending_delete)
+def confirm_delete(info: CheckpointInfo) -> None:
+    st.write(f"`{Path(info.path).name}` will be removed from this server. This cannot be undone.")
+    cols = st.columns(2)
+    if cols[0].button("Delete", type="primary", key="confirm-delete"):
+        try:
+            delete_checkpoint(info.path)  # the sidebar then falls back to the most accurate model
+        except CheckpointError as exc:
+            st.error(str(exc))
+            return
+        _forget_pending_delete()
+        st.rerun()
+    if cols[1].button("Cancel", key="cancel-delete"):
+        _forget_pending_delete()
+        st.rerun()
+
+
+def actions(info: CheckpointInfo) -> None:
+    name = Path(info.path).name
+    active = st.session_state.get(ui.MODEL_KEY) == info.path
+    cols = st.columns(4)
+    cols[0].button(
+        "Active" if active else "Make active", on_click=ui.make_active, args=(info.path,), disabled=active
+    )
+    # Callables are read on click only: no file is read and no ONNX exported on every rerun.
+    cols[1].download_button("Download .pt", Path(info.path).read_bytes, file_name=name)
+    cols[2].download_button(
+        "Download ONNX",
+        lambda: cached_onnx(info.path),
+        file_name=Path(name).with_suffix(".onnx").name,
+        mime="application/octet-stream",
+        help=ONNX_HELP,
+    )
+    protected = "Shipped models come with the app and cannot be deleted." if info.shipped else None
+    if cols[3].button("Delete", disabled=info.shipped, help=protected):
+        st.session_state[PENDING_DELETE_KEY] = info.path
+
+
+st.title("Models")
+infos = cached_checkpoint_list()
+if not infos:
+    st.info("No models yet: train one on the Train page.")
+    st.stop()
+st.caption("Every checkpoint on this server. Select rows to compare their learning curves.")
+selected = [infos[row] for row in model_table(infos)]
+learning_curves(selected)
+
+st.subheader("Use, download or delete")
+by_path = {info.path: info for info in infos}
+default = selected[-1].path if selected else st.session_state.get(ui.MODEL_KEY)
+paths = list(by_path)
+chosen = st.selectbox(
+    "Model",
+    paths,
+    index=paths.index(default) if default in by_path else 0,
+    format_func=lambda p: Path(p).name,
+)
+actions(by_path[chosen])
+pending = st.session_state.get(PENDING_DELETE_KEY)
+if pending in by_path:
+    confirm_delete(by_path[pending])
