@@ -18,4 +18,7 @@ navigation = st.navigation(
     ]
 )
 ui.model_picker()
-navigation.run()
+try:
+    navigation.run()
+finally:  # after the page: a page switch clears the query parameters set before it
+    ui.mirror_in_address_bar(ui.model_query())

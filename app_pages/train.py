@@ -1,17 +1,27 @@
 from pathlib import Path
+from urllib.parse import urlencode
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages import ui
 from core.cache import training_slot
-from core.config import AUGMENTATIONS, NO_AUGMENT, ModelConfig, default_train_config
+from core.config import ModelConfig, default_train_config
 from core.data import data_dir_from_env
 from core.devices import available_devices
 from core.jobs import DONE, FAILED, RUNNING, BusyError
+from core.share import (
+    BATCH_SIZES,
+    EPOCHS_RANGE,
+    HIDDEN_RANGE,
+    LR_RANGE,
+    SEED_RANGE,
+    STRENGTHS,
+    read_setup,
+    setup_query,
+)
 
 POLL_SECONDS = 0.5
-BATCH_SIZES = [32, 64, 128, 256, 512, 1024]
 ARCH_LABELS = {"mlp": "MLP (784-hidden-10)", "cnn": "CNN"}
 JOB_KEY = "training_job_id"
 LR_STEP = 1e-3
@@ -20,33 +30,79 @@ YOUR_RUN_IS_GOING = "Your run is still going: press Stop to end it first."
 COLOURS = {"train": "#4c9aff", "test": "#ff8b3d", "validation": "#36b37e", "loss": "#4c9aff"}
 CHART_LAYOUT = dict(height=260, margin=dict(l=10, r=10, t=30, b=10))
 
+FIELD_KEYS = {  # setup field -> widget key; per-arch keys reset the fields when the model changes
+    "hidden": "hidden-{arch}", "epochs": "epochs-{arch}", "batch": "batch-{arch}", "lr": "lr-{arch}",
+    "augment": "aug-{arch}", "seed": "seed",
+}  # fmt: skip
+ARCH_KEY, LINK_READ_KEY = "arch", "train_link_read"
+
+
+def recipe_values(arch: str) -> dict[str, object]:
+    recipe = default_train_config(arch)
+    return {
+        "hidden": ModelConfig(arch).hidden, "epochs": recipe.epochs, "batch": recipe.batch_size,
+        "lr": recipe.lr, "augment": recipe.augment, "seed": recipe.seed,
+    }  # fmt: skip
+
+
+def read_link() -> list[str]:
+    """On the session's first visit, a shared link's settings become the fields' values; returns
+    a notice for each value it ignored."""
+    if st.session_state.get(LINK_READ_KEY):
+        return []
+    st.session_state[LINK_READ_KEY] = True
+    setup, notices = read_setup(st.query_params.to_dict())
+    arch = setup.pop("arch", "mlp")
+    st.session_state[ARCH_KEY] = arch
+    for name, value in setup.items():
+        st.session_state[FIELD_KEYS[name].format(arch=arch)] = value
+    return notices
+
+
+def fill_defaults(arch: str) -> None:
+    """Fields not set by the user or a link start at the arch's recipe (widgets take their value
+    from session state only, so a link's value is never overridden by a default)."""
+    for name, value in recipe_values(arch).items():
+        st.session_state.setdefault(FIELD_KEYS[name].format(arch=arch), value)
+
+
+def share_link(setup: dict[str, object]) -> str:
+    page_url = (st.context.url or "").split("?")[0]  # None when the browser's address is unknown
+    return f"{page_url}?{urlencode(setup_query(setup))}"
+
+
 st.title("Train")
 if not ui.data_ready():
     st.stop()
 
-arch = st.radio("Model", list(ARCH_LABELS), format_func=ARCH_LABELS.get, horizontal=True)
-recipe = default_train_config(arch)
+for notice in read_link():
+    st.warning(f"From the link: {notice}.")
+arch = st.radio("Model", list(ARCH_LABELS), format_func=ARCH_LABELS.get, horizontal=True, key=ARCH_KEY)
+fill_defaults(arch)
+keys = {name: key.format(arch=arch) for name, key in FIELD_KEYS.items()}
 slot = training_slot()
 slot.warm_up()
 running = slot.job is not None and slot.job.running
 with st.form("settings", enter_to_submit=False):  # only the Start button starts a run
     left, right = st.columns(2)
-    # Keys name the arch, so choosing a model resets these fields to that model's recipe.
-    default_hidden = ModelConfig(arch).hidden
-    hidden = left.number_input(
-        "Hidden units / classifier width", 8, 1024, default_hidden, step=8, key=f"hidden-{arch}"
-    )
-    epochs = left.number_input("Epochs", 1, 50, recipe.epochs, key=f"epochs-{arch}")
-    batch_size = left.select_slider("Batch size", BATCH_SIZES, recipe.batch_size, key=f"batch-{arch}")
-    lr = right.number_input(
-        "Peak learning rate", 1e-5, 1.0, recipe.lr, step=LR_STEP, format="%.4f", key=f"lr-{arch}"
-    )
-    strengths = [NO_AUGMENT, *AUGMENTATIONS]
-    augment = right.selectbox("Augmentation", strengths, strengths.index(recipe.augment), key=f"aug-{arch}")
-    seed = right.number_input("Seed", 0, 2**31 - 1, 0)
+    hidden = left.number_input("Hidden units / classifier width", *HIDDEN_RANGE, step=8, key=keys["hidden"])
+    epochs = left.number_input("Epochs", *EPOCHS_RANGE, key=keys["epochs"])
+    batch_size = left.select_slider("Batch size", BATCH_SIZES, key=keys["batch"])
+    lr = right.number_input("Peak learning rate", *LR_RANGE, step=LR_STEP, format="%.4f", key=keys["lr"])
+    augment = right.selectbox("Augmentation", STRENGTHS, key=keys["augment"])
+    seed = right.number_input("Seed", *SEED_RANGE, key=keys["seed"])
     devices = available_devices()
     device = right.selectbox("Device", devices, format_func=lambda d: d.label)  # fastest first
-    start = st.form_submit_button("Start training", type="primary", disabled=running)
+    buttons = st.columns([1, 1, 4])
+    start = buttons[0].form_submit_button("Start training", type="primary", disabled=running)
+    share = buttons[1].form_submit_button("Share these settings")
+
+setup = {"arch": arch, "hidden": hidden, "epochs": epochs, "batch": batch_size, "lr": lr, "augment": augment,
+         "seed": seed}  # fmt: skip
+ui.mirror_in_address_bar(setup_query(setup))
+if share:
+    st.caption("Anyone who opens this link gets these settings:")
+    st.code(share_link(setup), language=None)
 
 if start:
     config = default_train_config(

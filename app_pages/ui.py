@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -14,8 +15,10 @@ from core.checkpoint import Checkpoint, CheckpointError, CheckpointInfo, most_ac
 from core.data import DATA_DIR_ENV, RAW_FILES, MissingDataError, data_present, download_mnist, raw_folder
 from core.models import NUM_CLASSES, count_parameters
 from core.predict import Prediction, saliency
+from core.share import MODEL_PARAM
 
 MODEL_KEY = "model_path"
+LINK_READ_KEY = "model_link_read"
 DIGIT_PIXELS = 140  # 28x28 inputs are shown 5x, pixel-sharp
 PICKER_HELP = "Shipped models come with the app; trained ones were trained on this server, newest first."
 
@@ -44,15 +47,43 @@ def _ensure_active_model() -> dict[str, str]:
     return labels
 
 
+def _read_model_link(paths: list[str]) -> None:
+    """On a session's first run, `?model=<file name>` from a shared link picks the active model."""
+    if st.session_state.get(LINK_READ_KEY):
+        return
+    st.session_state[LINK_READ_KEY] = True
+    name = st.query_params.get(MODEL_PARAM)
+    if name is None:
+        return
+    match = next((path for path in paths if Path(path).name == name), None)
+    if match:
+        st.session_state[MODEL_KEY] = match
+    else:
+        st.sidebar.warning(f"The link's model `{name}` is not on this server: using the default.")
+
+
 def model_picker() -> None:
     """Sidebar selector of the active model, shared by every page through session state."""
     labels = _ensure_active_model()
+    _read_model_link(list(labels))
     if not labels:
         st.sidebar.warning("No trained models yet: train one on the Train page.")
         return
     st.sidebar.selectbox(
         "Active model", list(labels), key=MODEL_KEY, format_func=labels.get, help=PICKER_HELP
     )
+
+
+def model_query() -> dict[str, str]:
+    """The active model as a link's query parameter."""
+    path = st.session_state.get(MODEL_KEY)
+    return {MODEL_PARAM: Path(path).name} if path else {}
+
+
+def mirror_in_address_bar(params: dict[str, str]) -> None:
+    """Keep these query parameters in the browser's address, so that a copied link reopens them.
+    Written on every run: a page switch clears the address's parameters."""
+    st.query_params.update(params)
 
 
 def make_active(path: str) -> None:

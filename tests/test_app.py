@@ -174,7 +174,7 @@ def test_home_shows_the_model_card_and_samples(with_data, canvas):
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Architecture"] == "CNN" and metrics["Test accuracy"] == "99.58%"
     assert "MNIST ready: 600 training and 200 test images." in texts(app)
-    assert [m.delta for m in app.metric if m.delta] == ["conv 16-32-64", "2026-11-25 01:51"]
+    assert [m.delta for m in app.metric if m.delta] == ["conv 16-32-64, 128", "2026-11-25 01:51"]
     assert all(m.proto.direction == NO_ARROW for m in app.metric)  # facts, not changes
 
 
@@ -417,3 +417,46 @@ def test_models_page_lists_compares_activates_and_deletes(with_data, canvas, mod
     assert not app.exception and not trained.exists()
     assert list(app.dataframe[0].value["name"]) == ["cnn.pt", "mlp.pt"]
     assert app.selectbox(key="model_path").value.endswith("cnn.pt")  # back to the most accurate
+
+
+def open_link(query: dict[str, str], page: str) -> AppTest:
+    """What opening a shared link does: a new session whose first run has these query parameters."""
+    app = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=TIMEOUT)
+    app.query_params.update(query)
+    app.switch_page(page)  # the link's page is the session's first run
+    return app.run()
+
+
+def test_a_shared_train_link_restores_its_settings_and_the_page_mirrors_them(with_data, canvas):
+    link = {"arch": "cnn", "hidden": "64", "epochs": "2", "batch": "512", "lr": "0.003", "augment": "mild",
+            "seed": "9", "model": "mlp.pt"}  # fmt: skip
+    app = open_link(link, "app_pages/train.py")
+    assert not app.exception and not app.warning
+    assert app.radio(key="arch").value == "cnn"
+    assert {w.label: w.value for w in app.number_input} == {
+        "Hidden units / classifier width": 64, "Epochs": 2, "Peak learning rate": 0.003, "Seed": 9,
+    }  # fmt: skip
+    assert app.select_slider(key="batch-cnn").value == 512 and app.selectbox(key="aug-cnn").value == "mild"
+    assert app.selectbox(key="model_path").value.endswith("mlp.pt")
+    assert dict(app.query_params) == link  # the address bar, unchanged
+
+    app.number_input(key="epochs-cnn").set_value(3)
+    button(app, "Share these settings").click().run()
+    assert app.query_params["epochs"] == "3"
+    shared = app.code[0].value
+    assert "?arch=cnn&hidden=64&epochs=3&batch=512&lr=0.003&augment=mild&seed=9" in shared
+
+
+def test_a_link_with_bad_values_keeps_the_good_ones_and_says_what_it_ignored(with_data, canvas):
+    app = open_link(
+        {"arch": "mlp", "epochs": "many", "batch": "100", "lr": "0.004", "model": "gone.pt"},
+        "app_pages/train.py",
+    )
+    assert not app.exception
+    assert app.number_input(key="epochs-mlp").value == 8 and app.select_slider(key="batch-mlp").value == 256
+    assert app.number_input(key="lr-mlp").value == 0.004
+    warnings = [w.value for w in app.warning]
+    assert "From the link: epochs='many' was ignored: it must be a whole number from 1 to 50." in warnings
+    assert any("batch='100' was ignored" in w for w in warnings)
+    assert "The link's model `gone.pt` is not on this server: using the default." in warnings
+    assert app.selectbox(key="model_path").value.endswith("cnn.pt")
