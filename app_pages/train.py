@@ -21,20 +21,24 @@ from core.share import (
     setup_query,
 )
 
-POLL_SECONDS = 0.5
+# A watched run shares the CPU with the server and the browser: each redraw is CPU the run loses.
+LOSS_POLL_S = 1.0  # the loss curve moves once a second
+ACCURACY_POLL_S = 3.0  # a finished epoch's accuracy shows within 3 s
 ARCH_LABELS = {"mlp": "MLP (784-hidden-10)", "cnn": "CNN"}
 JOB_KEY = "training_job_id"
 LR_STEP = 1e-3
 YOUR_RUN_IS_GOING = "Your run is still going: press Stop to end it first."
 # Distinct hues, not two shades of one: the curves cross.
 COLOURS = {"train": "#4c9aff", "test": "#ff8b3d", "validation": "#36b37e", "loss": "#4c9aff"}
-CHART_LAYOUT = dict(height=260, margin=dict(l=10, r=10, t=30, b=10))
+# Fixed margins, no automargin: measuring tick labels to fit the margins made Plotly lay each chart
+# out twice on every update, most of what a watched run cost the browser.
+CHART_LAYOUT = dict(height=260, margin=dict(l=55, r=10, t=30, b=45, autoexpand=False))
 
 FIELD_KEYS = {  # setup field -> widget key; per-arch keys reset the fields when the model changes
     "hidden": "hidden-{arch}", "epochs": "epochs-{arch}", "batch": "batch-{arch}", "lr": "lr-{arch}",
     "augment": "aug-{arch}", "seed": "seed",
 }  # fmt: skip
-ARCH_KEY, LINK_READ_KEY = "arch", "train_link_read"
+ARCH_KEY, DEVICE_KEY, LINK_READ_KEY, BUSY_KEY = "arch", "device", "train_link_read", "train_busy"
 
 
 def recipe_values(arch: str) -> dict[str, object]:
@@ -66,6 +70,24 @@ def fill_defaults(arch: str) -> None:
         st.session_state.setdefault(FIELD_KEYS[name].format(arch=arch), value)
 
 
+def start_run(arch: str, keys: dict[str, str]) -> None:
+    """Start's callback. It runs before the page does, so the page's one run already shows the run
+    in progress with Start disabled: a second run to get there redrew the page in the run's first
+    second, CPU the run needs on a small machine."""
+    values = {name: st.session_state[key] for name, key in keys.items()}
+    config = default_train_config(
+        arch, epochs=int(values["epochs"]), batch_size=int(values["batch"]), lr=float(values["lr"]),
+        augment=values["augment"], seed=int(values["seed"]), device=st.session_state[DEVICE_KEY].id,
+    )  # fmt: skip
+    slot = training_slot()
+    try:
+        job = slot.start(ModelConfig(arch, hidden=int(values["hidden"])), config, data_dir_from_env())
+        st.session_state[JOB_KEY] = id(job)
+    except BusyError as exc:  # another session started one since this page was drawn, or a double click
+        mine = st.session_state.get(JOB_KEY) == id(slot.job)
+        st.session_state[BUSY_KEY] = YOUR_RUN_IS_GOING if mine else f"{exc.args[0]}.".capitalize()
+
+
 def share_link(setup: dict[str, object]) -> str:
     page_url = (st.context.url or "").split("?")[0]  # None when the browser's address is unknown
     return f"{page_url}?{urlencode(setup_query(setup))}"
@@ -92,9 +114,11 @@ with st.form("settings", enter_to_submit=False):  # only the Start button starts
     augment = right.selectbox("Augmentation", STRENGTHS, key=keys["augment"])
     seed = right.number_input("Seed", *SEED_RANGE, key=keys["seed"])
     devices = available_devices()
-    device = right.selectbox("Device", devices, format_func=lambda d: d.label)  # fastest first
+    right.selectbox("Device", devices, format_func=lambda d: d.label, key=DEVICE_KEY)  # fastest first
     buttons = st.columns([1, 1, 4])
-    start = buttons[0].form_submit_button("Start training", type="primary", disabled=running)
+    buttons[0].form_submit_button(
+        "Start training", type="primary", disabled=running, on_click=start_run, args=(arch, keys)
+    )
     share = buttons[1].form_submit_button("Share these settings")
 
 setup = {"arch": arch, "hidden": hidden, "epochs": epochs, "batch": batch_size, "lr": lr, "augment": augment,
@@ -104,18 +128,8 @@ if share:
     st.caption("Anyone who opens this link gets these settings:")
     st.code(share_link(setup), language=None)
 
-if start:
-    config = default_train_config(
-        arch, epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), augment=augment, seed=int(seed),
-        device=device.id,
-    )  # fmt: skip
-    try:
-        job = slot.start(ModelConfig(arch, hidden=int(hidden)), config, data_dir_from_env())
-        st.session_state[JOB_KEY] = id(job)
-        st.rerun()  # draws the form again, its Start button disabled while the run lasts
-    except BusyError as exc:  # another session started one since this page was drawn, or a double click
-        mine = st.session_state.get(JOB_KEY) == id(slot.job)
-        st.warning(YOUR_RUN_IS_GOING if mine else f"{exc.args[0]}.".capitalize())
+if busy := st.session_state.pop(BUSY_KEY, None):
+    st.warning(busy)
 
 
 def _waiting_for(figure: go.Figure, what: str) -> None:
@@ -129,7 +143,8 @@ def loss_figure(losses: list[tuple[float, float]], epochs: int) -> go.Figure:
                    line=dict(color=COLOURS["loss"]))
     )  # fmt: skip
     figure.update_layout(title="Training loss (smoothed)", **CHART_LAYOUT)
-    figure.update_xaxes(title="epoch", range=[0, epochs], dtick=1)
+    figure.update_xaxes(title="epoch", range=[0, epochs], dtick=1, automargin=False)
+    figure.update_yaxes(automargin=False)
     if not losses:
         _waiting_for(figure, "The loss appears once training starts")
     return figure
@@ -145,15 +160,16 @@ def accuracy_figure(epochs, total_epochs: int) -> go.Figure:
     for name, values in series.items():
         figure.add_scatter(x=x, y=values, mode="lines+markers", name=name, line=dict(color=COLOURS[name]))
     figure.update_layout(title="Accuracy per epoch (%)", **CHART_LAYOUT)
-    figure.update_xaxes(title="epoch", range=[0.5, total_epochs + 0.5], dtick=1)
+    figure.update_xaxes(title="epoch", range=[0.5, total_epochs + 0.5], dtick=1, automargin=False)
+    figure.update_yaxes(automargin=False)
     if not epochs:
         figure.update_yaxes(range=[0, 100])
         _waiting_for(figure, "Accuracy appears after the first epoch")
     return figure
 
 
-def show(snap, mine: bool) -> None:
-    """Status line, progress and the two live charts for one job snapshot."""
+def status(snap, mine: bool) -> None:
+    """What the run is doing: Stop or a note, and its progress; or how it ended."""
     if snap.status == RUNNING:
         if mine:
             st.button("Stop", on_click=slot.job.stop)
@@ -174,22 +190,50 @@ def show(snap, mine: bool) -> None:
         finished = "finished" if snap.status == DONE else "stopped early; the partial model was saved"
         st.success(f"Training {finished}: `{Path(snap.checkpoint).name}`")
         published(snap.checkpoint)  # in every session: the model is the server's, not the starter's
-    cols = st.columns(2)
-    total_epochs = snap.train_config.epochs
-    cols[0].plotly_chart(loss_figure(snap.losses, total_epochs), key="loss")
-    cols[1].plotly_chart(accuracy_figure(snap.epochs, total_epochs), key="accuracy")
+
+
+def epoch_caption(snap) -> None:
     if snap.epochs:
         last = snap.epochs[-1]
         st.caption(f"Epoch {last.epoch}: test accuracy {last.test_accuracy:.2f}% after {last.seconds:.1f} s")
 
 
-@st.fragment(run_every=POLL_SECONDS)
-def live(mine: bool) -> None:
-    """Polls the worker; once it ends, one full rerun swaps in the static result."""
+def show(snap, mine: bool) -> None:
+    """A finished, stopped or failed run: its status and both charts, interactive."""
+    status(snap, mine)
+    cols = st.columns(2)
+    cols[0].plotly_chart(loss_figure(snap.losses, snap.train_config.epochs), key="loss")
+    cols[1].plotly_chart(accuracy_figure(snap.epochs, snap.train_config.epochs), key="accuracy")
+    epoch_caption(snap)
+
+
+@st.fragment(run_every=LOSS_POLL_S)
+def live_loss(mine: bool) -> None:
+    """Progress and the loss curve, every second; once the run ends, one full rerun swaps in the
+    finished view."""
     snap = slot.job.snapshot()
     if snap.status != RUNNING:
         st.rerun(scope="app")
-    show(snap, mine)
+    status(snap, mine)
+    st.plotly_chart(loss_figure(snap.losses, snap.train_config.epochs), key="loss")
+
+
+@st.fragment(run_every=ACCURACY_POLL_S)
+def live_accuracy() -> None:
+    """The accuracy per epoch, on a slower beat: every chart re-sent costs the browser a full
+    redraw, CPU the run needs on a small machine, and this one changes once an epoch."""
+    snap = slot.job.snapshot()
+    st.plotly_chart(accuracy_figure(snap.epochs, snap.train_config.epochs), key="accuracy")
+    epoch_caption(snap)
+
+
+def watch(mine: bool) -> None:
+    """A run in progress: the live loss on the left, the accuracy per epoch on the right."""
+    left, right = st.columns(2)
+    with left:
+        live_loss(mine)
+    with right:
+        live_accuracy()
 
 
 def published(path: str) -> None:
@@ -206,6 +250,6 @@ if job is None:
 else:
     mine = st.session_state.get(JOB_KEY) == id(job)
     if job.running:
-        live(mine)
+        watch(mine)
     else:
         show(job.snapshot(), mine)

@@ -20,6 +20,8 @@ from core.predict import predict, predict_batch
 from core.preprocess import preprocess
 from core.train import EpochReport, train
 
+from .app_training import PAIRS
+from .app_training import measure as measure_app_training
 from .classic import classic_eval_rate, classic_mlp, train_classic
 
 MLP_THRESHOLDS = (97.5, 98.0)
@@ -101,6 +103,7 @@ def run(args: argparse.Namespace) -> dict:
     cnn_p50, cnn_p99 = latency_ms(cpu_cnn, LATENCY_SAMPLES[mode])
     classic_97_5 = first_time_to(classic, 97.5)
     mlp_97_5 = first_time_to(mlp_history, 97.5)
+    watched = measure_app_training(["mlp", "cnn"], data_dir, args.app_pairs)  # last: it runs a server
     return {
         "device": str(device),
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
@@ -129,6 +132,7 @@ def run(args: argparse.Namespace) -> dict:
         "cnn_predict_ms_p99": cnn_p99,
         "mlp_batch_predict_images_per_s": batch_rate(cpu_mlp),
         "cnn_batch_predict_images_per_s": batch_rate(cpu_cnn),
+        **watched,
     }
 
 
@@ -155,6 +159,10 @@ def markdown(r: dict) -> str:
          None),
         ("batch prediction images/s, MLP / CNN", "",
          f"{r['mlp_batch_predict_images_per_s']:,} / {r['cnn_batch_predict_images_per_s']:,}", None),
+        ("training watched in Chromium / CLI, MLP", "", f"{r['mlp_app_train_s']} / {r['mlp_cli_train_s']} s",
+         r["app_train_ratio_mlp"]),
+        ("training watched in Chromium / CLI, CNN", "", f"{r['cnn_app_train_s']} / {r['cnn_cli_train_s']} s",
+         r["app_train_ratio_cnn"]),
     ]  # fmt: skip
     quick = " --quick" if r["mode"] == "quick" else ""
     lines = [
@@ -173,6 +181,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="stop the classic run at 97.5 %% (< 3 min)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
     parser.add_argument("--data-dir", help="folder with MNIST/raw (default: $MNIST_DATA_DIR or data/)")
+    parser.add_argument("--app-pairs", type=int, default=PAIRS, help=f"CLI/app training pairs ({PAIRS})")
     parser.add_argument("--report", help="also write the markdown table to this file")
     args = parser.parse_args()
     results = run(args)

@@ -15,12 +15,15 @@ REQUIRED = {
     "eval_speedup_vs_classic",
     "predict_ms_p50",
     "device",
+    "app_train_ratio_mlp",
+    "app_train_ratio_cnn",
 }
 
 
 def test_quick_bench_prints_a_table_and_a_json_last_line(tiny_data_dir, tmp_path):
     report = tmp_path / "results.md"
-    command = [sys.executable, "-m", "bench", "--quick", "--data-dir", tiny_data_dir, "--report", report]
+    command = [sys.executable, "-m", "bench", "--quick", "--data-dir", tiny_data_dir, "--report", report,
+               "--app-pairs", "1"]  # fmt: skip
     result = subprocess.run(list(map(str, command)), capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -28,3 +31,5 @@ def test_quick_bench_prints_a_table_and_a_json_last_line(tiny_data_dir, tmp_path
     assert 0 < summary["predict_ms_p50"] <= summary["predict_ms_p99"]
     assert summary["eval_images_per_s"] > 0 and summary["classic_eval_images_per_s"] > 0
     assert "| time to 97.5 % (MLP) |" in report.read_text()
+    assert summary["app_train_ratio_mlp"] > 0 and summary["app_train_ratio_cnn"] > 0  # both ran, watched
+    assert len(summary["mlp_app_train_s"]) == len(summary["cnn_cli_train_s"]) == 1

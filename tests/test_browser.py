@@ -21,6 +21,9 @@ from bench.app_latency import (
     serve_app,
     touch_stroke,
 )
+from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
+from core.data import load_split
+from core.evaluate import evaluate
 from core.preprocess import DOT
 from tests.conftest import ROOT
 from tests.drawings import encode, one
@@ -29,10 +32,19 @@ pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "tests" / "artifacts"
 WAIT_MS = 30_000
 PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
+ROW_CHECKBOX_X, ROW_HEIGHT = 15, 35  # st.dataframe's row selection column and row height, in pixels
+SELECT_SETTLE_MS = 1_500  # a row click reruns the page
 ENTER_GRACE_MS = 3_000  # longer than a run takes to show its Stop button
 # What Streamlit logs when its entry script runs outside `streamlit run`, as a training child's did.
 BARE_MODE_WARNINGS = ("missing ScriptRunContext", "Session state does not function", "streamlit run")
 PHOTO_SIZE = (4000, 3000)  # 12 megapixels, as phones take them
+# Page pixels of a confusion-matrix cell (true, predicted), from the Plotly figure's own axes.
+CELL_CENTRE_JS = """([truth, predicted]) => {
+  const plot = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+  const box = plot.getBoundingClientRect(), layout = plot._fullLayout;
+  return [box.left + layout._size.l + layout.xaxis.l2p(predicted),
+          box.top + layout._size.t + layout.yaxis.l2p(truth)];
+}"""
 
 
 @dataclass
@@ -54,6 +66,13 @@ def _serve(data_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(tiny_data_dir, tmp_path_factory):
     with _serve(tiny_data_dir, tmp_path_factory) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def mnist_server(mnist_dir, tmp_path_factory):
+    """The app on the real MNIST: Evaluate's matrix is the shipped CNN's on the 10,000 test digits."""
+    with _serve(mnist_dir, tmp_path_factory) as served:
         yield served
 
 
@@ -234,3 +253,74 @@ def test_the_latency_bench_draws_and_reports(server, browser):
     results = measure(browser, server.url, strokes=2, pages=1)
     assert results["strokes"] == 2
     assert results["first_stroke_ms_median"] > 0 and results["later_strokes_ms_median"] > 0
+
+
+def filter_value(page, label: str):
+    return page.locator('[data-testid="stSelectbox"]').filter(has_text=label).locator("input")
+
+
+def gallery_captions(page) -> list[str]:
+    return [c.strip() for c in page.locator('[data-testid="stImageCaption"]').all_inner_texts()]
+
+
+@pytest.mark.mnist
+def test_clicking_a_confusion_cell_filters_the_mistakes_and_why_shows_saliency(mnist_server, mnist_dir, page):
+    report = evaluate(load_checkpoint(SHIPPED_MODELS_DIR / "cnn.pt").model, load_split(False, mnist_dir))
+    nines_read_as_four = sum(1 for m in report.mistakes if (m.label, m.predicted) == (9, 4))
+    open_app(page, mnist_server.url, "evaluate")
+    page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').wait_for(timeout=WAIT_MS)
+    page.mouse.click(*page.evaluate(CELL_CENTRE_JS, [9, 4]))
+    expect(filter_value(page, "True digit")).to_have_value("9", timeout=WAIT_MS)
+    expect(filter_value(page, "Predicted digit")).to_have_value("4", timeout=WAIT_MS)
+    expect(page.get_by_text(f"Showing all {nines_read_as_four} mistakes.")).to_be_visible(timeout=WAIT_MS)
+    assert gallery_captions(page) == ["true 9 → 4"] * nines_read_as_four
+    shot(page, "evaluate-cell")
+
+    page.get_by_role("button", name="Why?").first.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text("pixels for 4 (said)")).to_be_visible(timeout=WAIT_MS)
+    expect(dialog.get_by_text("pixels for 9 (true)")).to_be_visible()
+    shot(page, "evaluate-why")
+    page.keyboard.press("Escape")
+
+    page.mouse.click(*page.evaluate(CELL_CENTRE_JS, [5, 5]))  # the diagonal: every mistake again
+    expect(filter_value(page, "True digit")).to_have_value("any", timeout=WAIT_MS)
+    expect(filter_value(page, "Predicted digit")).to_have_value("any")
+    expect(page.get_by_text(f"of {len(report.mistakes)} mistakes.")).to_be_visible(timeout=WAIT_MS)
+
+
+def test_the_models_page_lists_the_shipped_models_and_overlays_their_curves(server, page):
+    open_app(page, server.url, "models")
+    grid = page.locator('[data-testid="stDataFrame"]')
+    grid.wait_for(timeout=WAIT_MS)
+    for name in ("cnn.pt", "mlp.pt"):
+        expect(grid.get_by_role("gridcell", name=name, exact=True)).to_have_count(1, timeout=WAIT_MS)
+    box = grid.bounding_box()
+    for row in range(2):  # the selection checkbox at the start of each row
+        page.mouse.click(box["x"] + ROW_CHECKBOX_X, box["y"] + ROW_HEIGHT * (row + 1.5))
+        page.wait_for_timeout(SELECT_SETTLE_MS)
+    legend = page.locator(".js-plotly-plot .legendtext")
+    expect(legend).to_have_count(4, timeout=WAIT_MS)  # both models on each of the two curve charts
+    assert sorted(set(legend.all_inner_texts())) == ["cnn.pt", "mlp.pt"]
+    expect(page.get_by_role("button", name="Download ONNX")).to_be_visible()
+    expect(page.get_by_role("button", name="Delete")).to_be_disabled()  # a shipped model is selected
+    shot(page, "models")
+
+
+def test_a_shared_train_link_opens_with_its_settings(server, page):
+    link = "arch=cnn&hidden=64&epochs=2&batch=512&lr=0.003&augment=mild&seed=9&model=mlp.pt"
+    open_app(page, server.url, f"train?{link}")
+    expect(page.get_by_role("radio", name="CNN")).to_be_checked(timeout=WAIT_MS)
+    expect(page.get_by_label("Epochs")).to_have_value("2")
+    expect(page.get_by_label("Hidden units / classifier width")).to_have_value("64")
+    expect(page.get_by_label("Peak learning rate")).to_have_value("0.0030")
+    expect(page.get_by_label("Seed")).to_have_value("9")
+    expect(filter_value(page, "Augmentation")).to_have_value("mild")
+    expect(page.get_by_role("combobox", name="Active model")).to_have_value(re.compile(r"^MLP · "))
+    assert page.evaluate("location.search") == f"?{link}"  # the address still holds the setup
+    page.get_by_label("Epochs").fill("3")
+    page.get_by_role("button", name="Share these settings").click()
+    expect(page.locator('[data-testid="stCode"]')).to_contain_text(
+        f"{server.url}/train?arch=cnn&hidden=64&epochs=3", timeout=WAIT_MS
+    )
+    shot(page, "train-shared-link")

@@ -1,0 +1,83 @@
+"""python -m bench.app_training [--arch mlp|cnn ...]: what watching costs a training run.
+
+Trains each arch's default recipe from the CLI, then from the Train page with the page open in
+headless Chromium until the run ends, in alternating pairs. Both use the same data, recipe and
+device; the median over pairs of their checkpoints' `train_seconds` ratio (app / CLI) is the cost of
+the live page. The last stdout line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from core.checkpoint import load_checkpoint
+from core.config import ARCHS
+from core.data import data_dir_from_env
+
+from .app_latency import CHROMIUM, CHROMIUM_ARGS, ROOT, VIEWPORT, serve_app
+
+RUN_LIMIT_MS = 20 * 60 * 1000  # a CNN run on a slow 2-core machine takes minutes
+PAIRS = 3
+
+
+def cli_train_seconds(arch: str, data_dir: str, out: Path) -> float:
+    command = [sys.executable, "-m", "core", "train", "--arch", arch, "--device", "cpu",
+               "--data-dir", data_dir, "--no-download", "--out", str(out)]  # fmt: skip
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+    return load_checkpoint(out).metrics["train_seconds"]
+
+
+def app_train_seconds(browser, url: str, arch: str, models_dir: Path) -> float:
+    """Start the recipe on the Train page (a shared link picks the arch) and watch it to the end."""
+    before = set(models_dir.glob("*.pt"))
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(f"{url}/train?arch={arch}")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_role("button", name="Stop").wait_for(timeout=RUN_LIMIT_MS)  # this run, not the last one
+    page.get_by_text("Training finished").wait_for(timeout=RUN_LIMIT_MS)
+    page.close()
+    (saved,) = set(models_dir.glob("*.pt")) - before
+    return load_checkpoint(saved).metrics["train_seconds"]
+
+
+def measure(archs: list[str], data_dir: str, pairs: int) -> dict:
+    """CLI and app runs alternate, `pairs` times per arch: this shared machine's speed drifts by
+    tens of percent over minutes, so each app run is compared with the CLI run just before it."""
+    from playwright.sync_api import sync_playwright
+
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        models = Path(folder) / "trained"
+        env = {"MNIST_DATA_DIR": data_dir, "MNIST_MODELS_DIR": str(models)}
+        with serve_app(env, Path(folder) / "streamlit.log") as url, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            for arch in archs:
+                cli, app = [], []
+                for _ in range(pairs):
+                    cli.append(cli_train_seconds(arch, data_dir, Path(folder) / f"cli-{arch}.pt"))
+                    app.append(app_train_seconds(browser, url, arch, models))
+                results[f"{arch}_cli_train_s"] = [round(s, 2) for s in cli]
+                results[f"{arch}_app_train_s"] = [round(s, 2) for s in app]
+                ratios = [a / c for a, c in zip(app, cli, strict=True)]
+                results[f"app_train_ratio_{arch}"] = round(statistics.median(ratios), 2)
+            browser.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.app_training", description=__doc__)
+    parser.add_argument("--arch", nargs="+", choices=ARCHS, default=list(ARCHS), help="default: all")
+    parser.add_argument("--pairs", type=int, default=PAIRS, help=f"CLI/app run pairs per arch ({PAIRS})")
+    parser.add_argument("--data-dir", help="folder with MNIST/raw (default: $MNIST_DATA_DIR or data/)")
+    args = parser.parse_args()
+    print(json.dumps(measure(args.arch, str(data_dir_from_env(args.data_dir)), args.pairs)))
+
+
+if __name__ == "__main__":
+    main()
