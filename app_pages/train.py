@@ -115,7 +115,7 @@ with st.form("settings", enter_to_submit=False):  # only the Start button starts
     seed = right.number_input("Seed", *SEED_RANGE, key=keys["seed"])
     devices = available_devices()
     right.selectbox("Device", devices, format_func=lambda d: d.label, key=DEVICE_KEY)  # fastest first
-    buttons = st.columns([1, 1, 4])
+    buttons = st.columns([1, 1, 2])
     buttons[0].form_submit_button(
         "Start training", type="primary", disabled=running, on_click=start_run, args=(arch, keys)
     )

@@ -293,15 +293,15 @@ def test_the_models_page_lists_the_shipped_models_and_overlays_their_curves(serv
     open_app(page, server.url, "models")
     grid = page.locator('[data-testid="stDataFrame"]')
     grid.wait_for(timeout=WAIT_MS)
-    for name in ("cnn.pt", "mlp.pt"):
-        expect(grid.get_by_role("gridcell", name=name, exact=True)).to_have_count(1, timeout=WAIT_MS)
+    names = grid.locator('td[role="gridcell"][aria-colindex="1"]')  # the grid's accessible copy
+    expect(names).to_have_text(["cnn.pt", "mlp.pt"], timeout=WAIT_MS)
     box = grid.bounding_box()
     for row in range(2):  # the selection checkbox at the start of each row
         page.mouse.click(box["x"] + ROW_CHECKBOX_X, box["y"] + ROW_HEIGHT * (row + 1.5))
         page.wait_for_timeout(SELECT_SETTLE_MS)
     legend = page.locator(".js-plotly-plot .legendtext")
     expect(legend).to_have_count(4, timeout=WAIT_MS)  # both models on each of the two curve charts
-    assert sorted(set(legend.all_inner_texts())) == ["cnn.pt", "mlp.pt"]
+    assert sorted(set(legend.all_text_contents())) == ["cnn.pt", "mlp.pt"]
     expect(page.get_by_role("button", name="Download ONNX")).to_be_visible()
     expect(page.get_by_role("button", name="Delete")).to_be_disabled()  # a shipped model is selected
     shot(page, "models")
