@@ -169,21 +169,14 @@ def accuracy_figure(epochs, total_epochs: int) -> go.Figure:
 
 
 def status(snap, mine: bool) -> None:
-    """What the run is doing: Stop or a note, and its progress; or how it ended."""
-    if snap.status == RUNNING:
+    """Above the charts: Stop (or a note) while a run trains; how it ended once it has."""
+    if snap is None:
+        st.caption("Choose settings and press Start.")
+    elif snap.status == RUNNING:
         if mine:
             st.button("Stop", on_click=slot.job.stop)
         else:
             st.info("Another session is training on this server; you can watch its progress.")
-        if snap.latest is None:
-            st.caption("Starting the training process and loading MNIST…")
-        else:
-            latest = snap.latest
-            st.progress(
-                latest.fraction_done,
-                f"epoch {latest.epoch}/{snap.train_config.epochs} · {latest.samples_per_s:,.0f} images/s · "
-                f"ETA {latest.eta_s:.0f} s",
-            )
     elif snap.status == FAILED:
         st.error(snap.error)
     else:
@@ -192,48 +185,55 @@ def status(snap, mine: bool) -> None:
         published(snap.checkpoint)  # in every session: the model is the server's, not the starter's
 
 
+def progress(snap) -> None:
+    if snap.latest is None:
+        st.caption("Starting the training process and loading MNIST…")
+        return
+    latest = snap.latest
+    st.progress(
+        latest.fraction_done,
+        f"epoch {latest.epoch}/{snap.train_config.epochs} · {latest.samples_per_s:,.0f} images/s · "
+        f"ETA {latest.eta_s:.0f} s",
+    )
+
+
 def epoch_caption(snap) -> None:
     if snap.epochs:
         last = snap.epochs[-1]
         st.caption(f"Epoch {last.epoch}: test accuracy {last.test_accuracy:.2f}% after {last.seconds:.1f} s")
 
 
-def show(snap, mine: bool) -> None:
-    """A finished, stopped or failed run: its status and both charts, interactive."""
-    status(snap, mine)
-    cols = st.columns(2)
-    cols[0].plotly_chart(loss_figure(snap.losses, snap.train_config.epochs), key="loss")
-    cols[1].plotly_chart(accuracy_figure(snap.epochs, snap.train_config.epochs), key="accuracy")
-    epoch_caption(snap)
-
-
-@st.fragment(run_every=LOSS_POLL_S)
-def live_loss(mine: bool) -> None:
-    """Progress and the loss curve, every second; once the run ends, one full rerun swaps in the
-    finished view."""
-    snap = slot.job.snapshot()
-    if snap.status != RUNNING:
+def loss_panel(total_epochs: int, polling: bool) -> None:
+    """The loss curve, and the progress under it while a run trains. A polling panel that sees the
+    run end reruns the page once: that stops the polling and shows the finished view."""
+    snap = slot.job.snapshot() if slot.job else None
+    if polling and snap.status != RUNNING:
         st.rerun(scope="app")
-    status(snap, mine)
-    st.plotly_chart(loss_figure(snap.losses, snap.train_config.epochs), key="loss")
+    epochs = snap.train_config.epochs if snap else total_epochs
+    st.plotly_chart(loss_figure(snap.losses if snap else [], epochs), key="loss")
+    if polling:
+        progress(snap)
 
 
-@st.fragment(run_every=ACCURACY_POLL_S)
-def live_accuracy() -> None:
-    """The accuracy per epoch, on a slower beat: every chart re-sent costs the browser a full
-    redraw, CPU the run needs on a small machine, and this one changes once an epoch."""
-    snap = slot.job.snapshot()
-    st.plotly_chart(accuracy_figure(snap.epochs, snap.train_config.epochs), key="accuracy")
-    epoch_caption(snap)
+def accuracy_panel(total_epochs: int) -> None:
+    snap = slot.job.snapshot() if slot.job else None
+    epochs = snap.train_config.epochs if snap else total_epochs
+    st.plotly_chart(accuracy_figure(snap.epochs if snap else [], epochs), key="accuracy")
+    if snap:
+        epoch_caption(snap)
 
 
-def watch(mine: bool) -> None:
-    """A run in progress: the live loss on the left, the accuracy per epoch on the right."""
+def panels(mine: bool, polling: bool, total_epochs: int) -> None:
+    """Status above, loss and accuracy side by side, laid out the same before, during and after a run:
+    Start then updates the two charts the page already shows instead of creating them, which cost the
+    browser about a second of CPU in the run's first second. While a run trains, only the two charts
+    (and the progress under the loss) are polled: the loss every second, the accuracy every 3 s."""
+    status(slot.job.snapshot() if slot.job else None, mine)
     left, right = st.columns(2)
     with left:
-        live_loss(mine)
+        st.fragment(run_every=LOSS_POLL_S if polling else None)(loss_panel)(total_epochs, polling)
     with right:
-        live_accuracy()
+        st.fragment(run_every=ACCURACY_POLL_S if polling else None)(accuracy_panel)(total_epochs)
 
 
 def published(path: str) -> None:
@@ -244,12 +244,4 @@ def published(path: str) -> None:
     cols[1].download_button("Download checkpoint", Path(path).read_bytes, file_name=Path(path).name)
 
 
-job = slot.job
-if job is None:
-    st.caption("Choose settings and press Start.")
-else:
-    mine = st.session_state.get(JOB_KEY) == id(job)
-    if job.running:
-        watch(mine)
-    else:
-        show(job.snapshot(), mine)
+panels(st.session_state.get(JOB_KEY) == id(slot.job), running, int(epochs))
