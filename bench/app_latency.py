@@ -119,6 +119,31 @@ def draw_and_time(page, digit: str, timeout_ms: int = SHOWN_WITHIN_MS) -> float:
     return page.evaluate(SHOWN_AFTER_RELEASE_JS, [digit, timeout_ms])
 
 
+# Page pixels of a confusion-matrix cell (true, predicted), from the Plotly figure's own axes.
+CELL_CENTRE_JS = """([truth, predicted]) => {
+  const plot = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+  const box = plot.getBoundingClientRect(), layout = plot._fullLayout;
+  return [box.left + layout._size.l + layout.xaxis.l2p(predicted),
+          box.top + layout._size.t + layout.yaxis.l2p(truth)];
+}"""
+ROW_CHECKBOX_X, ROW_HEIGHT = 15, 35  # st.dataframe's row selection column and row height, in pixels
+SELECT_SETTLE_MS = 1_500  # a row click reruns the page
+
+
+def click_confusion_cell(page, truth: int, predicted: int) -> None:
+    """Click Evaluate's confusion-matrix cell as a user does, with the mouse."""
+    page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.wait_for(timeout=SHOWN_WITHIN_MS)
+    page.mouse.click(*page.evaluate(CELL_CENTRE_JS, [truth, predicted]))
+
+
+def select_table_rows(page, rows: int) -> None:
+    """Tick the selection box of the first `rows` rows of the page's st.dataframe."""
+    box = page.locator('[data-testid="stDataFrame"]').bounding_box()
+    for row in range(rows):
+        page.mouse.click(box["x"] + ROW_CHECKBOX_X, box["y"] + ROW_HEIGHT * (row + 1.5))
+        page.wait_for_timeout(SELECT_SETTLE_MS)
+
+
 def touch_stroke(page, points: list[tuple[int, int]]) -> None:
     """One finger stroke through canvas pixels `points`, as a phone's touch screen sends it."""
     box = page.locator("canvas").last.bounding_box()

@@ -13,7 +13,15 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
-from bench.app_latency import CHROMIUM, CHROMIUM_ARGS, draw_and_time, serve_app, touch_stroke
+from bench.app_latency import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    click_confusion_cell,
+    draw_and_time,
+    select_table_rows,
+    serve_app,
+    touch_stroke,
+)
 
 DOCS = Path(__file__).resolve().parent
 DESKTOP = {"width": 1400, "height": 1250}
@@ -59,8 +67,21 @@ def _evaluate(browser, url: str) -> None:
     page = browser.new_page(viewport=DESKTOP)
     page.goto(f"{url}/evaluate")
     page.get_by_text("Showing the").wait_for(timeout=WAIT_MS)
+    click_confusion_cell(page, 9, 4)  # the shipped CNN's most frequent mistake
+    page.get_by_text("Showing all").wait_for(timeout=WAIT_MS)
     page.wait_for_timeout(1000)
     page.screenshot(path=DOCS / "evaluate.png")
+    page.close()
+
+
+def _models(browser, url: str) -> None:
+    page = browser.new_page(viewport=DESKTOP)
+    page.goto(f"{url}/models")
+    page.locator('[data-testid="stDataFrame"]').wait_for(timeout=WAIT_MS)
+    select_table_rows(page, 2)
+    expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=WAIT_MS)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=DOCS / "models.png")
     page.close()
 
 
@@ -71,7 +92,7 @@ def main() -> None:
     log = Path(trained) / "streamlit.log"
     with serve_app({"MNIST_MODELS_DIR": trained}, log) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        for shoot in (_predict_desktop, _predict_phone, _evaluate, _train):
+        for shoot in (_predict_desktop, _predict_phone, _evaluate, _models, _train):
             shoot(browser, url)
         browser.close()
     print(f"screenshots in {DOCS}")

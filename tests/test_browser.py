@@ -16,8 +16,10 @@ from bench.app_latency import (
     CHROMIUM,
     CHROMIUM_ARGS,
     VIEWPORT,
+    click_confusion_cell,
     draw_and_time,
     measure,
+    select_table_rows,
     serve_app,
     touch_stroke,
 )
@@ -32,19 +34,10 @@ pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "tests" / "artifacts"
 WAIT_MS = 30_000
 PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
-ROW_CHECKBOX_X, ROW_HEIGHT = 15, 35  # st.dataframe's row selection column and row height, in pixels
-SELECT_SETTLE_MS = 1_500  # a row click reruns the page
 ENTER_GRACE_MS = 3_000  # longer than a run takes to show its Stop button
 # What Streamlit logs when its entry script runs outside `streamlit run`, as a training child's did.
 BARE_MODE_WARNINGS = ("missing ScriptRunContext", "Session state does not function", "streamlit run")
 PHOTO_SIZE = (4000, 3000)  # 12 megapixels, as phones take them
-# Page pixels of a confusion-matrix cell (true, predicted), from the Plotly figure's own axes.
-CELL_CENTRE_JS = """([truth, predicted]) => {
-  const plot = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
-  const box = plot.getBoundingClientRect(), layout = plot._fullLayout;
-  return [box.left + layout._size.l + layout.xaxis.l2p(predicted),
-          box.top + layout._size.t + layout.yaxis.l2p(truth)];
-}"""
 
 
 @dataclass
@@ -268,8 +261,7 @@ def test_clicking_a_confusion_cell_filters_the_mistakes_and_why_shows_saliency(m
     report = evaluate(load_checkpoint(SHIPPED_MODELS_DIR / "cnn.pt").model, load_split(False, mnist_dir))
     nines_read_as_four = sum(1 for m in report.mistakes if (m.label, m.predicted) == (9, 4))
     open_app(page, mnist_server.url, "evaluate")
-    page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').wait_for(timeout=WAIT_MS)
-    page.mouse.click(*page.evaluate(CELL_CENTRE_JS, [9, 4]))
+    click_confusion_cell(page, 9, 4)
     expect(filter_value(page, "True digit")).to_have_value("9", timeout=WAIT_MS)
     expect(filter_value(page, "Predicted digit")).to_have_value("4", timeout=WAIT_MS)
     expect(page.get_by_text(f"Showing all {nines_read_as_four} mistakes.")).to_be_visible(timeout=WAIT_MS)
@@ -283,7 +275,7 @@ def test_clicking_a_confusion_cell_filters_the_mistakes_and_why_shows_saliency(m
     shot(page, "evaluate-why")
     page.keyboard.press("Escape")
 
-    page.mouse.click(*page.evaluate(CELL_CENTRE_JS, [5, 5]))  # the diagonal: every mistake again
+    click_confusion_cell(page, 5, 5)  # the diagonal: every mistake again
     expect(filter_value(page, "True digit")).to_have_value("any", timeout=WAIT_MS)
     expect(filter_value(page, "Predicted digit")).to_have_value("any")
     expect(page.get_by_text(f"of {len(report.mistakes)} mistakes.")).to_be_visible(timeout=WAIT_MS)
@@ -295,10 +287,7 @@ def test_the_models_page_lists_the_shipped_models_and_overlays_their_curves(serv
     grid.wait_for(timeout=WAIT_MS)
     names = grid.locator('td[role="gridcell"][aria-colindex="1"]')  # the grid's accessible copy
     expect(names).to_have_text(["cnn.pt", "mlp.pt"], timeout=WAIT_MS)
-    box = grid.bounding_box()
-    for row in range(2):  # the selection checkbox at the start of each row
-        page.mouse.click(box["x"] + ROW_CHECKBOX_X, box["y"] + ROW_HEIGHT * (row + 1.5))
-        page.wait_for_timeout(SELECT_SETTLE_MS)
+    select_table_rows(page, 2)
     legend = page.locator(".js-plotly-plot .legendtext")
     expect(legend).to_have_count(4, timeout=WAIT_MS)  # both models on each of the two curve charts
     assert sorted(set(legend.all_text_contents())) == ["cnn.pt", "mlp.pt"]
