@@ -8,6 +8,7 @@ import streamlit as st
 from app_pages import ui
 from core.cache import cached_checkpoint, cached_checkpoint_list, cached_latency_ms, cached_onnx
 from core.checkpoint import CheckpointError, CheckpointInfo, delete_checkpoint
+from core.export import NEEDS, onnx_available
 
 MB = 2**20
 CURVE_LAYOUT = dict(height=300, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
@@ -115,12 +116,14 @@ def actions(info: CheckpointInfo) -> None:
     )
     # Callables are read on click only: no file is read and no ONNX exported on every rerun.
     cols[1].download_button("Download .pt", Path(info.path).read_bytes, file_name=name)
+    exportable = onnx_available()
     cols[2].download_button(
         "Download ONNX",
         lambda: cached_onnx(info.path),
         file_name=Path(name).with_suffix(".onnx").name,
         mime="application/octet-stream",
-        help=ONNX_HELP,
+        help=ONNX_HELP if exportable else NEEDS,
+        disabled=not exportable,
     )
     protected = "Shipped models come with the app and cannot be deleted." if info.shipped else None
     if cols[3].button("Delete", disabled=info.shipped, help=protected):

@@ -7,6 +7,7 @@ The file takes `image`, float32 (N, 1, 28, 28) normalised as in training ((pixel
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 import warnings
 from pathlib import Path
@@ -23,6 +24,7 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
 BATCH_AXIS = "N"
 TRACE_BATCH = 2  # a batch of 1 could be specialised away; 2 keeps the axis symbolic
+ONNX_PACKAGES = ("onnx", "onnxscript")  # torch's exporter imports both, and says so less clearly
 NEEDS = "ONNX export needs the onnx and onnxscript packages: pip install onnx onnxscript"
 
 
@@ -30,13 +32,15 @@ class ExportError(UserError, ValueError):
     """The model can't be exported or the file can't be written."""
 
 
+def onnx_available() -> bool:
+    """Whether the packages torch's ONNX exporter needs are installed (checked without importing them)."""
+    return all(importlib.util.find_spec(name) is not None for name in ONNX_PACKAGES)
+
+
 def onnx_bytes(model: nn.Module) -> bytes:
     """The model as a serialised ONNX file. Works on a copy: cached models are never traced in place."""
-    try:
-        import onnx  # noqa: F401  (torch's exporter needs both, and says so less clearly)
-        import onnxscript  # noqa: F401
-    except ImportError as exc:
-        raise ExportError(NEEDS) from exc
+    if not onnx_available():
+        raise ExportError(NEEDS)
     model = copy.deepcopy(model).cpu().eval()
     example = torch.zeros(TRACE_BATCH, 1, IMAGE_SIDE, IMAGE_SIDE)
     with warnings.catch_warnings():

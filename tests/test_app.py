@@ -10,7 +10,7 @@ import torch
 from streamlit.proto.Metric_pb2 import Metric
 from streamlit.testing.v1 import AppTest
 
-from core import cache
+from core import cache, export
 from core.cache import training_slot
 from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
 from core.data import load_split
@@ -460,3 +460,10 @@ def test_a_link_with_bad_values_keeps_the_good_ones_and_says_what_it_ignored(wit
     assert any("batch='100' was ignored" in w for w in warnings)
     assert "The link's model `gone.pt` is not on this server: using the default." in warnings
     assert app.selectbox(key="model_path").value.endswith("cnn.pt")
+
+
+def test_models_page_without_the_onnx_packages_says_what_to_install(with_data, canvas, monkeypatch):
+    monkeypatch.setattr(export, "onnx_available", lambda: False)
+    app = open_page("app_pages/models.py")
+    onnx = next(b for b in app.get("download_button") if b.proto.label == "Download ONNX")
+    assert onnx.proto.disabled and "pip install onnx onnxscript" in onnx.proto.help

@@ -7,9 +7,10 @@ import onnxruntime
 import pytest
 import torch
 
+from core import export
 from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
 from core.data import load_split
-from core.export import BATCH_AXIS, INPUT_NAME, OUTPUT_NAME
+from core.export import BATCH_AXIS, INPUT_NAME, NEEDS, OUTPUT_NAME, ExportError, export_model
 from tests.test_cli import run_cli
 
 PARITY_DIGITS = 1000
@@ -55,3 +56,11 @@ def test_bad_export_input_is_one_error_line_and_exit_2(tmp_path, args, message):
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
     assert message in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder.txt"]  # nothing half-written
+
+
+def test_without_the_onnx_packages_export_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setattr(export.importlib.util, "find_spec", lambda name: None)
+    assert not export.onnx_available()
+    with pytest.raises(ExportError, match="pip install onnx onnxscript"):
+        export_model(load_checkpoint(SHIPPED_MODELS_DIR / "mlp.pt").model, tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == [] and NEEDS.startswith("ONNX export needs")
