@@ -90,7 +90,7 @@ def start_run(arch: str, keys: dict[str, str]) -> None:
 
 def share_link(setup: dict[str, object]) -> str:
     page_url = (st.context.url or "").split("?")[0]  # None when the browser's address is unknown
-    return f"{page_url}?{urlencode(setup_query(setup))}"
+    return f"{page_url}?{urlencode(setup_query(setup) | ui.model_query())}"
 
 
 st.title("Train")

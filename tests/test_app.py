@@ -444,7 +444,7 @@ def test_a_shared_train_link_restores_its_settings_and_the_page_mirrors_them(wit
     button(app, "Share these settings").click().run()
     assert app.query_params["epochs"] == "3"
     shared = app.code[0].value
-    assert "?arch=cnn&hidden=64&epochs=3&batch=512&lr=0.003&augment=mild&seed=9" in shared
+    assert shared.endswith("?arch=cnn&hidden=64&epochs=3&batch=512&lr=0.003&augment=mild&seed=9&model=mlp.pt")
 
 
 def test_a_link_with_bad_values_keeps_the_good_ones_and_says_what_it_ignored(with_data, canvas):
