@@ -1,4 +1,5 @@
 import numpy as np
+import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -16,7 +17,8 @@ PLOT_PX = 400  # the square plot area, fixed so that each square marker fills it
 MATRIX_MARGIN_PX = dict(l=50, r=10, t=40, b=50)
 CELL_FILL = 0.92  # a thin gap between squares
 DIAGONAL_COLOUR = "#9ecae1"  # right answers: a calm blue, so the mistakes stand out
-MISTAKE_SCALE = ("#fbe9e7", "#d84315")  # from one mistake to the cell with most mistakes
+MISTAKE_SCALE = [[0, "#fbe9e7"], [1, "#d84315"]]  # up to the cell with most mistakes
+MISTAKE_FLOOR = 0.25  # where a single mistake starts on that scale: visibly tinted
 NO_MISTAKE_COLOUR = "#f5f5f5"
 COUNT_COLOUR = "#1f2937"  # dark on every cell colour, in the light and the dark theme
 UNSELECTED_OPACITY = 0.55  # after a click the chosen cell stands out, the rest stays readable
@@ -29,9 +31,7 @@ def _mistake_colour(count: int, most: int) -> str:
     if count == 0:
         return NO_MISTAKE_COLOUR
     share = count / max(most, 1)
-    low, high = (np.array([int(c[i : i + 2], 16) for i in (1, 3, 5)]) for c in MISTAKE_SCALE)
-    red, green, blue = (low + (0.25 + 0.75 * share) * (high - low)).astype(int)
-    return f"rgb({red},{green},{blue})"
+    return plotly.colors.sample_colorscale(MISTAKE_SCALE, MISTAKE_FLOOR + (1 - MISTAKE_FLOOR) * share)[0]
 
 
 def confusion_figure(confusion: np.ndarray) -> go.Figure:

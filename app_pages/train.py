@@ -41,6 +41,10 @@ FIELD_KEYS = {  # setup field -> widget key; per-arch keys reset the fields when
 ARCH_KEY, DEVICE_KEY, LINK_READ_KEY, BUSY_KEY = "arch", "device", "train_link_read", "train_busy"
 
 
+def field_keys(arch: str) -> dict[str, str]:
+    return {name: key.format(arch=arch) for name, key in FIELD_KEYS.items()}
+
+
 def recipe_values(arch: str) -> dict[str, object]:
     recipe = default_train_config(arch)
     return {
@@ -58,16 +62,18 @@ def read_link() -> list[str]:
     setup, notices = read_setup(st.query_params.to_dict())
     arch = setup.pop("arch", "mlp")
     st.session_state[ARCH_KEY] = arch
+    keys = field_keys(arch)
     for name, value in setup.items():
-        st.session_state[FIELD_KEYS[name].format(arch=arch)] = value
+        st.session_state[keys[name]] = value
     return notices
 
 
 def fill_defaults(arch: str) -> None:
     """Fields not set by the user or a link start at the arch's recipe (widgets take their value
     from session state only, so a link's value is never overridden by a default)."""
+    keys = field_keys(arch)
     for name, value in recipe_values(arch).items():
-        st.session_state.setdefault(FIELD_KEYS[name].format(arch=arch), value)
+        st.session_state.setdefault(keys[name], value)
 
 
 def start_run(arch: str, keys: dict[str, str]) -> None:
@@ -101,7 +107,7 @@ for notice in read_link():
     st.warning(f"From the link: {notice}.")
 arch = st.radio("Model", list(ARCH_LABELS), format_func=ARCH_LABELS.get, horizontal=True, key=ARCH_KEY)
 fill_defaults(arch)
-keys = {name: key.format(arch=arch) for name, key in FIELD_KEYS.items()}
+keys = field_keys(arch)
 slot = training_slot()
 slot.warm_up()
 running = slot.job is not None and slot.job.running
@@ -203,37 +209,48 @@ def epoch_caption(snap) -> None:
         st.caption(f"Epoch {last.epoch}: test accuracy {last.test_accuracy:.2f}% after {last.seconds:.1f} s")
 
 
-def loss_panel(total_epochs: int, polling: bool) -> None:
+def latest_run():
+    """The server's last run (a JobSnapshot), or None before the first one."""
+    return slot.job.snapshot() if slot.job else None
+
+
+def planned_epochs(snap, form_epochs: int) -> int:
+    """The charts' x range: the run's epochs, or before any run the form's."""
+    return snap.train_config.epochs if snap else form_epochs
+
+
+def loss_panel(form_epochs: int, polling: bool) -> None:
     """The loss curve, and the progress under it while a run trains. A polling panel that sees the
     run end reruns the page once: that stops the polling and shows the finished view."""
-    snap = slot.job.snapshot() if slot.job else None
+    snap = latest_run()
     if polling and snap.status != RUNNING:
         st.rerun(scope="app")
-    epochs = snap.train_config.epochs if snap else total_epochs
-    st.plotly_chart(loss_figure(snap.losses if snap else [], epochs), key="loss")
+    figure = loss_figure(snap.losses if snap else [], planned_epochs(snap, form_epochs))
+    st.plotly_chart(figure, key="loss")
     if polling:
         progress(snap)
 
 
-def accuracy_panel(total_epochs: int) -> None:
-    snap = slot.job.snapshot() if slot.job else None
-    epochs = snap.train_config.epochs if snap else total_epochs
-    st.plotly_chart(accuracy_figure(snap.epochs if snap else [], epochs), key="accuracy")
+def accuracy_panel(form_epochs: int) -> None:
+    snap = latest_run()
+    st.plotly_chart(
+        accuracy_figure(snap.epochs if snap else [], planned_epochs(snap, form_epochs)), key="accuracy"
+    )
     if snap:
         epoch_caption(snap)
 
 
-def panels(mine: bool, polling: bool, total_epochs: int) -> None:
+def panels(mine: bool, polling: bool, form_epochs: int) -> None:
     """Status above, loss and accuracy side by side, laid out the same before, during and after a run:
     Start then updates the two charts the page already shows instead of creating them, which cost the
     browser about a second of CPU in the run's first second. While a run trains, only the two charts
     (and the progress under the loss) are polled: the loss every second, the accuracy every 3 s."""
-    status(slot.job.snapshot() if slot.job else None, mine)
+    status(latest_run(), mine)
     left, right = st.columns(2)
     with left:
-        st.fragment(run_every=LOSS_POLL_S if polling else None)(loss_panel)(total_epochs, polling)
+        st.fragment(run_every=LOSS_POLL_S if polling else None)(loss_panel)(form_epochs, polling)
     with right:
-        st.fragment(run_every=ACCURACY_POLL_S if polling else None)(accuracy_panel)(total_epochs)
+        st.fragment(run_every=ACCURACY_POLL_S if polling else None)(accuracy_panel)(form_epochs)
 
 
 def published(path: str) -> None:

@@ -16,7 +16,7 @@ from core.config import ModelConfig, default_train_config
 from core.data import data_dir_from_env, load_mnist
 from core.devices import resolve_device
 from core.evaluate import evaluate
-from core.predict import predict, predict_batch
+from core.predict import call_times_ms, predict, predict_batch
 from core.preprocess import preprocess
 from core.train import EpochReport, train
 
@@ -65,14 +65,7 @@ def canvas_png() -> bytes:
 def latency_ms(model, samples: int) -> tuple[float, float]:
     """(p50, p99) milliseconds for preprocess + forward of one canvas PNG."""
     png = canvas_png()
-    for _ in range(WARMUP_RUNS):
-        predict(model, png)
-    times = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        predict(model, png)
-        times.append(1000 * (time.perf_counter() - started))
-    times.sort()
+    times = sorted(call_times_ms(lambda: predict(model, png), samples, WARMUP_RUNS))
     return round(statistics.median(times), 2), round(times[int(P99 * (len(times) - 1))], 2)
 
 

@@ -25,8 +25,10 @@ from .train import BatchReport, EpochReport
 
 RUNNING, DONE, STOPPED, FAILED = "running", "done", "stopped", "failed"
 CHILD_COMMAND = [sys.executable, "-m", "core.train_child"]
-# A waiting child is used only well before it would leave on its own (core.train_child.STANDBY_S).
-STANDBY_USE_S = 540
+# A waiting child holds about 0.7 GB (torch): it leaves if no task comes in this time
+# (core.train_child), and is given a run only well before that.
+STANDBY_S = 600
+STANDBY_USE_S = STANDBY_S - 60
 
 
 class BusyError(RuntimeError):
@@ -185,7 +187,7 @@ class TrainingSlot:
         """Have a child ready that has imported torch: a run then starts about 3 s sooner.
 
         The child waits on its stdin, and exits when the server does (the pipe closes) or after
-        core.train_child.STANDBY_S without a task."""
+        STANDBY_S without a task."""
         with self._lock:
             if self.job is not None and self.job.running:
                 return  # not while a run needs the CPU and memory: the page warms up again after it

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ from .preprocess import LOW_CONFIDENCE, Preprocessed, preprocess
 
 ImageSource = bytes | str | os.PathLike | Image.Image
 SALIENCY_STEPS = 16  # integrated-gradients path samples, run as one batch
-LATENCY_WARMUP = 5  # first calls pay for allocation and kernel choice
+LATENCY_WARMUP = 5
 LATENCY_REPEATS = 50
 MS = 1000.0
 
@@ -93,13 +94,22 @@ def saliency(model: nn.Module, inputs: torch.Tensor, digit: int) -> np.ndarray:
     return (attribution / peak).numpy() if peak > 0 else np.zeros_like(attribution.numpy())
 
 
+def call_times_ms(call: Callable[[], object], repeats: int, warmup: int) -> list[float]:
+    """Milliseconds of each of `repeats` calls, after `warmup` untimed ones (first calls allocate
+    and choose kernels)."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * MS)
+    return times
+
+
 def latency_ms(model: nn.Module) -> float:
     """Median milliseconds to classify one preprocessed image (forward pass and softmax) on the CPU."""
     inputs = torch.full((1, 1, IMAGE_SIDE, IMAGE_SIDE), BACKGROUND)
-    times = []
-    for i in range(LATENCY_WARMUP + LATENCY_REPEATS):
-        started = time.perf_counter()
-        _probabilities(model, inputs)
-        if i >= LATENCY_WARMUP:
-            times.append((time.perf_counter() - started) * MS)
-    return statistics.median(times)
+    return statistics.median(
+        call_times_ms(lambda: _probabilities(model, inputs), LATENCY_REPEATS, LATENCY_WARMUP)
+    )

@@ -18,7 +18,7 @@ from typing import BinaryIO
 from .data import load_mnist
 from .devices import resolve_device
 from .errors import UserError, reason
-from .jobs import DONE, FAILED, STOPPED, Outcome, TrainingTask
+from .jobs import DONE, FAILED, STANDBY_S, STOPPED, Outcome, TrainingTask
 from .threads import use_cpu_budget
 from .train import save_result, train
 
@@ -44,8 +44,6 @@ def run(task: TrainingTask, send, stop: threading.Event) -> Outcome:
 
 # torch's optimizers import this on first use, about 1 s: a waiting child does it before the task comes.
 WARM_UP_MODULES = ("torch._dynamo",)
-# A waiting child holds about 0.7 GB (torch): it leaves if no task comes in this time.
-STANDBY_S = 600
 
 
 def main() -> None:

@@ -30,15 +30,20 @@ WAIT_MS = 120_000
 SEVEN = [(70, 50), (210, 50), (120, 240)]
 
 
-def _predict_desktop(browser, url: str) -> None:
+def _desktop_shot(browser, url: str, path: str, name: str, act) -> None:
+    """Open `path` on a desktop-sized page, let act(page) bring it to the state shown, save `name`."""
     page = browser.new_page(viewport=DESKTOP)
-    page.goto(f"{url}/predict")
+    page.goto(f"{url}/{path}")
+    act(page)
+    page.wait_for_timeout(1000)  # the charts' transitions
+    page.screenshot(path=DOCS / name)
+    page.close()
+
+
+def _drawn_seven(page) -> None:
     page.get_by_text("Nothing drawn yet.").wait_for(timeout=WAIT_MS)
     draw_and_time(page, "7")
     page.locator('[data-testid="stImage"] img').first.wait_for(timeout=WAIT_MS)
-    page.wait_for_timeout(1000)  # the charts' transitions
-    page.screenshot(path=DOCS / "predict-draw.png")
-    page.close()
 
 
 def _predict_phone(browser, url: str) -> None:
@@ -52,37 +57,30 @@ def _predict_phone(browser, url: str) -> None:
     context.close()
 
 
-def _train(browser, url: str) -> None:
-    page = browser.new_page(viewport=DESKTOP)
-    page.goto(f"{url}/train")
+def _trained(page) -> None:
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("Training finished").wait_for(timeout=WAIT_MS)
     expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=WAIT_MS)
-    page.wait_for_timeout(1000)
-    page.screenshot(path=DOCS / "train.png")
-    page.close()
 
 
-def _evaluate(browser, url: str) -> None:
-    page = browser.new_page(viewport=DESKTOP)
-    page.goto(f"{url}/evaluate")
+def _clicked_cell(page) -> None:
     page.get_by_text("Showing the").wait_for(timeout=WAIT_MS)
     click_confusion_cell(page, 9, 4)  # the shipped CNN's most frequent mistake
     page.get_by_text("Showing all").wait_for(timeout=WAIT_MS)
-    page.wait_for_timeout(1000)
-    page.screenshot(path=DOCS / "evaluate.png")
-    page.close()
 
 
-def _models(browser, url: str) -> None:
-    page = browser.new_page(viewport=DESKTOP)
-    page.goto(f"{url}/models")
+def _compared(page) -> None:
     page.locator('[data-testid="stDataFrame"]').wait_for(timeout=WAIT_MS)
     select_table_rows(page, 2)
     expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=WAIT_MS)
-    page.wait_for_timeout(1000)
-    page.screenshot(path=DOCS / "models.png")
-    page.close()
+
+
+DESKTOP_SHOTS = [  # (page, file, what to do first); Train last: its run must not slow the others
+    ("predict", "predict-draw.png", _drawn_seven),
+    ("evaluate", "evaluate.png", _clicked_cell),
+    ("models", "models.png", _compared),
+    ("train", "train.png", _trained),
+]
 
 
 def main() -> None:
@@ -92,8 +90,9 @@ def main() -> None:
     log = Path(trained) / "streamlit.log"
     with serve_app({"MNIST_MODELS_DIR": trained}, log) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        for shoot in (_predict_desktop, _predict_phone, _evaluate, _models, _train):
-            shoot(browser, url)
+        _predict_phone(browser, url)
+        for path, name, act in DESKTOP_SHOTS:
+            _desktop_shot(browser, url, path, name, act)
         browser.close()
     print(f"screenshots in {DOCS}")
 
