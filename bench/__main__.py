@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> dict:
     cnn_p50, cnn_p99 = latency_ms(cpu_cnn, LATENCY_SAMPLES[mode])
     classic_97_5 = first_time_to(classic, 97.5)
     mlp_97_5 = first_time_to(mlp_history, 97.5)
-    watched = measure_app_training(["mlp", "cnn"], data_dir, args.app_pairs)  # last: it runs a server
+    # Last: it runs a server. 0 pairs skips it (a GPU machine without Chromium or Streamlit).
+    watched = measure_app_training(["mlp", "cnn"], data_dir, args.app_pairs) if args.app_pairs else {}
     return {
         "device": str(device),
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
@@ -152,10 +153,11 @@ def markdown(r: dict) -> str:
          None),
         ("batch prediction images/s, MLP / CNN", "",
          f"{r['mlp_batch_predict_images_per_s']:,} / {r['cnn_batch_predict_images_per_s']:,}", None),
-        ("training watched in Chromium / CLI, MLP", "", f"{r['mlp_app_train_s']} / {r['mlp_cli_train_s']} s",
-         r["app_train_ratio_mlp"]),
-        ("training watched in Chromium / CLI, CNN", "", f"{r['cnn_app_train_s']} / {r['cnn_cli_train_s']} s",
-         r["app_train_ratio_cnn"]),
+    ]  # fmt: skip
+    rows += [
+        (f"training watched in Chromium / CLI, {arch.upper()}", "",
+         f"{r[f'{arch}_app_train_s']} / {r[f'{arch}_cli_train_s']} s", r[f"app_train_ratio_{arch}"])
+        for arch in ("mlp", "cnn") if f"app_train_ratio_{arch}" in r
     ]  # fmt: skip
     quick = " --quick" if r["mode"] == "quick" else ""
     lines = [
@@ -174,7 +176,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="stop the classic run at 97.5 %% (< 3 min)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
     parser.add_argument("--data-dir", help="folder with MNIST/raw (default: $MNIST_DATA_DIR or data/)")
-    parser.add_argument("--app-pairs", type=int, default=PAIRS, help=f"CLI/app training pairs ({PAIRS})")
+    parser.add_argument(
+        "--app-pairs", type=int, default=PAIRS, help=f"CLI/app training pairs ({PAIRS}; 0 skips them)"
+    )
     parser.add_argument("--report", help="also write the markdown table to this file")
     args = parser.parse_args()
     results = run(args)

@@ -9,6 +9,7 @@ from core.data import (
     RAW_FILES,
     DataError,
     MissingDataError,
+    _vary_stroke,
     augment,
     batches,
     data_present,
@@ -104,8 +105,7 @@ def test_shuffled_batches_cover_every_sample_once(tiny_data_dir):
 
 
 def test_augment_changes_its_share_of_the_batch_and_keeps_background_and_ink():
-    images = torch.full((64, 1, 28, 28), BACKGROUND)
-    images[:, :, 10:18, 12:16] = 2.0
+    images = _bar_images()
     ranges = AUGMENTATIONS["strong"]
     out = augment(images, torch.Generator().manual_seed(0), ranges)
     changed = round(64 * ranges.share)
@@ -116,6 +116,38 @@ def test_augment_changes_its_share_of_the_batch_and_keeps_background_and_ink():
     assert torch.allclose(out[:, :, 0, 0], torch.full((64, 1), BACKGROUND), atol=1e-5)
     ink_ratio = (out > 0).flatten(1).sum(1).float() / (images > 0).flatten(1).sum(1)
     assert ink_ratio.min() > 0.3 and ink_ratio.max() < 3.0
+
+
+def _bar_images(n: int = 64) -> torch.Tensor:
+    images = torch.full((n, 1, 28, 28), BACKGROUND)
+    images[:, :, 10:18, 12:16] = 2.0
+    return images
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_stroke_change_on_a_gpu_matches_the_cpu():
+    # The GPU masks where the CPU indexes the picked images; the images must come out the same.
+    images, pick = _bar_images(), torch.rand(64, generator=torch.Generator().manual_seed(0))
+    on_cpu = _vary_stroke(images, pick, 0.5)
+    on_gpu = _vary_stroke(images.cuda(), pick.cuda(), 0.5).cpu()
+    assert not torch.equal(on_cpu, images) and torch.allclose(on_gpu, on_cpu, atol=1e-6)
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_augmenting_on_a_gpu_never_waits_for_it():
+    # A sync per batch (nonzero, item) would stall the GPU between steps.
+    images, generator = _bar_images().cuda(), torch.Generator("cuda").manual_seed(0)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = augment(images, generator, AUGMENTATIONS["strong"])
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert out.shape == images.shape
 
 
 def test_split_sizes_come_from_the_idx_headers(tiny_data_dir):
