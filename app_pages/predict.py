@@ -1,12 +1,9 @@
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
 from app_pages import ui
 from core.predict import predict, predict_batch
 from core.preprocess import MAX_FILE_BYTES, ImageError, open_image
 
-CANVAS_SIDE = 280
-INITIAL_DRAWING_KEY = "canvas_initial"  # what Undo and Clear put on the canvas
 NOTHING_YET = "Nothing drawn yet."
 MAX_UPLOAD_MB = MAX_FILE_BYTES // 2**20
 
@@ -20,40 +17,14 @@ st.caption(f"Model `{checkpoint.path.name}` · {checkpoint.model_config.arch.upp
 draw, upload = st.tabs(["Draw", "Upload"])
 
 
-def redraw(objects: list) -> None:
-    """Put `objects` on the canvas; it then sends the new drawing, which is predicted.
-
-    The canvas reloads only when the initial drawing changes, so each one carries a new revision."""
-    previous = st.session_state.get(INITIAL_DRAWING_KEY, {"revision": 0})
-    st.session_state[INITIAL_DRAWING_KEY] = {"objects": objects, "revision": previous["revision"] + 1}
-
-
-def undo_and_clear(drawn: list) -> None:
-    """Buttons that stay visible on touch screens, where the canvas's own toolbar (shown on hover) is not."""
-    row = st.container(horizontal=True)  # side by side on a phone too, where columns stack
-    row.button("Undo", icon=":material/undo:", disabled=not drawn, on_click=redraw, args=(drawn[:-1],))
-    row.button("Clear", icon=":material/delete:", disabled=not drawn, on_click=redraw, args=([],))
-
-
 @st.fragment  # a stroke reruns only this panel, not the page
 def drawing_panel() -> None:
     """Canvas, its controls and the result beside it (below it on a phone), predicted after every stroke."""
     left, right = st.columns([1, 2])
     with left:
-        stroke = st.slider("Pen width", 5, 40, 18)
-        canvas = st_canvas(
-            stroke_width=stroke,
-            stroke_color="#FFFFFF",
-            background_color="#000000",
-            width=CANVAS_SIDE,
-            height=CANVAS_SIDE,
-            drawing_mode="freedraw",
-            initial_drawing=st.session_state.get(INITIAL_DRAWING_KEY),
-            return_image_data=True,
-            key="canvas",
-        )
-        undo_and_clear((canvas.json_data or {}).get("objects", []) if canvas is not None else [])
-        drawing = canvas.image_bytes if canvas is not None else None
+        drawing, strokes = ui.drawing_canvas("canvas")
+        if drawing is not None:
+            ui.remember_drawing(drawing, strokes)
         prediction = predict(model, drawing) if drawing is not None else None
         ui.prediction_summary(prediction, NOTHING_YET if drawing is None else ui.NOTHING_DRAWN)
     with right:

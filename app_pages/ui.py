@@ -18,6 +18,11 @@ from core.predict import Prediction, saliency
 from core.share import MODEL_PARAM
 
 MODEL_KEY = "model_path"
+LAST_DRAWING_KEY = "last_drawing"  # Predict's latest drawing {"png", "objects"}: Inside opens on it
+INSIDE_CANVAS = "inside-canvas"
+CANVAS_SIDE = 280
+PRIMARY, MUTED = "#4c9aff", "#7a869a"  # the chosen digit's bar, the others
+POSITIVE, NEGATIVE = "#b2182b", "#2166ac"  # red and blue, as core.inside's diverging colours
 LINK_READ_KEY = "model_link_read"
 DIGIT_PIXELS = 140  # 28x28 inputs are shown 5x, pixel-sharp
 PICKER_HELP = "Shipped models come with the app; trained ones were trained on this server, newest first."
@@ -148,7 +153,7 @@ def digit_image(pixels: np.ndarray, caption: str | None = None) -> None:
 
 
 def probability_chart(probabilities: list[float], digit: int | None) -> go.Figure:
-    colours = ["#4c9aff" if d == digit else "#7a869a" for d in range(NUM_CLASSES)]
+    colours = [PRIMARY if d == digit else MUTED for d in range(NUM_CLASSES)]
     figure = go.Figure(go.Bar(x=list(range(NUM_CLASSES)), y=probabilities, marker_color=colours))
     figure.update_layout(
         height=240,
@@ -233,3 +238,54 @@ def show_prediction(prediction: Prediction, model, key: str, blank_message: str)
         prediction_summary(prediction, blank_message)
     with right:
         prediction_details(prediction, model, key)
+
+
+def _redraw(key: str, objects: list) -> None:
+    """Put `objects` on canvas `key`; it then sends the new drawing, which is predicted.
+
+    The canvas reloads only when the initial drawing changes, so each one carries a new revision."""
+    previous = st.session_state.get(f"{key}-initial") or {"revision": 0}
+    st.session_state[f"{key}-initial"] = {"objects": objects, "revision": previous["revision"] + 1}
+
+
+def _undo_and_clear(key: str, drawn: list) -> None:
+    """Buttons that stay visible on touch screens, where the canvas's own toolbar (shown on hover) is not."""
+    row = st.container(horizontal=True)  # side by side on a phone too, where columns stack
+    row.button("Undo", icon=":material/undo:", disabled=not drawn, on_click=_redraw, args=(key, drawn[:-1]))
+    row.button("Clear", icon=":material/delete:", disabled=not drawn, on_click=_redraw, args=(key, []))
+
+
+def remember_drawing(png: bytes, strokes: list) -> None:
+    """Predict's latest drawing: the Inside page opens on it (dropping what its own Undo or Clear
+    put on its canvas before)."""
+    st.session_state[LAST_DRAWING_KEY] = {"png": png, "objects": strokes}
+    st.session_state.pop(f"{INSIDE_CANVAS}-initial", None)
+
+
+def drawing_canvas(key: str, opening: dict | None = None) -> tuple[bytes | None, list]:
+    """A pen-width slider, the canvas and its Undo and Clear buttons: (the PNG drawn, its strokes).
+
+    `opening` ({"png", "objects"}, a drawing made on another page) is what the canvas starts with
+    until Undo or Clear. The canvas sends only what is drawn on it, so until then `opening` stands in."""
+    from streamlit_drawable_canvas import st_canvas  # tests stand in for it
+
+    override = st.session_state.get(f"{key}-initial")
+    initial = override or (opening and {"objects": opening["objects"], "revision": 0})
+    stroke = st.slider("Pen width", 5, 40, 18, key=f"{key}-pen")
+    canvas = st_canvas(
+        stroke_width=stroke,
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        width=CANVAS_SIDE,
+        height=CANVAS_SIDE,
+        drawing_mode="freedraw",
+        initial_drawing=initial,
+        return_image_data=True,
+        key=key,
+    )
+    png = canvas.image_bytes if canvas is not None else None
+    strokes = (canvas.json_data or {}).get("objects", []) if canvas is not None else []
+    if png is None and override is None and opening is not None:
+        png, strokes = opening["png"], opening["objects"]
+    _undo_and_clear(key, strokes)
+    return png, strokes

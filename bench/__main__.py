@@ -16,6 +16,7 @@ from core.config import ModelConfig, default_train_config
 from core.data import data_dir_from_env, load_mnist
 from core.devices import resolve_device
 from core.evaluate import evaluate
+from core.inside import build_map, drawing_views
 from core.predict import call_times_ms, predict, predict_batch
 from core.preprocess import preprocess
 from core.train import EpochReport, train
@@ -69,6 +70,24 @@ def latency_ms(model, samples: int) -> tuple[float, float]:
     return round(statistics.median(times), 2), round(times[int(P99 * (len(times) - 1))], 2)
 
 
+def inside_ms_p50(model, embedding, samples: int) -> float:
+    """p50 milliseconds for everything the Inside page computes per drawing: preprocessing, the
+    prediction, the layer views, and the drawing's place and neighbours on the embedding map."""
+
+    def views():
+        processed = predict(model, png).processed
+        drawing_views(model, processed.tensor, processed.image28, embedding)
+
+    png = canvas_png()
+    return round(statistics.median(call_times_ms(views, samples, WARMUP_RUNS)), 2)
+
+
+def map_build_s(model, test) -> tuple[float, object]:
+    started = time.perf_counter()
+    embedding = build_map(model, test)
+    return round(time.perf_counter() - started, 2), embedding
+
+
 def batch_rate(model) -> float:
     processed = [preprocess(canvas_png())] * BATCH_IMAGES
     started = time.perf_counter()
@@ -94,6 +113,11 @@ def run(args: argparse.Namespace) -> dict:
     cpu_mlp, cpu_cnn = mlp.model.cpu(), cnn.model.cpu()  # the app predicts on the CPU
     mlp_p50, mlp_p99 = latency_ms(cpu_mlp, LATENCY_SAMPLES[mode])
     cnn_p50, cnn_p99 = latency_ms(cpu_cnn, LATENCY_SAMPLES[mode])
+    test_cpu = data.test.to("cpu")
+    mlp_map_s, mlp_map = map_build_s(cpu_mlp, test_cpu)
+    cnn_map_s, cnn_map = map_build_s(cpu_cnn, test_cpu)
+    mlp_inside = inside_ms_p50(cpu_mlp, mlp_map, LATENCY_SAMPLES[mode])
+    cnn_inside = inside_ms_p50(cpu_cnn, cnn_map, LATENCY_SAMPLES[mode])
     classic_97_5 = first_time_to(classic, 97.5)
     mlp_97_5 = first_time_to(mlp_history, 97.5)
     # Last: it runs a server. 0 pairs skips it (a GPU machine without Chromium or Streamlit).
@@ -126,6 +150,12 @@ def run(args: argparse.Namespace) -> dict:
         "cnn_predict_ms_p99": cnn_p99,
         "mlp_batch_predict_images_per_s": batch_rate(cpu_mlp),
         "cnn_batch_predict_images_per_s": batch_rate(cpu_cnn),
+        "inspect_ms_p50": max(mlp_inside, cnn_inside),  # the slower model's
+        "mlp_inspect_ms_p50": mlp_inside,
+        "cnn_inspect_ms_p50": cnn_inside,
+        "embedding_build_s": max(mlp_map_s, cnn_map_s),
+        "mlp_embedding_build_s": mlp_map_s,
+        "cnn_embedding_build_s": cnn_map_s,
         **watched,
     }
 
@@ -153,6 +183,10 @@ def markdown(r: dict) -> str:
          None),
         ("batch prediction images/s, MLP / CNN", "",
          f"{r['mlp_batch_predict_images_per_s']:,} / {r['cnn_batch_predict_images_per_s']:,}", None),
+        ("Inside page per drawing p50, MLP / CNN", "",
+         f"{r['mlp_inspect_ms_p50']} / {r['cnn_inspect_ms_p50']} ms", None),
+        ("embedding map first build, MLP / CNN", "",
+         f"{r['mlp_embedding_build_s']} / {r['cnn_embedding_build_s']} s", None),
     ]  # fmt: skip
     rows += [
         (f"training watched in Chromium / CLI, {arch.upper()}", "",

@@ -13,6 +13,7 @@ from .checkpoint import Checkpoint, CheckpointInfo, list_checkpoints, load_check
 from .data import Split, data_dir_from_env, load_split
 from .evaluate import EvalReport, evaluate
 from .export import onnx_bytes
+from .inside import EmbeddingMap, build_map
 from .jobs import TrainingSlot
 from .predict import latency_ms
 from .threads import use_cpu_budget
@@ -81,6 +82,16 @@ def _evaluation(path: str, modified: float, data_dir: str) -> EvalReport:
 def cached_evaluation(path: str | os.PathLike) -> EvalReport:
     """The test-set evaluation of a checkpoint, computed once per file version."""
     return _evaluation(str(path), os.path.getmtime(path), str(data_dir_from_env()))
+
+
+@st.cache_resource(max_entries=MAX_CACHED_MODELS, show_spinner=False)
+def _embedding_map(path: str, modified: float, data_dir: str) -> EmbeddingMap:
+    return build_map(_checkpoint(path, modified).model, _test_split(data_dir))
+
+
+def cached_embedding_map(path: str | os.PathLike) -> EmbeddingMap:
+    """The embedding map of a checkpoint's features (core.inside), built once per file version."""
+    return _embedding_map(str(path), os.path.getmtime(path), str(data_dir_from_env()))
 
 
 @st.cache_resource

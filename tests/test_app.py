@@ -17,14 +17,14 @@ from core.data import load_split
 from core.evaluate import evaluate
 from core.jobs import STOPPED
 from core.preprocess import DOT, MAX_FILE_BYTES
-from tests.conftest import ROOT, STOP_WITHIN_S, end_training, save_untrained_mlp, wait_until
+from tests.conftest import ROOT, STOP_WITHIN_S, TINY_TEST, end_training, save_untrained_mlp, wait_until
 from tests.drawings import encode, one, pen, seven
 
 NO_ARROW = Metric.MetricDirection.NONE
 GALLERY_SIZE = 24  # mistakes the Evaluate page shows
 PAGES = [
     "app_pages/home.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/predict.py",
-    "app_pages/models.py",
+    "app_pages/inside.py", "app_pages/models.py",
 ]  # fmt: skip
 TIMEOUT = 60
 
@@ -467,3 +467,68 @@ def test_models_page_without_the_onnx_packages_says_what_to_install(with_data, c
     app = open_page("app_pages/models.py")
     onnx = next(b for b in app.get("download_button") if b.proto.label == "Download ONNX")
     assert onnx.proto.disabled and "pip install onnx onnxscript" in onnx.proto.help
+
+
+def subheaders(app: AppTest) -> list[str]:
+    return [h.value for h in app.subheader]
+
+
+def test_inside_opens_on_the_predict_drawing_and_shows_the_cnn_layers(with_data, canvas):
+    canvas.png = encode(seven())
+    app = open_page("app_pages/predict.py")
+    canvas.png = None  # Inside's canvas sends nothing until drawn on: it shows Predict's drawing
+    app.switch_page("app_pages/inside.py").run()
+    assert not app.exception, app.exception
+    assert canvas.initial_drawing == {"objects": [STROKE, STROKE], "revision": 0}
+    assert predictions(app) == ["7"]
+    assert subheaders(app) == [
+        "Feature maps", "Units for and against 7", "Map of the test digits", "First-layer filters"
+    ]  # fmt: skip
+    assert gallery(app)[:3] == ["block 1: 16 maps of 14×14", "block 2: 32 maps of 7×7",
+                                       "block 3: 64 maps of 3×3"]  # fmt: skip
+    pushes = json.loads(app.get("plotly_chart")[1].proto.spec)["data"][0]
+    assert len(pushes["y"]) == 6 and pushes["x"][0] > 0 > pushes["x"][-1]  # strongest for, then against
+    spec = json.loads(app.get("vega_lite_chart")[0].proto.spec)
+    digits, you = spec["layer"]
+    assert len(digits["data"]["values"]) == TINY_TEST and you["data"]["values"][0]["what"] == "your drawing"
+    assert len([c for c in gallery(app) if c.startswith("a ")]) == 8  # the nearest test digits
+
+
+def test_inside_shows_an_mlps_hidden_units_and_their_templates(with_data, canvas):
+    canvas.png = encode(seven())
+    app = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=TIMEOUT)
+    app.session_state["model_path"] = str(SHIPPED_MODELS_DIR / "mlp.pt")
+    app.run()
+    app.switch_page("app_pages/inside.py").run()
+    assert not app.exception, app.exception
+    assert subheaders(app)[:2] == ["Hidden layer", "Units for and against 7"]
+    assert "What each hidden unit looks for" in subheaders(app)
+    hidden = json.loads(app.get("plotly_chart")[1].proto.spec)["data"][0]
+    assert sum(v is not None for row in hidden["z"] for v in row) == 128  # a cell per hidden unit
+    templates = [c for c in gallery(app) if c.startswith("unit ")]
+    assert len(templates) == 6 and float(templates[0].split(": ")[1]) > 0 > float(
+        templates[-1].split(": ")[1]
+    )
+    logit_line = next(c.value for c in app.caption if "plus the bias" in c.value)
+    assert "make the logit of 7" in logit_line
+
+
+def test_inside_without_the_dataset_explains_the_map_and_shows_the_rest(without_data, canvas):
+    canvas.png = encode(seven())
+    app = open_page("app_pages/inside.py")
+    assert predictions(app) == ["7"] and "Units for and against 7" in subheaders(app)
+    assert "The map needs MNIST's test digits" in texts(app) and "MNIST is not on this server yet" in texts(
+        app
+    )
+    assert not app.get("vega_lite_chart")
+
+
+def test_inside_reads_an_upload_instead_of_the_drawing_and_refuses_a_broken_one(with_data, canvas):
+    canvas.png = encode(seven())
+    app = open_page("app_pages/inside.py")
+    assert predictions(app) == ["7"]
+    app.file_uploader(key="inside-upload").set_value(("one.png", encode(one()), "image/png")).run()
+    assert predictions(app) == ["1"] and "Units for and against 1" in subheaders(app)
+    app.file_uploader(key="inside-upload").set_value(("broken.png", b"not an image", "image/png")).run()
+    assert not app.exception and any("broken.png" in e.value for e in app.error)
+    assert predictions(app) == ["—"] and "Units for and against" not in " ".join(subheaders(app))
