@@ -8,6 +8,7 @@ from app_pages import ui
 from core.cache import cached_embedding_map, test_split
 from core.data import data_present, to_pixels
 from core.inside import (
+    SEQUENTIAL_STOPS,
     DrawingViews,
     EmbeddingMap,
     Inside,
@@ -30,6 +31,10 @@ NEIGHBOUR_WIDTH = 84  # a nearest test digit, 3x
 MAP_POINT_SIZE = 14
 MAP_HEIGHT = 420
 CHART_MARGIN = dict(l=10, r=10, t=10, b=10)
+# The feature maps' colours (core.inside), for Plotly: [[position, "rgb(...)"], ...]
+SEQUENTIAL_SCALE = [
+    [i / (len(SEQUENTIAL_STOPS) - 1), f"rgb{stop}"] for i, stop in enumerate(SEQUENTIAL_STOPS)
+]
 
 st.title("Inside")
 checkpoint = ui.active_checkpoint()
@@ -70,7 +75,7 @@ def hidden_grid(hidden: torch.Tensor) -> go.Figure:
         go.Heatmap(
             z=cells.tolist(),
             customdata=units.tolist(),
-            colorscale="Inferno",
+            colorscale=SEQUENTIAL_SCALE,
             zmin=0,
             colorbar=dict(title="activation", thickness=12),
             hovertemplate="unit %{customdata:.0f}: %{z:.2f}<extra></extra>",

@@ -144,6 +144,24 @@ def select_table_rows(page, rows: int) -> None:
         page.wait_for_timeout(SELECT_SETTLE_MS)
 
 
+MAP_SWEEP = 24  # steps across the map in each direction while looking for a point to hover
+TOOLTIP_IMAGE = "#vg-tooltip-element img"  # vega-tooltip's picture of the hovered point
+
+
+def hover_map_point(page) -> str:
+    """Move the mouse over the Inside page's embedding map until a point's tooltip shows its image;
+    return the tooltip's text ('' if no point was found)."""
+    chart = page.locator('[data-testid="stVegaLiteChart"]').first
+    chart.scroll_into_view_if_needed()
+    box = chart.bounding_box()
+    for i, j in itertools.product(range(2, MAP_SWEEP - 1), range(2, MAP_SWEEP - 1)):
+        page.mouse.move(box["x"] + box["width"] * i / MAP_SWEEP, box["y"] + box["height"] * j / MAP_SWEEP)
+        tip = page.locator(TOOLTIP_IMAGE)
+        if tip.count() and tip.first.is_visible():
+            return page.locator("#vg-tooltip-element").inner_text()
+    return ""
+
+
 def touch_stroke(page, points: list[tuple[int, int]]) -> None:
     """One finger stroke through canvas pixels `points`, as a phone's touch screen sends it."""
     box = page.locator("canvas").last.bounding_box()

@@ -18,6 +18,7 @@ from bench.app_latency import (
     CHROMIUM_ARGS,
     click_confusion_cell,
     draw_and_time,
+    hover_map_point,
     select_table_rows,
     serve_app,
     touch_stroke,
@@ -75,10 +76,30 @@ def _compared(page) -> None:
     expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=WAIT_MS)
 
 
+def _inside_seven(page) -> None:
+    page.get_by_text("Draw a digit, or upload one").wait_for(timeout=WAIT_MS)
+    draw_and_time(page, "7")
+    page.get_by_text("Units for and against 7").wait_for(timeout=WAIT_MS)
+
+
+def _inside_units(page) -> None:
+    _inside_seven(page)
+    page.get_by_text("Each unit's template under your ink").scroll_into_view_if_needed()
+    page.mouse.wheel(0, -600)  # up to the hidden layer: it, then the units for and against, templates
+
+
+def _inside_map(page) -> None:
+    _inside_seven(page)
+    hover_map_point(page)
+
+
 DESKTOP_SHOTS = [  # (page, file, what to do first); Train last: its run must not slow the others
     ("predict", "predict-draw.png", _drawn_seven),
     ("evaluate", "evaluate.png", _clicked_cell),
     ("models", "models.png", _compared),
+    ("inside", "inside.png", _inside_seven),
+    ("inside?model=mlp.pt", "inside-mlp.png", _inside_units),
+    ("inside", "inside-map.png", _inside_map),
     ("train", "train.png", _trained),
 ]
 

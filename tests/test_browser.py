@@ -18,6 +18,7 @@ from bench.app_latency import (
     VIEWPORT,
     click_confusion_cell,
     draw_and_time,
+    hover_map_point,
     measure,
     select_table_rows,
     serve_app,
@@ -313,3 +314,37 @@ def test_a_shared_train_link_opens_with_its_settings(server, page):
         f"{server.url}/train?{link.replace('epochs=2', 'epochs=3')}", timeout=WAIT_MS
     )
     shot(page, "train-shared-link")
+
+
+def visible_images_decoded(page) -> int:
+    """How many of the page's st.image pictures are shown and decoded."""
+    images = page.locator('[data-testid="stImage"] img')
+    return sum(
+        1
+        for i in range(images.count())
+        if images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+    )
+
+
+def test_inside_opens_on_the_predict_drawing_and_follows_a_new_one(mnist_server, page):
+    open_app(page, mnist_server.url, "predict")
+    page.get_by_text("Nothing drawn yet.").wait_for(timeout=WAIT_MS)
+    draw_and_time(page, "7")
+    page.get_by_role("link", name="Inside").click()
+    expect(page.get_by_text("Units for and against 7")).to_be_visible(timeout=WAIT_MS)  # Predict's 7
+    for heading in ("Feature maps", "Map of the test digits", "First-layer filters"):
+        expect(page.get_by_role("heading", name=heading)).to_be_visible()
+    app_button(page, "Clear").click()
+    expect(page.get_by_text("Units for and against")).to_be_hidden(timeout=WAIT_MS)
+    draw_and_time(page, "1")  # a new drawing on Inside's own canvas
+    expect(page.get_by_text("Units for and against 1")).to_be_visible(timeout=WAIT_MS)
+    page.locator(
+        '[data-testid="stVegaLiteChart"] svg, [data-testid="stVegaLiteChart"] canvas'
+    ).first.wait_for()
+    expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(2)  # the logits, the pushes
+    assert page.get_by_text("a 1", exact=True).count() >= 4  # most nearest test digits are 1s
+    assert visible_images_decoded(page) >= 3 + 8 + 1  # feature maps, neighbours, filters
+    tooltip = hover_map_point(page)
+    assert "digit" in tooltip, "no map point showed its image on hover"
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    shot(page, "inside-cnn")
