@@ -15,6 +15,7 @@ navigation = st.navigation(
         st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
         st.Page("app_pages/predict.py", title="Predict", icon=":material/draw:"),
         st.Page("app_pages/inside.py", title="Inside", icon=":material/neurology:"),
+        st.Page("app_pages/my_digits.py", title="My digits", icon=":material/collections_bookmark:"),
         st.Page("app_pages/models.py", title="Models", icon=":material/inventory_2:"),
     ]
 )

@@ -6,6 +6,7 @@ from core.preprocess import MAX_FILE_BYTES, ImageError, open_image
 
 NOTHING_YET = "Nothing drawn yet."
 MAX_UPLOAD_MB = MAX_FILE_BYTES // 2**20
+PREDICTED_UPLOADS_KEY = "predicted_uploads"  # the files Predict Digit was pressed for
 
 st.title("Predict")
 checkpoint = ui.active_checkpoint()
@@ -29,6 +30,7 @@ def drawing_panel() -> None:
         ui.prediction_summary(prediction, NOTHING_YET if drawing is None else ui.NOTHING_DRAWN)
     with right:
         ui.prediction_details(prediction, model, key="canvas")
+    ui.correction_buttons(prediction, drawing, "canvas", key="canvas")
 
 
 with draw:
@@ -40,15 +42,21 @@ with upload:
         accept_multiple_files=True,
         key="uploads",
     )
+    chosen = [file.file_id for file in files or []]
     if files and st.button("Predict Digit", type="primary"):
-        readable, names = [], []
+        st.session_state[PREDICTED_UPLOADS_KEY] = chosen
+    if files and st.session_state.get(PREDICTED_UPLOADS_KEY) == chosen:  # stays while Right/Wrong rerun
+        readable, names, originals = [], [], []
         for file in files:
             try:
                 readable.append(open_image(file.getvalue()))
                 names.append(file.name)
+                originals.append(file.getvalue())
             except ImageError as exc:
                 st.error(f"**{file.name}**: {exc}")
-        for index, (name, prediction) in enumerate(zip(names, predict_batch(model, readable), strict=True)):
+        predictions = predict_batch(model, readable)
+        for index, (name, prediction, png) in enumerate(zip(names, predictions, originals, strict=True)):
             st.divider()
             st.markdown(f"**{name}**")
             ui.show_prediction(prediction, model, key=f"upload-{index}", blank_message=ui.NOTHING_IN_IMAGE)
+            ui.correction_buttons(prediction, png, "upload", key=f"upload-{index}")

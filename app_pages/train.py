@@ -5,10 +5,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages import ui
-from core.cache import training_slot
+from core.cache import cached_checkpoint, training_slot
 from core.config import ModelConfig, default_train_config
+from core.corrections import StoreError, counts, db_path
 from core.data import data_dir_from_env
 from core.devices import available_devices
+from core.finetune import CORRECTION_SHARE, FINETUNE_EPOCHS, HOLD_OUT_RULE, MIN_CORRECTIONS, finetune_config
 from core.jobs import DONE, FAILED, RUNNING, BusyError
 from core.share import (
     BATCH_SIZES,
@@ -94,6 +96,60 @@ def start_run(arch: str, keys: dict[str, str]) -> None:
         st.session_state[BUSY_KEY] = YOUR_RUN_IS_GOING if mine else f"{exc.args[0]}.".capitalize()
 
 
+def start_finetune(path: str) -> None:
+    """The fine-tune button's callback: a run from the active checkpoint, corrections mixed in."""
+    start = cached_checkpoint(path)
+    config = finetune_config(start.model_config.arch, device=st.session_state[DEVICE_KEY].id)
+    slot = training_slot()
+    try:
+        job = slot.start(
+            start.model_config, config, data_dir_from_env(), finetune_from=path, corrections=db_path()
+        )
+        st.session_state[JOB_KEY] = id(job)
+    except BusyError as exc:
+        st.session_state[BUSY_KEY] = f"{exc.args[0]}.".capitalize()
+
+
+def finetune_offer(running: bool) -> None:
+    """Teach the active model the user's corrections (My digits), when there are enough."""
+    path = st.session_state.get(ui.MODEL_KEY)
+    try:
+        stored = sum(counts().values())
+    except StoreError as exc:
+        st.error(f"My digits cannot be read: {exc}")
+        return
+    enough = stored >= MIN_CORRECTIONS
+    label = "Fine-tune the active model on my digits"
+    blocked = running or not enough or not path
+    st.button(label, icon=":material/school:", disabled=blocked, on_click=start_finetune, args=(path,))
+    if enough:
+        st.caption(
+            f"From `{Path(path).name}`: {FINETUNE_EPOCHS} epoch of MNIST with your {stored} digits as "
+            f"{CORRECTION_SHARE:.0%} of every batch, augmented; {HOLD_OUT_RULE}."
+        )
+    else:
+        st.caption(
+            f"Fine-tuning needs at least {MIN_CORRECTIONS} of your digits; My digits has {stored}. "
+            "Mark predictions Right or Wrong on Predict to add them."
+        )
+
+
+def finetune_report(path: str) -> None:
+    """Before and after, for a fine-tuned checkpoint."""
+    report = cached_checkpoint(path).metrics.get("finetune")
+    if not report:
+        return
+    measured = "held out" if report["held_out"] else "trained on: too few to hold any out"
+    rows = {
+        "measured on": [f"your digits ({report['corrections_measured']}, {measured})", "MNIST test set"],
+        "before": [report["corrections_accuracy_before"], report["mnist_accuracy_before"]],
+        "after": [report["corrections_accuracy_after"], report["mnist_accuracy_after"]],
+    }
+    st.caption(f"Fine-tuned from `{report['finetuned_from']}` on {report['corrections']} corrections:")
+    percent = st.column_config.NumberColumn(format="%.2f%%")
+    st.dataframe(rows, hide_index=True, column_config={"before": percent, "after": percent})
+
+
 def share_link(setup: dict[str, object]) -> str:
     page_url = (st.context.url or "").split("?")[0]  # None when the browser's address is unknown
     return f"{page_url}?{urlencode(setup_query(setup) | ui.model_query())}"
@@ -134,6 +190,7 @@ if share:
     st.caption("Anyone who opens this link gets these settings:")
     st.code(share_link(setup), language=None)
 
+finetune_offer(running)
 if busy := st.session_state.pop(BUSY_KEY, None):
     st.warning(busy)
 
@@ -188,6 +245,7 @@ def status(snap, mine: bool) -> None:
     else:
         finished = "finished" if snap.status == DONE else "stopped early; the partial model was saved"
         st.success(f"Training {finished}: `{Path(snap.checkpoint).name}`")
+        finetune_report(snap.checkpoint)
         published(snap.checkpoint)  # in every session: the model is the server's, not the starter's
 
 

@@ -12,9 +12,11 @@ from PIL import Image
 
 from core.cache import cached_checkpoint, cached_checkpoint_list
 from core.checkpoint import Checkpoint, CheckpointError, CheckpointInfo, most_accurate
+from core.corrections import StoreError, add_example, example_from_image
 from core.data import DATA_DIR_ENV, RAW_FILES, MissingDataError, data_present, download_mnist, raw_folder
 from core.models import NUM_CLASSES, count_parameters
 from core.predict import Prediction, saliency
+from core.preprocess import ImageError
 from core.share import MODEL_PARAM
 
 MODEL_KEY = "model_path"
@@ -289,3 +291,64 @@ def drawing_canvas(key: str, opening: dict | None = None) -> tuple[bytes | None,
         png, strokes = opening["png"], opening["objects"]
     _undo_and_clear(key, strokes)
     return png, strokes
+
+
+SAVED_KEY = "correction_saved"  # what the last Right / Wrong click did: ("success" | "error", text)
+
+
+def _save_correction(
+    png: bytes,
+    prediction: Prediction,
+    label: int | None,
+    source: str,
+    checkpoint: str,
+    widget: str | None = None,
+) -> None:
+    """A Right / Wrong callback: the example goes to the corrections store (My digits)."""
+    if widget is not None:
+        label = st.session_state[widget]
+        st.session_state[widget] = None  # ready for the next correction
+    if label is None:
+        return
+    try:
+        example = example_from_image(
+            png,
+            label,
+            source,
+            prediction.digit,
+            prediction.confidence,
+            checkpoint,
+            processed=prediction.processed,
+        )
+        _, new = add_example(example)
+        said = f"Saved to My digits as a {label}." if new else f"Already in My digits as a {label}."
+        st.session_state[SAVED_KEY] = ("success", said)
+    except (StoreError, ImageError) as exc:
+        st.session_state[SAVED_KEY] = ("error", f"Not saved: {exc}")
+
+
+def correction_buttons(prediction: Prediction | None, png: bytes | None, source: str, key: str) -> None:
+    """Right, or Wrong with the true digit: one click saves the example to teach the model later."""
+    if prediction is None or prediction.blank or png is None:
+        return
+    checkpoint = Path(st.session_state.get(MODEL_KEY, "")).name
+    common = (png, prediction)
+    row = st.container(horizontal=True, vertical_alignment="bottom")  # full width: all ten digits fit
+    row.button(
+        "Right",
+        icon=":material/check:",
+        key=f"{key}-right",
+        on_click=_save_correction,
+        args=(*common, prediction.digit, source, checkpoint),
+    )
+    wrong = f"{key}-wrong"
+    row.pills(
+        "Wrong? It is a",
+        [d for d in range(NUM_CLASSES) if d != prediction.digit],
+        key=wrong,
+        on_change=_save_correction,
+        args=(*common, None, source, checkpoint, wrong),
+    )
+    outcome = st.session_state.pop(SAVED_KEY, None)
+    if outcome is not None:
+        (st.success if outcome[0] == "success" else st.error)(outcome[1])

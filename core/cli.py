@@ -1,4 +1,4 @@
-"""Command line: python -m core train|evaluate|predict|models|export.
+"""Command line: python -m core train|evaluate|predict|models|export|corrections.
 
 Only the verb that runs imports torch: `--help` and usage errors answer at once.
 """
@@ -25,7 +25,7 @@ from .config import (
     TrainConfig,
     default_train_config,
 )
-from .errors import UserError
+from .errors import UserError, reason
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -35,7 +35,7 @@ PROGRESS_INTERVAL_S = 0.2
 PERCENT_DECIMALS = 2  # accuracies, in percent, rounded for people
 FRACTION_DECIMALS = 4  # probabilities and per-class scores: two decimals of a percent
 LOSS_DECIMALS = 4
-VERBS = ("train", "evaluate", "predict", "models", "export")
+VERBS = ("train", "evaluate", "predict", "models", "export", "corrections")
 
 
 def _emit(obj: dict) -> None:
@@ -69,44 +69,67 @@ def _progress_printer() -> Callable:
     return show
 
 
+def _train_overrides(args: argparse.Namespace) -> dict:
+    return {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "augment": args.augment,
+            "device": args.device, "seed": args.seed}  # fmt: skip
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .checkpoint import default_checkpoint_path
     from .data import load_mnist
     from .devices import resolve_device
     from .train import save_result, train
 
-    model_config = ModelConfig(arch=args.arch, **({"hidden": args.hidden} if args.hidden else {}))
-    train_config = default_train_config(
-        args.arch,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        augment=args.augment,
-        device=args.device,
-        seed=args.seed,
-    )
+    if args.corrections and not args.finetune:
+        raise UserError("--corrections goes with --finetune CHECKPOINT")
+    start = _finetune_start(args)
+    arch = start.model_config.arch if start else args.arch
     stop = threading.Event()
     # Ctrl-C stops after the current batch; the partial model is still saved (none before epoch 1:
     # then save_result says so in one line).
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    device = resolve_device(train_config.device)
+    overrides = {k: v for k, v in _train_overrides(args).items() if v is not None}
+    device = resolve_device(overrides["device"])
     print(f"loading MNIST onto {device}…", file=sys.stderr, flush=True)
     data = load_mnist(args.data_dir, device=device, val_size=args.val_size, download=args.download)
-    result = train(model_config, train_config, data, callback=_progress_printer(), stop=stop)
-    out = save_result(result, args.out or default_checkpoint_path(args.arch))
-    final = result.final
-    _emit(
-        {
-            "checkpoint": str(out),
-            "arch": model_config.arch,
-            "test_accuracy": round(final.test_accuracy, PERCENT_DECIMALS),
-            "train_seconds": round(result.train_seconds, 2),
-            "epochs": len(result.epochs),
-            "stopped": result.stopped,
-            "device": result.device,
-        }
-    )
+    if start is None:
+        model_config = ModelConfig(arch=arch, **({"hidden": args.hidden} if args.hidden else {}))
+        result = train(model_config, default_train_config(arch, **overrides), data, _progress_printer(), stop)
+    else:
+        result = _finetune(start, args, overrides, data, stop)
+    out = save_result(result, args.out or default_checkpoint_path(arch))
+    summary = {
+        "checkpoint": str(out),
+        "arch": arch,
+        "test_accuracy": round(result.final.test_accuracy, PERCENT_DECIMALS),
+        "train_seconds": round(result.train_seconds, 2),
+        "epochs": len(result.epochs),
+        "stopped": result.stopped,
+        "device": result.device,
+    }
+    if start is not None:
+        report = result.extra_metrics["finetune"]
+        summary |= {"finetuned_from": str(start.path), "corrections": report["corrections"]}
+    _emit(summary)
     return 0
+
+
+def _finetune_start(args: argparse.Namespace):
+    if not args.finetune:
+        return None
+    if not args.corrections:
+        raise UserError("--finetune needs --corrections PATH (a .sqlite store or an exported .zip)")
+    from .checkpoint import load_checkpoint
+
+    return load_checkpoint(args.finetune)
+
+
+def _finetune(start, args, overrides: dict, data, stop):
+    from .finetune import finetune, finetune_config, load_corrections
+
+    corrections = load_corrections(args.corrections)
+    config = finetune_config(start.model_config.arch, **overrides)
+    return finetune(start, corrections, data, config, _progress_printer(), stop)
 
 
 def _rounded_scores(scores) -> dict:
@@ -194,6 +217,55 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_corrections(args: argparse.Namespace) -> int:
+    return args.corrections_run(args)
+
+
+def cmd_corrections_add(args: argparse.Namespace) -> int:
+    from .corrections import add_example, example_from_image
+    from .preprocess import ImageError
+
+    failed = False
+    for file in args.files:
+        try:
+            with open(file, "rb") as f:
+                data = f.read()
+            example_id, _ = add_example(example_from_image(data, args.label, "cli"), args.db)
+            _emit({"file": file, "id": example_id})
+        except (OSError, ImageError) as exc:
+            failed = True
+            _emit({"file": file, "error": reason(exc)})
+    return 1 if failed else 0
+
+
+def cmd_corrections_list(args: argparse.Namespace) -> int:
+    from .corrections import list_examples
+
+    for e in list_examples(args.db):
+        _emit({"id": e.id, "label": e.label, "predicted": e.predicted, "source": e.source,
+               "created_at": e.created_at})  # fmt: skip
+    return 0
+
+
+def cmd_corrections_export(args: argparse.Namespace) -> int:
+    from .corrections import export_zip
+
+    _emit(export_zip(args.out, args.db))
+    return 0
+
+
+def cmd_corrections_import(args: argparse.Namespace) -> int:
+    from .corrections import import_zip
+
+    try:
+        with open(args.zip, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise UserError(f"cannot read {args.zip}: {reason(exc)}") from exc
+    _emit(import_zip(data, args.db))
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one `error:` line (argparse would print the usage and a second line)."""
 
@@ -235,8 +307,35 @@ def _add_train_verb(verbs) -> None:
     p.add_argument("--data-dir", help="folder holding MNIST/raw (default: $MNIST_DATA_DIR or data/)")
     p.add_argument("--val-size", type=int, default=0, help="training images held out for validation")
     p.add_argument("--out", help="checkpoint path (default: data/models/<arch>-<time>.pt)")
+    p.add_argument(
+        "--finetune", metavar="CKPT", help="start from this checkpoint and fine-tune it on --corrections"
+    )
+    p.add_argument("--corrections", metavar="PATH", help="a corrections store (.sqlite) or an exported .zip")
     _add_download_flag(p)
     p.set_defaults(run=cmd_train)
+
+
+def _add_corrections_verb(verbs) -> None:
+    p = verbs.add_parser("corrections", help="the store of digits users labelled: add, list, export, import")
+    actions = p.add_subparsers(dest="action", metavar="{add,list,export,import}", required=True)
+    db_help = "the store (default: $MNIST_CORRECTIONS_DB, else data/corrections.sqlite)"
+    a = actions.add_parser("add", help="store image files with their true digit, one JSON line per file")
+    a.add_argument("files", nargs="+", metavar="FILE")
+    a.add_argument(
+        "--label", type=int, choices=range(10), required=True, metavar="D", help="their digit, 0-9"
+    )
+    a.set_defaults(corrections_run=cmd_corrections_add)
+    a = actions.add_parser("list", help="one JSON line per stored example")
+    a.set_defaults(corrections_run=cmd_corrections_list)
+    a = actions.add_parser("export", help="write every example and labels.csv to a zip")
+    a.add_argument("out", metavar="OUT.zip")
+    a.set_defaults(corrections_run=cmd_corrections_export)
+    a = actions.add_parser("import", help="merge an exported zip; duplicates are skipped")
+    a.add_argument("zip", metavar="IN.zip")
+    a.set_defaults(corrections_run=cmd_corrections_import)
+    for action in actions.choices.values():
+        action.add_argument("--db", help=db_help)
+    p.set_defaults(run=cmd_corrections)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -265,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="file format (default: onnx)")
     p.add_argument("--out", required=True, help="the file to write, e.g. model.onnx")
     p.set_defaults(run=cmd_export)
+    _add_corrections_verb(verbs)
     return parser
 
 

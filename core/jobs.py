@@ -43,6 +43,8 @@ class TrainingTask:
     train_config: TrainConfig
     data_dir: str
     out: str
+    finetune_from: str | None = None  # a checkpoint to start from, fine-tuned on `corrections`
+    corrections: str | None = None  # a corrections store (.sqlite) or an exported .zip
 
 
 @dataclass
@@ -85,10 +87,16 @@ class TrainingJob:
         train_config: TrainConfig,
         data_dir: str | os.PathLike,
         models_dir: str | Path | None = None,
+        finetune_from: str | os.PathLike | None = None,
+        corrections: str | os.PathLike | None = None,
     ):
         self.model_config, self.train_config = model_config, train_config
         out = default_checkpoint_path(model_config.arch, models_dir).absolute()
-        self._task = TrainingTask(model_config, train_config, str(Path(data_dir).absolute()), str(out))
+        start = str(Path(finetune_from).absolute()) if finetune_from else None
+        where = str(Path(corrections).absolute()) if corrections else None
+        self._task = TrainingTask(
+            model_config, train_config, str(Path(data_dir).absolute()), str(out), start, where
+        )
         self._process: subprocess.Popen | None = None
         self._reader = threading.Thread(target=self._read, name="mnist-training-reader", daemon=True)
         self._lock = threading.Lock()

@@ -17,7 +17,7 @@ from torch import nn
 
 from .checkpoint import save_checkpoint
 from .config import AUGMENTATIONS, ModelConfig, TrainConfig
-from .data import MnistData, augment, batches, num_batches
+from .data import MnistData, Split, augment, batches, num_batches
 from .devices import resolve_device
 from .errors import UserError
 from .evaluate import PERCENT, accuracy_and_loss
@@ -66,6 +66,7 @@ class TrainResult:
     stopped: bool = False
     steps: int = 0  # optimizer steps taken
     train_seconds: float = 0.0
+    extra_metrics: dict = field(default_factory=dict)  # saved with the metrics (a fine-tune's report)
 
     @property
     def final(self) -> EpochReport | None:
@@ -136,6 +137,28 @@ class _WeightAverage:
         torch._foreach_lerp_(self._means, self._currents, 1 - decay)
 
 
+@dataclass
+class MixIn:
+    """Examples put at the front of every batch, drawn with replacement, as `share` of it: the front
+    is the part that gets augmented."""
+
+    split: Split
+    share: float
+
+    def to(self, device: torch.device) -> MixIn:
+        return MixIn(self.split.to(device), self.share)
+
+    def mix(
+        self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        count = max(1, round(len(labels) * self.share))
+        picked = torch.randint(len(self.split), (count,), generator=generator, device=generator.device)
+        return (
+            torch.cat([self.split.images[picked], images[count:]]),
+            torch.cat([self.split.labels[picked], labels[count:]]),
+        )
+
+
 def _state_tensors(model: nn.Module) -> list[torch.Tensor]:
     return [*model.parameters(), *model.buffers()]
 
@@ -151,11 +174,18 @@ def train(
     data: MnistData,
     callback: Callback | None = None,
     stop: threading.Event | None = None,
+    *,
+    start_from: nn.Module | None = None,
+    mix_in: MixIn | None = None,
 ) -> TrainResult:
-    """Train a fresh model; `stop` is honoured between batches and the partial result returned."""
+    """Train a fresh model, or go on from `start_from`'s weights; `mix_in` puts examples of its own
+    into every batch. `stop` is honoured between batches and the partial result returned."""
     device = resolve_device(train_config.device)
     torch.manual_seed(train_config.seed)
     model = build_model(model_config).to(device)
+    if start_from is not None:
+        model.load_state_dict(start_from.state_dict())
+    mix_in = mix_in.to(device) if mix_in is not None else None
     data = MnistData(
         data.train.to(device), data.test.to(device), data.val.to(device) if data.val is not None else None
     )
@@ -191,6 +221,8 @@ def train(
                 if stop is not None and stop.is_set():
                     result.stopped = True
                     break
+                if mix_in is not None:
+                    images, labels = mix_in.mix(images, labels, generator)
                 if ranges is not None:
                     images = augment(images, generator, ranges)
                 logits = model(images)
@@ -239,6 +271,7 @@ def save_result(result: TrainResult, path: str | os.PathLike) -> Path:
         "stopped": result.stopped,
         "threads": torch.get_num_threads(),  # CPU threads: training times are comparable only with these
         "history": [asdict(epoch) for epoch in result.epochs],
+        **result.extra_metrics,
     }
     return save_checkpoint(
         path,

@@ -15,9 +15,11 @@ import sys
 import threading
 from typing import BinaryIO
 
+from .checkpoint import load_checkpoint
 from .data import load_mnist
 from .devices import resolve_device
 from .errors import UserError, reason
+from .finetune import finetune, load_corrections
 from .jobs import DONE, FAILED, STANDBY_S, STOPPED, Outcome, TrainingTask
 from .threads import use_cpu_budget
 from .train import save_result, train
@@ -33,7 +35,12 @@ def run(task: TrainingTask, send, stop: threading.Event) -> Outcome:
     try:
         device = resolve_device(task.train_config.device)
         data = load_mnist(task.data_dir, device=device, download=False)
-        result = train(task.model_config, task.train_config, data, send, stop)
+        if task.finetune_from:
+            corrections = load_corrections(task.corrections)
+            start = load_checkpoint(task.finetune_from)
+            result = finetune(start, corrections, data, task.train_config, send, stop)
+        else:
+            result = train(task.model_config, task.train_config, data, send, stop)
         path = save_result(result, task.out)
         return Outcome(STOPPED if result.stopped else DONE, checkpoint=str(path))
     except (UserError, ValueError) as exc:

@@ -109,7 +109,8 @@ def main() -> None:
         raise SystemExit("error: set MNIST_DATA_DIR to the real MNIST")
     trained = tempfile.mkdtemp(prefix="screenshots-")
     log = Path(trained) / "streamlit.log"
-    with serve_app({"MNIST_MODELS_DIR": trained}, log) as url, sync_playwright() as playwright:
+    env = {"MNIST_MODELS_DIR": trained, "MNIST_CORRECTIONS_DB": str(Path(trained) / "corrections.sqlite")}
+    with serve_app(env, log) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         _predict_phone(browser, url)
         for path, name, act in DESKTOP_SHOTS:

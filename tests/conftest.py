@@ -15,6 +15,7 @@ import torch
 
 from core.checkpoint import save_checkpoint
 from core.config import ModelConfig
+from core.corrections import DB_ENV as CORRECTIONS_DB_ENV
 from core.data import DATA_DIR_ENV, RAW_FILES, data_present
 from core.jobs import TrainingSlot
 from core.models import build_model
@@ -123,3 +124,9 @@ def mnist_dir() -> Path:
     if os.environ.get("CI"):
         pytest.fail(f"{DATA_DIR_ENV} must point at the MNIST files in CI (got {path!r})")
     pytest.skip(f"real MNIST not available: set {DATA_DIR_ENV}")
+
+
+@pytest.fixture(autouse=True)
+def corrections_store_in_tmp(tmp_path, monkeypatch):
+    """No test writes to the checkout's data/corrections.sqlite, nor sees a user's."""
+    monkeypatch.setenv(CORRECTIONS_DB_ENV, str(tmp_path / "corrections.sqlite"))

@@ -37,3 +37,13 @@ def pen(points: list[tuple[int, int]], width: int = 18) -> Image.Image:
     for x, y in points:  # round caps and joints
         draw.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=WHITE)
     return image
+
+
+def flagged_one(rng) -> Image.Image:
+    """A 1 as many Europeans write it: an upright stem whose long flag reaches low to the left.
+    `rng` (numpy Generator) varies the place, size, slant and pen, within one style."""
+    stem_x, top = rng.uniform(130, 175), rng.uniform(35, 70)
+    bottom = top + rng.uniform(150, 190)
+    slant = rng.uniform(-12, 12)
+    flag = (stem_x + slant - rng.uniform(80, 110), top + rng.uniform(40, 70))
+    return pen([flag, (stem_x + slant, top), (stem_x - slant, bottom)], int(rng.integers(14, 24)))

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from core import cache, export
 from core.cache import training_slot
 from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
+from core.corrections import DB_ENV, add_example, example_from_image, list_examples, zip_bytes
 from core.data import load_split
 from core.evaluate import evaluate
 from core.jobs import STOPPED
@@ -24,7 +25,7 @@ NO_ARROW = Metric.MetricDirection.NONE
 GALLERY_SIZE = 24  # mistakes the Evaluate page shows
 PAGES = [
     "app_pages/home.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/predict.py",
-    "app_pages/inside.py", "app_pages/models.py",
+    "app_pages/inside.py", "app_pages/models.py", "app_pages/my_digits.py",
 ]  # fmt: skip
 TIMEOUT = 60
 
@@ -66,10 +67,17 @@ def canvas(monkeypatch):
 
 @pytest.fixture
 def models(tmp_path, monkeypatch):
-    """Where this test's trained models go; the shipped ones are listed from models/ as always."""
+    """Where this test's trained models (and corrections) go; the shipped models are listed from
+    models/ as always."""
     folder = tmp_path / "trained"
     monkeypatch.setenv("MNIST_MODELS_DIR", str(folder))
+    monkeypatch.setenv(DB_ENV, str(tmp_path / "corrections.sqlite"))
     return folder
+
+
+@pytest.fixture
+def store(tmp_path, models):
+    return tmp_path / "corrections.sqlite"
 
 
 @pytest.fixture
@@ -107,7 +115,8 @@ def test_the_entry_point_offers_the_model_picker(with_data, canvas):
     assert picker.options == ["CNN · 99.58% · shipped", "MLP · 98.55% · shipped"]
 
 
-TITLES = {"app_pages/home.py": "MNIST Digit Recognizer", "app_pages/train.py": "Train"}
+TITLES = {"app_pages/home.py": "MNIST Digit Recognizer", "app_pages/train.py": "Train",
+          "app_pages/my_digits.py": "My digits"}  # fmt: skip
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -164,7 +173,11 @@ def test_every_page_renders_where_a_gpu_is_reported(with_data, canvas, monkeypat
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_without_the_dataset(without_data, canvas, page):
     app = open_page(page)
-    if page not in ("app_pages/predict.py", "app_pages/models.py"):  # they need only the models
+    if page not in (
+        "app_pages/predict.py",
+        "app_pages/models.py",
+        "app_pages/my_digits.py",
+    ):  # no MNIST needed
         assert "MNIST is not on this server yet" in texts(app)
 
 
@@ -532,3 +545,101 @@ def test_inside_reads_an_upload_instead_of_the_drawing_and_refuses_a_broken_one(
     app.file_uploader(key="inside-upload").set_value(("broken.png", b"not an image", "image/png")).run()
     assert not app.exception and any("broken.png" in e.value for e in app.error)
     assert predictions(app) == ["—"] and "Units for and against" not in " ".join(subheaders(app))
+
+
+def test_right_and_wrong_save_the_drawing_to_my_digits(with_data, canvas, store):
+    canvas.png = encode(seven())
+    app = open_page("app_pages/predict.py")
+    button(app, "Right").click().run()
+    assert "Saved to My digits as a 7." in texts(app)
+    app.get("button_group")[0].set_value(4).run()  # "Wrong? It is a" 4
+    assert "Saved to My digits as a 4." in texts(app)
+    stored = list_examples(store)
+    assert [(e.label, e.predicted, e.source, e.checkpoint) for e in stored] == [
+        (7, 7, "canvas", "cnn.pt"), (4, 7, "canvas", "cnn.pt")
+    ]  # fmt: skip
+    assert stored[0].png == canvas.png and stored[0].confidence > 0.9
+    button(app, "Right").click().run()
+    assert "Already in My digits as a 7." in texts(app) and len(list_examples(store)) == 2
+
+
+def test_an_upload_marked_wrong_keeps_its_results_and_is_saved(with_data, canvas, store):
+    app = open_page("app_pages/predict.py")
+    upload(app, ("one.png", encode(one())))
+    app.get("button_group")[0].set_value(7).run()
+    assert predictions(app) == ["—", "1"]  # the results stay after the click
+    assert [(e.label, e.predicted, e.source) for e in list_examples(store)] == [(7, 1, "upload")]
+
+
+def test_a_corrupt_store_does_not_stop_predict(with_data, canvas, store):
+    store.write_bytes(b"not a database")
+    canvas.png = encode(seven())
+    app = open_page("app_pages/predict.py")
+    button(app, "Right").click().run()
+    assert not app.exception and predictions(app) == ["7"]
+    assert any("Not saved" in e.value and "left as it is" in e.value for e in app.error)
+    assert store.read_bytes() == b"not a database"
+
+
+def _store_drawings(store, labels: list[int]) -> None:
+    for i, label in enumerate(labels):
+        add_example(
+            example_from_image(encode(pen([(100 + 4 * i, 60), (140, 220)])), label, "canvas", 1, 0.5), store
+        )
+
+
+def test_my_digits_counts_filters_relabels_deletes_and_exports(with_data, canvas, store):
+    app = open_page("app_pages/my_digits.py")
+    assert "No digits yet" in texts(app) and "not kept" in texts(app)  # the Community Cloud warning
+    _store_drawings(store, [1, 1, 7])
+    app.run()
+    assert app.metric[0].value == "3"
+    assert gallery(app) == ["a 7 · said 1 (50%)", "a 1 · said 1 (50%)", "a 1 · said 1 (50%)"]
+    app.get("button_group")[0].set_value(7).run()  # the filter
+    assert gallery(app) == ["a 7 · said 1 (50%)"]
+    newest = list_examples(store)[-1].id
+    app.selectbox(key=f"relabel-{newest}").set_value(2).run()
+    assert [e.label for e in list_examples(store)] == [1, 1, 2] and "is now a 2" in texts(app)
+    app.get("button_group")[0].set_value("any").run()
+    button(app, "Delete").click().run()  # the newest first
+    assert [e.label for e in list_examples(store)] == [1, 1]
+    export = next(b for b in app.get("download_button") if b.proto.label == "Export all as zip")
+    assert not export.proto.disabled
+
+
+def test_my_digits_imports_a_zip_and_refuses_a_bad_one(with_data, canvas, store, tmp_path):
+    other = tmp_path / "other.sqlite"
+    _store_drawings(other, [3, 5])
+    app = open_page("app_pages/my_digits.py")
+    app.file_uploader(key="my-digits-import").set_value(
+        ("mine.zip", zip_bytes(list_examples(other)), "application/zip")
+    )
+    app.run()
+    button(app, "Import").click().run()
+    assert "Imported 2, skipped 0" in texts(app) and app.metric[0].value == "2"
+    app.file_uploader(key="my-digits-import").set_value(("bad.zip", b"not a zip", "application/zip")).run()
+    button(app, "Import").click().run()
+    assert any("not a zip" in e.value for e in app.error) and app.metric[0].value == "2"
+
+
+def test_train_offers_fine_tuning_once_there_are_10_digits_and_reports_before_and_after(
+    with_data, canvas, store
+):
+    _store_drawings(store, [1] * 9)
+    app = open_page("app_pages/train.py")
+    offer = button(app, "Fine-tune the active model on my digits")
+    assert offer.disabled and "needs at least 10 of your digits; My digits has 9" in texts(app)
+    _store_drawings(store, [7])
+    app.run()
+    button(app, "Fine-tune the active model on my digits").click().run()
+    job = training_slot().job
+    job.join(timeout=TIMEOUT)
+    app.run()
+    assert not app.exception and "Training finished" in texts(app), texts(app)
+    assert "Fine-tuned from `cnn.pt` on 10 corrections:" in texts(app)
+    table = app.dataframe[0].value
+    assert list(table["measured on"]) == [
+        "your digits (10, trained on: too few to hold any out)",
+        "MNIST test set",
+    ]
+    assert load_checkpoint(job.snapshot().checkpoint).metrics["finetune"]["corrections"] == 10

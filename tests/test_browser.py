@@ -1,8 +1,11 @@
 """End to end in headless Chromium: `streamlit run Home.py`, then draw, upload and train like a user."""
 
+import csv
+import io
 import os
 import re
 import time
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,9 +53,10 @@ class Server:
 
 @contextmanager
 def _serve(data_dir, tmp_path_factory):
-    """The app on the tiny MNIST, the shipped models, and an empty folder for trained ones."""
+    """The app on the tiny MNIST, the shipped models, and an empty folder for trained ones and corrections."""
     folder = tmp_path_factory.mktemp("app")
-    env = {"MNIST_DATA_DIR": str(data_dir), "MNIST_MODELS_DIR": str(folder / "trained")}
+    env = {"MNIST_DATA_DIR": str(data_dir), "MNIST_MODELS_DIR": str(folder / "trained"),
+           "MNIST_CORRECTIONS_DB": str(folder / "corrections.sqlite")}  # fmt: skip
     with serve_app(env, folder / "streamlit.log") as url:
         yield Server(url, folder / "streamlit.log", folder / "trained")
 
@@ -348,3 +352,23 @@ def test_inside_opens_on_the_predict_drawing_and_follows_a_new_one(mnist_server,
     assert "digit" in tooltip, "no map point showed its image on hover"
     expect(page.locator('[data-testid="stException"]')).to_have_count(0)
     shot(page, "inside-cnn")
+
+
+def test_a_drawing_marked_wrong_shows_in_my_digits_and_is_exported(server, page, tmp_path):
+    open_app(page, server.url, "predict")
+    page.get_by_text("Nothing drawn yet.").wait_for(timeout=WAIT_MS)
+    draw_and_time(page, "7")
+    wrong = page.get_by_role("tabpanel").locator('[data-testid="stButtonGroup"]')
+    wrong.get_by_role("radio", name="1", exact=True).click()  # "Wrong? It is a" 1
+    expect(page.get_by_text("Saved to My digits as a 1.")).to_be_visible(timeout=WAIT_MS)
+    page.get_by_role("link", name="My digits").click()
+    expect(page.get_by_text(re.compile(r"a 1 · said 7 \(\d+%\)"))).to_be_visible(timeout=WAIT_MS)
+    with page.expect_download(timeout=WAIT_MS) as download:
+        page.get_by_role("button", name="Export all as zip").click()
+    path = tmp_path / "my-digits.zip"
+    download.value.save_as(path)
+    with zipfile.ZipFile(path) as archive:
+        rows = list(csv.DictReader(io.StringIO(archive.read("labels.csv").decode())))
+        assert [(r["label"], r["predicted"], r["source"]) for r in rows] == [("1", "7", "canvas")]
+        assert archive.read(rows[0]["file"]).startswith(b"\x89PNG")
+    shot(page, "my-digits")

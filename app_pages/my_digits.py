@@ -1,0 +1,148 @@
+import plotly.graph_objects as go
+import streamlit as st
+
+from app_pages import ui
+from core.corrections import (
+    StoreError,
+    counts,
+    db_path,
+    delete,
+    import_zip,
+    list_examples,
+    relabel,
+    zip_bytes,
+)
+from core.models import NUM_CLASSES
+
+ANY = "any"
+GALLERY_COLUMNS = 6
+MAX_SHOWN = 60  # examples drawn at once; a filter narrows them down
+THUMBNAIL_PX = 84
+CLOUD_NOTICE = (
+    "On Streamlit Community Cloud the disk is **not kept** across restarts and redeploys: your digits "
+    "are lost then. **Export** them to keep them, and import the zip after a restart."
+)
+MESSAGE_KEY = "my_digits_message"
+
+st.title("My digits")
+st.caption(
+    "The digits you marked Right or Wrong on Predict, with their true label: the Train page can fine-tune "
+    f"the active model on them. Stored in `{db_path()}`."
+)
+st.info(CLOUD_NOTICE, icon=":material/cloud_off:")
+
+
+def say(kind: str, text: str) -> None:
+    st.session_state[MESSAGE_KEY] = (kind, text)
+
+
+def do_relabel(example_id: int, widget: str) -> None:
+    try:
+        relabel(example_id, st.session_state[widget])
+        say("success", f"Example {example_id} is now a {st.session_state[widget]}.")
+    except StoreError as exc:
+        say("error", str(exc))
+
+
+def do_delete(example_id: int) -> None:
+    try:
+        delete(example_id)
+        say("success", f"Example {example_id} deleted.")
+    except StoreError as exc:
+        say("error", str(exc))
+
+
+def counts_chart(per_digit: dict[int, int]) -> go.Figure:
+    figure = go.Figure(
+        go.Bar(
+            x=list(per_digit),
+            y=list(per_digit.values()),
+            marker_color=ui.PRIMARY,
+            text=list(per_digit.values()),
+            textposition="outside",
+        )
+    )
+    figure.update_layout(
+        height=200,
+        margin=dict(l=10, r=10, t=20, b=10),
+        xaxis=dict(dtick=1, title="true digit"),
+        yaxis=dict(title="examples", rangemode="tozero"),
+    )
+    return figure
+
+
+def gallery(examples) -> None:
+    for start in range(0, len(examples), GALLERY_COLUMNS):
+        for column, example in zip(
+            st.columns(GALLERY_COLUMNS), examples[start : start + GALLERY_COLUMNS], strict=False
+        ):
+            with column:
+                said = "—" if example.predicted is None else example.predicted
+                sure = "" if example.confidence is None else f" ({example.confidence:.0%})"
+                st.image(example.png, width=THUMBNAIL_PX, caption=f"a {example.label} · said {said}{sure}")
+                widget = f"relabel-{example.id}"
+                st.selectbox(
+                    "Label",
+                    range(NUM_CLASSES),
+                    index=example.label,
+                    key=widget,
+                    on_change=do_relabel,
+                    args=(example.id, widget),
+                    label_visibility="collapsed",
+                )
+                st.button(
+                    "Delete",
+                    key=f"delete-{example.id}",
+                    icon=":material/delete:",
+                    on_click=do_delete,
+                    args=(example.id,),
+                )
+
+
+def export_and_import(total: int) -> None:
+    left, right = st.columns(2)
+    with left:
+        st.download_button(
+            "Export all as zip",
+            data=lambda: zip_bytes(list_examples()),
+            file_name="my-digits.zip",
+            mime="application/zip",
+            icon=":material/download:",
+            disabled=not total,
+            help="PNGs, plus labels.csv: file, label, predicted, confidence, source, time",
+        )
+    with right:
+        upload = st.file_uploader(
+            "Import a zip exported here (merged; duplicates skipped)", type=["zip"], key="my-digits-import"
+        )
+        if upload is not None and st.button("Import", icon=":material/upload:"):
+            try:
+                summary = import_zip(upload.getvalue())
+                say("success", f"Imported {summary['imported']}, skipped {summary['skipped']} already here.")
+            except StoreError as exc:
+                say("error", str(exc))
+            st.rerun()
+
+
+try:
+    per_digit = counts()
+except StoreError as exc:
+    st.error(str(exc))
+    st.stop()
+message = st.session_state.pop(MESSAGE_KEY, None)
+if message:
+    (st.success if message[0] == "success" else st.error)(message[1])
+total = sum(per_digit.values())
+st.metric("Examples", total)
+st.plotly_chart(counts_chart(per_digit), key="my-digits-counts")
+export_and_import(total)
+if not total:
+    st.info("No digits yet: on Predict, mark a prediction Right, or Wrong with its true digit.")
+    st.stop()
+choice = st.segmented_control("Show", [ANY, *range(NUM_CLASSES)], default=ANY, key="my-digits-filter")
+examples = list_examples(label=None if choice in (ANY, None) else choice)
+shown = examples[-MAX_SHOWN:][::-1]  # newest first
+st.caption(
+    f"Showing {len(shown)} of {len(examples)}, newest first. Change a label or delete an example below."
+)
+gallery(shown)

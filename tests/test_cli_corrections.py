@@ -1,0 +1,106 @@
+"""`python -m core corrections ...` and `train --finetune`, run as scripts run them."""
+
+import json
+
+import pytest
+
+from core.checkpoint import load_checkpoint
+from core.corrections import list_examples
+from tests.conftest import save_untrained_mlp
+from tests.drawings import encode, pen
+from tests.test_cli import _one_error_line, last_json, run_cli
+
+
+def _lines(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.strip().splitlines()]
+
+
+@pytest.fixture
+def drawings(tmp_path):
+    files = []
+    for i in range(12):
+        files.append(tmp_path / f"d{i}.png")
+        files[-1].write_bytes(encode(pen([(100 + 4 * i, 60), (140, 220)])))
+    return files
+
+
+def test_add_list_export_import_speak_json_lines(tmp_path, drawings):
+    db, other = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    added = run_cli("corrections", "add", drawings[0], bad, drawings[1], "--label", "1", "--db", db)
+    records = _lines(added.stdout)
+    assert added.returncode == 1  # one file failed; the others were stored
+    assert [set(r) for r in records] == [{"file", "id"}, {"file", "error"}, {"file", "id"}]
+    assert [r["file"] for r in records] == [str(drawings[0]), str(bad), str(drawings[1])]
+    listed = _lines(run_cli("corrections", "list", "--db", db).stdout)
+    assert [set(r) for r in listed] == [{"id", "label", "predicted", "source", "created_at"}] * 2
+    assert [(r["id"], r["label"], r["source"]) for r in listed] == [
+        (records[0]["id"], 1, "cli"),
+        (records[2]["id"], 1, "cli"),
+    ]
+    exported = run_cli("corrections", "export", tmp_path / "out.zip", "--db", db)
+    assert exported.returncode == 0 and last_json(exported.stdout)["exported"] == 2
+    imported = run_cli("corrections", "import", tmp_path / "out.zip", "--db", other)
+    assert last_json(imported.stdout) == {"imported": 2, "skipped": 0, "total": 2}
+    again = run_cli("corrections", "import", tmp_path / "out.zip", "--db", other)
+    assert last_json(again.stdout) == {"imported": 0, "skipped": 2, "total": 2}
+
+
+def test_the_store_defaults_to_the_environment(tmp_path, drawings):
+    env = {"MNIST_CORRECTIONS_DB": str(tmp_path / "env.sqlite")}
+    assert run_cli("corrections", "add", drawings[0], "--label", "4", env=env).returncode == 0
+    assert [e.label for e in list_examples(tmp_path / "env.sqlite")] == [4]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["corrections", "add", "x.png", "--label", "12"], "invalid choice: 12"),
+        (["corrections", "add", "x.png"], "--label"),
+        (["corrections", "import", "missing.zip"], "cannot read missing.zip"),
+        (["corrections", "list", "--db", "{bad}"], "not a usable corrections store"),
+        (["corrections", "import", "{bad}"], "not a zip"),
+        (["train", "--corrections", "x.sqlite"], "--corrections goes with --finetune"),
+        (["train", "--finetune", "x.pt"], "--finetune needs --corrections"),
+    ],
+)
+def test_bad_input_is_one_error_line(tmp_path, args, message):
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"this is not SQLite")
+    result = run_cli(*[a.replace("{bad}", str(bad)) for a in args])
+    assert message in _one_error_line(result)
+    assert bad.read_bytes() == b"this is not SQLite"
+
+
+def test_finetune_from_a_store_and_from_a_zip(tiny_data_dir, tmp_path, drawings):
+    start, db = tmp_path / "start.pt", tmp_path / "c.sqlite"
+    save_untrained_mlp(start, {"test_accuracy": 10.0})
+    run_cli("corrections", "add", *drawings[:11], "--label", "1", "--db", db)
+    run_cli("corrections", "export", tmp_path / "c.zip", "--db", db)
+    for corrections in (db, tmp_path / "c.zip"):
+        out = tmp_path / f"tuned-{corrections.suffix[1:]}.pt"
+        result = run_cli("train", "--finetune", start, "--corrections", corrections, "--epochs", "1",
+                         "--device", "cpu", "--data-dir", tiny_data_dir, "--out", out)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        summary = last_json(result.stdout)
+        assert summary["finetuned_from"] == str(start) and summary["corrections"] == 11
+        assert summary["checkpoint"] == str(out) and summary["arch"] == "mlp" and summary["epochs"] == 1
+        report = load_checkpoint(out).metrics["finetune"]
+        assert report["finetuned_from"] == "start.pt" and report["corrections"] == 11
+        assert len(report["corrections_hash"]) == 64 and load_checkpoint(out).model_config.hidden == 8
+    hashes = {
+        load_checkpoint(tmp_path / f"tuned-{s}.pt").metrics["finetune"]["corrections_hash"]
+        for s in ("sqlite", "zip")
+    }
+    assert len(hashes) == 1  # the store and its export hold the same corrections
+
+
+def test_finetune_with_fewer_than_10_corrections_is_refused(tiny_data_dir, tmp_path, drawings):
+    start, db = tmp_path / "start.pt", tmp_path / "c.sqlite"
+    save_untrained_mlp(start, {"test_accuracy": 10.0})
+    run_cli("corrections", "add", *drawings[:9], "--label", "1", "--db", db)
+    result = run_cli("train", "--finetune", start, "--corrections", db, "--device", "cpu",
+                     "--data-dir", tiny_data_dir, "--out", tmp_path / "no.pt")  # fmt: skip
+    assert "at least 10 corrections; there are 9" in _one_error_line(result)
+    assert not (tmp_path / "no.pt").exists()

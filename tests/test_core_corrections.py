@@ -1,0 +1,255 @@
+"""The corrections store on images the tests draw: saving, deduplication, relabelling, export and
+import that lose nothing, hostile zips, concurrent writers, a killed writer and bad files."""
+
+import csv
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core import corrections
+from core.corrections import (
+    MAX_PNG_BYTES,
+    SCHEMA_VERSION,
+    StoreError,
+    add_example,
+    content_hash,
+    counts,
+    delete,
+    example_from_image,
+    export_zip,
+    import_zip,
+    list_examples,
+    relabel,
+)
+from tests.conftest import ROOT
+from tests.drawings import encode, one, pen, seven
+
+
+@pytest.fixture
+def db(tmp_path):
+    return tmp_path / "store.sqlite"
+
+
+def _example(image: Image.Image, label: int, **kw):
+    return example_from_image(encode(image), label, kw.pop("source", "canvas"), **kw)
+
+
+def _strokes(n: int) -> list[Image.Image]:
+    """n different drawings: a stroke that moves a little each time."""
+    return [pen([(100 + 3 * i, 60), (140, 220)]) for i in range(n)]
+
+
+def test_an_example_keeps_everything_it_was_saved_with(db):
+    example = _example(seven(), 3, predicted=7, confidence=0.91, checkpoint="cnn.pt", source="upload")
+    example_id, new = add_example(example, db)
+    (stored,) = list_examples(db)
+    assert new and stored.id == example_id and (stored.label, stored.predicted) == (3, 7)
+    assert (stored.confidence, stored.checkpoint, stored.source) == (0.91, "cnn.pt", "upload")
+    assert stored.png == encode(seven()) and stored.created_at == example.created_at
+    assert stored.input28.shape == (28, 28) and np.array_equal(stored.input28, example.input28)
+    assert stored.input28.max() > 2.0  # normalised ink, as the models see it
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_the_same_image_with_the_same_label_is_stored_once(db):
+    first, new = add_example(_example(seven(), 7), db)
+    again, again_new = add_example(_example(seven(), 7), db)
+    other, other_new = add_example(_example(seven(), 1), db)
+    assert new and not again_new and again == first and other_new and other != first
+    assert counts(db) == {d: {1: 1, 7: 1}.get(d, 0) for d in range(10)}
+
+
+def test_a_large_image_is_stored_as_a_png_of_at_most_1_mb(db):
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (1200, 1200, 3), dtype=np.uint8))
+    big = encode(noise, "JPEG", quality=98)
+    add_example(example_from_image(big, 4, "upload"), db)
+    stored = list_examples(db)[0].png
+    assert len(stored) <= MAX_PNG_BYTES and stored.startswith(b"\x89PNG")
+    assert 0 < Image.open(io.BytesIO(stored)).width < 1200  # downscaled to fit
+
+
+def test_relabel_and_delete(db):
+    first, _ = add_example(_example(seven(), 1), db)
+    second, _ = add_example(_example(seven(), 7), db)
+    with pytest.raises(StoreError, match="already stored as a 7"):
+        relabel(first, 7, db)  # it would duplicate the second
+    relabel(second, 2, db)
+    assert [(e.id, e.label) for e in list_examples(db)] == [(first, 1), (second, 2)]
+    delete(first, db)
+    assert [e.id for e in list_examples(db)] == [second]
+    with pytest.raises(StoreError, match="no example"):
+        delete(first, db)
+    with pytest.raises(StoreError, match="0 to 9"):
+        relabel(second, 10, db)
+
+
+def test_export_then_import_loses_nothing(db, tmp_path):
+    add_example(_example(seven(), 7, predicted=1, confidence=0.55, checkpoint="mlp.pt"), db)
+    add_example(_example(one(), 1, source="upload"), db)
+    add_example(example_from_image(encode(seven()), 2, "cli"), db)
+    export_zip(tmp_path / "out.zip", db)
+    other = tmp_path / "other.sqlite"
+    assert import_zip((tmp_path / "out.zip").read_bytes(), other) == {"imported": 3, "skipped": 0, "total": 3}
+    fields = ("label", "predicted", "confidence", "checkpoint", "source", "created_at", "png")
+    for a, b in zip(list_examples(db), list_examples(other), strict=True):
+        assert all(getattr(a, f) == getattr(b, f) for f in fields) and np.array_equal(a.input28, b.input28)
+    assert content_hash(db) == content_hash(other)
+    again = import_zip((tmp_path / "out.zip").read_bytes(), other)
+    assert again == {"imported": 0, "skipped": 3, "total": 3}  # merged: duplicates skipped
+
+
+def _zip(members: dict[str, bytes], rows: list[list[str]] | None = None, header=None) -> bytes:
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(header or corrections.CSV_FIELDS)
+    writer.writerows(rows or [])
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+        archive.writestr("labels.csv", table.getvalue())
+    return buffer.getvalue()
+
+
+def _row(name: str, label="7") -> list[str]:
+    return [name, label, "", "", "canvas", "2026-11-25T10:00:00+00:00", ""]
+
+
+PNG = encode(seven())
+
+
+@pytest.mark.parametrize(
+    ("archive", "message"),
+    [
+        (b"not a zip at all", "not a zip"),
+        (_zip({"../evil.png": PNG}, [_row("../evil.png")]), "unsafe file name"),
+        (_zip({"/abs.png": PNG}, [_row("/abs.png")]), "unsafe file name"),
+        (_zip({"a.png": PNG, "notes.txt": b"hello"}, [_row("a.png")]), "'notes.txt' is not listed"),
+        (_zip({"a.txt": b"hello"}, [_row("a.txt")]), "'a.txt' is not a usable image"),
+        (_zip({"a.png": PNG}, [_row("a.png", "12")]), "bad label '12'"),
+        (_zip({"a.png": PNG}, [_row("a.png", "seven")]), "bad label 'seven'"),
+        (_zip({"a.png": PNG}, [_row("b.png")]), "names 'b.png', which is not in the zip"),
+        (_zip({"a.png": PNG}, [["a.png", "7"]], header=["file", "label"]), "lacks the column"),
+        (_zip({"a.png": PNG}, [[*_row("a.png")[:4], "fax", *_row("a.png")[5:]]]), "unknown source 'fax'"),
+    ],
+)
+def test_a_hostile_or_malformed_zip_is_refused_and_nothing_is_imported(db, archive, message):
+    add_example(_example(one(), 1), db)
+    with pytest.raises(StoreError, match=message):
+        import_zip(archive, db)
+    assert len(list_examples(db)) == 1
+
+
+def test_a_zip_bomb_is_refused_before_anything_is_read(db, monkeypatch):
+    monkeypatch.setattr(corrections, "MAX_ZIP_BYTES", 10_000)
+    bomb = _zip({"a.png": PNG, "b.png": bytes(20_000)}, [_row("a.png"), _row("b.png")])
+    monkeypatch.setattr(zipfile.ZipFile, "read", lambda *a: pytest.fail("a member was read"))
+    with pytest.raises(StoreError, match="zip bomb"):
+        import_zip(bomb, db)
+
+
+def test_an_image_over_the_pixel_limit_is_refused(db):
+    huge = encode(Image.new("1", (8000, 5001)))  # 40 million pixels, a few kB as PNG
+    with pytest.raises(StoreError, match="too large"):
+        import_zip(_zip({"a.png": huge}, [_row("a.png")]), db)
+
+
+def test_an_import_is_all_or_nothing(db):
+    good = {f"{i}.png": encode(image) for i, image in enumerate(_strokes(3))}
+    rows = [_row(name) for name in good] + [_row("bad.png")]
+    with pytest.raises(StoreError):
+        import_zip(_zip({**good, "bad.png": b"broken"}, rows), db)
+    assert list_examples(db) == []
+
+
+def test_eight_processes_adding_at_once_store_every_example(db, tmp_path):
+    files = []
+    for i, image in enumerate(_strokes(8)):
+        files.append(tmp_path / f"{i}.png")
+        files[-1].write_bytes(encode(image))
+    command = [sys.executable, "-m", "core", "corrections", "add", "--label", "1", "--db", str(db)]
+    writers = [subprocess.Popen([*command, str(f)], cwd=ROOT, stdout=subprocess.PIPE) for f in files]
+    outputs = [w.communicate(timeout=120)[0] for w in writers]
+    assert [w.returncode for w in writers] == [0] * 8, outputs
+    assert len(list_examples(db)) == 8
+
+
+WRITER = """
+import sys, time
+from core import corrections
+from tests.drawings import encode, seven
+with corrections._connect(sys.argv[1]) as conn, corrections._transaction(conn):
+    corrections._insert(conn, corrections.example_from_image(encode(seven()), 2, "cli"))
+    print("inside", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_writer_killed_in_the_middle_of_a_save_leaves_a_sound_store(db):
+    add_example(_example(one(), 1), db)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(db)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert writer.stdout.readline().strip() == "inside"  # its transaction is open
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait(timeout=30)
+    finally:
+        writer.kill()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert [e.label for e in list_examples(db)] == [1]  # the killed save left nothing behind
+
+
+@pytest.mark.parametrize("content", [b"garbage, not SQLite", b"SQLite format 3\x00" + bytes(200)])
+def test_a_corrupt_store_is_reported_and_left_as_it_is(tmp_path, content):
+    bad = tmp_path / "store.sqlite"
+    bad.write_bytes(content)
+    with pytest.raises(StoreError, match="not a usable corrections store.*left as it is"):
+        list_examples(bad)
+    with pytest.raises(StoreError):
+        add_example(_example(seven(), 7), bad)
+    assert bad.read_bytes() == content
+
+
+def test_a_store_from_a_newer_version_is_refused(db):
+    add_example(_example(seven(), 7), db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    with pytest.raises(StoreError, match="newer version"):
+        list_examples(db)
+
+
+def test_an_older_store_is_migrated_and_keeps_its_examples(db, monkeypatch):
+    add_example(_example(seven(), 7), db)
+    later = (*corrections.MIGRATIONS, "ALTER TABLE examples ADD COLUMN note TEXT")
+    monkeypatch.setattr(corrections, "MIGRATIONS", later)
+    monkeypatch.setattr(corrections, "SCHEMA_VERSION", len(later))
+    assert [e.label for e in list_examples(db)] == [7]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == len(later)
+        assert "note" in [column[1] for column in conn.execute("PRAGMA table_info(examples)")]
+
+
+def test_the_store_path_comes_from_the_argument_then_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(corrections.DB_ENV, str(tmp_path / "env.sqlite"))
+    assert corrections.db_path() == tmp_path / "env.sqlite"
+    assert corrections.db_path(tmp_path / "arg.sqlite") == tmp_path / "arg.sqlite"
+    monkeypatch.delenv(corrections.DB_ENV)
+    assert corrections.db_path() == corrections.DEFAULT_DB
+
+
+def test_labels_outside_0_to_9_are_refused(db):
+    with pytest.raises(StoreError, match="0 to 9"):
+        add_example(_example(seven(), 10), db)
+    assert not db.exists()  # refused before the store was opened

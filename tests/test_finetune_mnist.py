@@ -1,0 +1,49 @@
+"""Fine-tuning the shipped CNN on a writing style it misreads, on the real MNIST: the style is learnt
+and MNIST is kept."""
+
+import numpy as np
+import pytest
+import torch
+
+from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
+from core.corrections import example_from_image, examples_hash
+from core.data import load_mnist
+from core.finetune import Corrections, finetune, finetune_config
+from core.predict import predict
+from tests.drawings import encode, flagged_one
+
+pytestmark = pytest.mark.mnist
+TRAINED, HELD_OUT = 50, 100
+MIN_GAIN_POINTS = 30.0
+MAX_MNIST_DROP_POINTS = 0.3
+
+
+def _style(count: int, seed: int) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    return [encode(flagged_one(rng)) for _ in range(count)]
+
+
+def _read_as_one(model, drawings: list[bytes]) -> float:
+    return 100.0 * sum(predict(model, png).digit == 1 for png in drawings) / len(drawings)
+
+
+def test_fine_tuning_on_50_flagged_ones_teaches_the_style_and_keeps_mnist(mnist_dir):
+    start = load_checkpoint(SHIPPED_MODELS_DIR / "cnn.pt")
+    # The store holds every fifth correction out to measure: 62 corrections train on 50.
+    examples = [example_from_image(png, 1, "canvas") for png in _style(62, seed=1)]
+    held_out = _style(HELD_OUT, seed=2)  # never seen in training
+    before = _read_as_one(start.model, held_out)
+    torch.manual_seed(0)
+    data = load_mnist(mnist_dir, download=False)
+    result = finetune(
+        start, Corrections(examples, examples_hash(examples)), data, finetune_config("cnn", device="cpu")
+    )
+    report = result.extra_metrics["finetune"]
+    after = _read_as_one(result.model, held_out)
+    mnist_drop = report["mnist_accuracy_before"] - report["mnist_accuracy_after"]
+    mnist = f"{report['mnist_accuracy_before']:.2f}% -> {report['mnist_accuracy_after']:.2f}%"
+    print(f"flagged 1s read as 1: {before:.0f}% -> {after:.0f}%; MNIST {mnist}; {result.train_seconds:.1f} s")
+    assert report["corrections_trained"] == TRAINED and report["held_out"]
+    assert after - before >= MIN_GAIN_POINTS
+    assert mnist_drop <= MAX_MNIST_DROP_POINTS
+    assert report["corrections_accuracy_after"] > report["corrections_accuracy_before"]
