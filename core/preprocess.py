@@ -125,11 +125,12 @@ def _unit_float(image: Image.Image) -> Image.Image:
     return Image.fromarray((values - low) / span if span > 0 else np.zeros_like(values))
 
 
-def to_ink(image: Image.Image) -> np.ndarray:
-    """(H, W) float32 in 0..1 where ink is bright, whatever the input's mode and polarity."""
+def to_ink(image: Image.Image, box: tuple[int, int] = (WORK_SIDE, WORK_SIDE)) -> np.ndarray:
+    """(H, W) float32 in 0..1 where ink is bright, whatever the input's mode and polarity; reduced
+    to fit `box` (width, height)."""
     if image.mode in HIGH_DEPTH_MODES:
         image = _unit_float(image)
-    image = _reduce(image)
+    image = _reduce(image, box)
     if _has_transparency(image):
         alpha = np.asarray(image.convert("RGBA").getchannel("A"), dtype=np.float32) / 255.0
         if alpha.min() < 0.5:  # a transparent background: the alpha channel is the drawing
@@ -142,13 +143,13 @@ def to_ink(image: Image.Image) -> np.ndarray:
     return 1.0 - grey if np.median(grey) > 0.5 else grey
 
 
-def _reduce(image: Image.Image) -> Image.Image:
-    if max(image.size) <= WORK_SIDE:
+def _reduce(image: Image.Image, box: tuple[int, int]) -> Image.Image:
+    if image.width <= box[0] and image.height <= box[1]:
         return image
     if image.mode not in ("L", "LA", "RGB", "RGBA", "F"):  # F: 0..1, from _unit_float
         image = image.convert("RGBA" if _has_transparency(image) else "RGB")
     image = image.copy()
-    image.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
+    image.thumbnail(box, Image.Resampling.BOX)
     return image
 
 
@@ -309,7 +310,8 @@ def _looks_like_noise(mask: torch.Tensor) -> bool:
     if not inked_rows.any():
         return True
     edges = (mask[:, 1:] != mask[:, :-1]).sum(1)[inked_rows].float().mean()
-    return float(mask.float().mean()) > MAX_INK_AREA or float(edges) > MAX_EDGES_PER_ROW
+    digits_across = max(1.0, mask.shape[1] / mask.shape[0])  # a wide image may hold a number
+    return float(mask.float().mean()) > MAX_INK_AREA or float(edges) > MAX_EDGES_PER_ROW * digits_across
 
 
 def _blank(stages: dict, not_a_digit: str | None = None) -> Preprocessed:
@@ -331,21 +333,31 @@ def _not_a_digit(mark: torch.Tensor) -> str | None:
     return DOT if span <= MAX_BLOB_SPAN * stroke else None
 
 
-def preprocess(source: bytes | str | os.PathLike | Image.Image) -> Preprocessed:
-    """Any readable image -> MNIST-style input, or blank=True when nothing is drawn."""
-    ink_np = to_ink(open_image(source))
+def clean_ink(
+    image: Image.Image, box: tuple[int, int] = (WORK_SIDE, WORK_SIDE)
+) -> tuple[torch.Tensor | None, dict]:
+    """The image's ink, reduced to fit `box`, in 0..1: uneven lighting, a desk past the paper's edge
+    and stray specks removed. None when nothing is drawn or it is noise; stages for display."""
+    ink_np = to_ink(image, box)
     stages = {"ink": ink_np}
     ink = torch.from_numpy(np.ascontiguousarray(ink_np))
     ink = _remove_background(ink).masked_fill(_frame_edges(ink), 0)
     peak = float(ink.max())
     if peak < MIN_CONTRAST:
-        return _blank(stages)
+        return None, stages
     ink = ((ink / peak - INK_THRESHOLD) / (1 - INK_THRESHOLD)).clamp(0, 1)
     if _looks_like_noise(ink > 0):
         stages["cleaned"] = ink.numpy()
-        return _blank(stages)
+        return None, stages
     ink = _drop_strays(ink)
     stages["cleaned"] = ink.numpy()
+    return ink, stages
+
+
+def to_mnist(ink: torch.Tensor, stages: dict) -> Preprocessed:
+    """One digit's cleaned ink -> the MNIST-style 28x28 input (blank for a dot or a dash)."""
+    if float(ink.max()) <= 0:
+        return _blank(stages)
     top, bottom = _trimmed_bounds(ink.sum(1))
     left, right = _trimmed_bounds(ink.sum(0))
     crop = ink[top:bottom, left:right]
@@ -362,3 +374,9 @@ def preprocess(source: bytes | str | os.PathLike | Image.Image) -> Preprocessed:
     stages["mnist"] = image28.numpy()
     tensor = standardise(image28)[None, None]
     return Preprocessed(tensor, image28.numpy(), False, stages)
+
+
+def preprocess(source: bytes | str | os.PathLike | Image.Image) -> Preprocessed:
+    """Any readable image -> MNIST-style input, or blank=True when nothing is drawn."""
+    ink, stages = clean_ink(open_image(source))
+    return _blank(stages) if ink is None else to_mnist(ink, stages)

@@ -47,3 +47,31 @@ def flagged_one(rng) -> Image.Image:
     slant = rng.uniform(-12, 12)
     flag = (stem_x + slant - rng.uniform(80, 110), top + rng.uniform(40, 70))
     return pen([flag, (stem_x + slant, top), (stem_x - slant, bottom)], int(rng.integers(14, 24)))
+
+
+WIDE = (700, 220)  # the Number mode's canvas
+# Strokes of digits in a 100x160 box (pen points), written as people write them on a canvas.
+DIGIT_STROKES = {
+    "0": [[(50, 10), (20, 40), (15, 90), (30, 140), (60, 150), (85, 115), (88, 55), (70, 15), (50, 10)]],
+    "1": [[(55, 10), (50, 150)]],
+    "2": [[(15, 45), (40, 12), (75, 15), (85, 50), (20, 145), (92, 145)]],
+    "4": [[(60, 10), (12, 100), (92, 100)], [(70, 45), (70, 155)]],  # two strokes that cross
+    "5": [[(25, 5), (88, 5)], [(25, 32), (22, 72), (60, 65), (88, 100), (72, 142), (18, 145)]],  # lifted bar
+    "6": [[(75, 10), (30, 60), (18, 115), (45, 150), (80, 130), (75, 90), (35, 90), (22, 110)]],
+    "7": [[(10, 10), (92, 10), (40, 152)]],
+}
+
+
+def number(text: str, x0: int = 60, gap: int = 30, width: int = 16, y0: int = 30, size=WIDE) -> Image.Image:
+    """`text` written left to right with DIGIT_STROKES, `gap` px between 100 px wide digit boxes
+    (negative: the boxes overlap)."""
+    image = Image.new("RGBA", size, BLACK)
+    draw = ImageDraw.Draw(image)
+    for i, char in enumerate(text):
+        left = x0 + i * (100 + gap)
+        for stroke in DIGIT_STROKES[char]:
+            points = [(left + x, y0 + y) for x, y in stroke]
+            draw.line(points, fill=WHITE, width=width, joint="curve")
+            for x, y in points:
+                draw.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=WHITE)
+    return image

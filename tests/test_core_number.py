@@ -1,0 +1,67 @@
+"""Reading numbers from drawings the tests make: each segmentation case, with the shipped CNN."""
+
+import pytest
+from PIL import ImageDraw
+
+from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
+from core.number import NUMBER_WORK, read_number, segment
+from core.predict import predict
+from core.preprocess import clean_ink, open_image
+from tests.drawings import WHITE, encode, number, seven
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return load_checkpoint(SHIPPED_MODELS_DIR / "cnn.pt").model
+
+
+def test_separated_digits_are_read_left_to_right(cnn):
+    reading = read_number(cnn, encode(number("2047")))
+    assert reading.number == "2047"
+    boxes = [d.box for d in reading.digits]
+    assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)  # left to right
+    assert all(0 <= x0 < x1 <= 700 and 0 <= y0 < y1 <= 220 for x0, y0, x1, y1 in boxes)  # image pixels
+
+
+def test_a_seven_leaning_over_a_one_is_two_digits(cnn):
+    image = number("")
+    draw = ImageDraw.Draw(image)
+    draw.line([(70, 40), (200, 40), (100, 182)], fill=WHITE, width=16, joint="curve")
+    draw.line([(205, 90), (200, 190)], fill=WHITE, width=16)  # under the end of the 7's bar
+    reading = read_number(cnn, encode(image))
+    first, second = (d.box for d in reading.digits)
+    assert reading.number == "71" and first[2] > second[0]  # their boxes overlap across the page
+
+
+def test_a_four_in_two_strokes_and_a_five_with_a_lifted_bar_are_one_digit_each(cnn):
+    assert read_number(cnn, encode(number("4"))).number == "4"
+    assert read_number(cnn, encode(number("5"))).number == "5"
+    assert read_number(cnn, encode(number("545"))).number == "545"
+
+
+def test_touching_digits_are_cut_apart(cnn):
+    for text in ("20", "00"):
+        png = encode(number(text, gap=-14))  # the strokes run into each other
+        ink, _ = clean_ink(open_image(png), NUMBER_WORK)
+        assert len(segment(ink).pieces) == 1  # one piece of ink, cut in two
+        reading = read_number(cnn, png)
+        assert reading.number == text and len(reading.digits) == 2
+
+
+def test_a_stray_dot_beside_a_number_is_left_out(cnn):
+    image = number("12")
+    ImageDraw.Draw(image).ellipse([600, 100, 616, 116], fill=WHITE)
+    assert read_number(cnn, encode(image)).number == "12"
+
+
+def test_a_blank_image_is_no_number(cnn):
+    reading = read_number(cnn, encode(number("")))
+    assert reading.number == "" and reading.blank and reading.digits == []
+
+
+def test_a_lone_digit_reads_as_predict_reads_it(cnn):
+    image = seven()
+    reading = read_number(cnn, encode(image))
+    single = predict(cnn, encode(image))
+    assert reading.number == str(single.digit) == "7"
+    assert reading.digits[0].confidence == pytest.approx(single.confidence, abs=0.02)
