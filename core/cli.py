@@ -184,13 +184,27 @@ def _predict_record(model, path: str) -> dict:
     return record
 
 
+def _number_record(model, path: str) -> dict:
+    from .number import read_number
+    from .preprocess import ImageError
+
+    try:
+        reading = read_number(model, path)
+    except ImageError as exc:
+        return {"file": path, "error": str(exc)}
+    digits = [{"digit": d.digit, "confidence": round(d.confidence, FRACTION_DECIMALS), "box": list(d.box)}
+              for d in reading.digits]  # fmt: skip
+    return {"file": path, "number": reading.number, "digits": digits}
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from .checkpoint import default_checkpoint, load_checkpoint
 
     model = load_checkpoint(args.checkpoint or default_checkpoint()).model
+    read = _number_record if args.number else _predict_record
     failed = False
     for path in args.files:
-        record = _predict_record(model, path)
+        record = read(model, path)
         failed |= "error" in record
         _emit(record)
     return 1 if failed else 0
@@ -353,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("predict", help="recognise digits in image files, one JSON object per file")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--checkpoint", help="default: the app's default model")
+    p.add_argument("--number", action="store_true", help="read every digit, left to right: a number")
     p.set_defaults(run=cmd_predict)
 
     p = verbs.add_parser("models", help="list checkpoints, one JSON object per line")

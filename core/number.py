@@ -25,6 +25,11 @@ BRIDGE = 1  # px: strokes this close (twice this apart) are one piece
 MINOR_HEIGHT = 0.45  # a piece lower than this share of the tallest belongs to a digit beside it
 DIGIT_ASPECT = 0.7  # a handwritten digit's width over its height, about
 CUT_FROM = 0.9  # a piece at least this times the digits' height wide may be touching digits
+ONE_DIGIT_WIDTH = 1.1  # a piece up to this times the digits' height wide is taken as one digit
+NEVER_ONE_DIGIT = 1.8  # one this wide never is
+CUT_TRIES = 4  # columns tried for cutting two touching digits apart: the thinnest of the middle half
+MIN_CUT_SPACING = 2  # px between two columns tried
+UNSURE = 0.9  # a digit read this surely is not second-guessed by a cut or a join
 CUT_WINDOW = 0.3  # share of a digit's width around its expected edge where the cut is sought
 
 ImageSource = bytes | str | os.PathLike | Image.Image
@@ -97,22 +102,36 @@ def _attach_minors(pieces: list[_Piece]) -> list[_Piece]:
     return majors
 
 
-def _cut(piece: _Piece, ink: torch.Tensor, digit_height: int) -> list[_Piece]:
-    """A piece as wide as several digits, cut at the thinnest column near each expected edge."""
-    left, right = piece.columns
-    count = max(2, round(piece.width / (DIGIT_ASPECT * digit_height)))
-    step = piece.width / count
-    profile = (ink * piece.mask).sum(0)
-    edges = [left]
-    for k in range(1, count):
-        lo, hi = int(left + (k - CUT_WINDOW) * step), int(left + (k + CUT_WINDOW) * step) + 1
-        edges.append(lo + int(profile[lo:hi].argmin()))
-    edges.append(right)
-    columns = torch.arange(ink.shape[1])
+def _split_at(piece: _Piece, edges: list[int]) -> list[_Piece]:
+    columns = torch.arange(piece.mask.shape[1])
     parts = [
         _Piece(piece.mask & (columns >= a) & (columns < b)) for a, b in zip(edges, edges[1:], strict=False)
     ]
     return [p for p in parts if p.mask.any()]
+
+
+def _cut_options(piece: _Piece, ink: torch.Tensor, digit_height: int) -> list[list[_Piece]]:
+    """Ways to cut a piece that may hold touching digits. Two digits: at each of the CUT_TRIES
+    thinnest columns of its middle half. More: at the thinnest column near each expected edge."""
+    left, right = piece.columns
+    profile = (ink * piece.mask).sum(0)
+    count = max(2, round(piece.width / (DIGIT_ASPECT * digit_height)))
+    if count == 2:
+        lo, hi = left + piece.width // 4, right - piece.width // 4
+        thinnest = (lo + torch.argsort(profile[lo:hi])).tolist()
+        tries: list[int] = []
+        for column in thinnest:
+            if all(abs(column - t) >= MIN_CUT_SPACING for t in tries):
+                tries.append(column)
+            if len(tries) == CUT_TRIES:
+                break
+        return [_split_at(piece, [left, column, right]) for column in tries]
+    step = piece.width / count
+    edges = [left]
+    for k in range(1, count):
+        lo, hi = int(left + (k - CUT_WINDOW) * step), int(left + (k + CUT_WINDOW) * step) + 1
+        edges.append(lo + int(profile[lo:hi].argmin()))
+    return [_split_at(piece, [*edges, right])]
 
 
 def _box(piece: _Piece, scale: float) -> tuple[int, int, int, int]:
@@ -126,43 +145,58 @@ class Segments:
     cut into touching digits, or two overlapping pieces joined into one digit."""
 
     pieces: list[_Piece]
-    cuts: dict[int, list[_Piece]]  # piece index -> its parts
+    height: int  # of the tallest piece: the digits' height
+    cuts: dict[int, list[list[_Piece]]]  # piece index -> ways to cut it
     joins: dict[tuple[int, int], _Piece]  # (i, i + 1) -> the two as one
 
     def candidates(self) -> list[_Piece]:
-        return [*self.pieces, *(p for parts in self.cuts.values() for p in parts), *self.joins.values()]
+        cut_parts = [p for options in self.cuts.values() for parts in options for p in parts]
+        return [*self.pieces, *cut_parts, *self.joins.values()]
 
 
 def segment(ink: torch.Tensor) -> Segments:
     """Cleaned ink (H, W) split into candidate digit pieces."""
     pieces = _labelled_pieces(ink)
     if not pieces:
-        return Segments([], {}, {})
+        return Segments([], 0, {}, {})
     pieces = sorted(_attach_minors(pieces), key=lambda p: sum(p.columns))
     height = max(p.height for p in pieces)
-    cuts = {i: _cut(p, ink, height) for i, p in enumerate(pieces) if p.width >= CUT_FROM * height}
+    cuts = {i: _cut_options(p, ink, height) for i, p in enumerate(pieces) if p.width >= CUT_FROM * height}
     joins = {
         (i, i + 1): _Piece(a.mask | b.mask)
         for i, (a, b) in enumerate(zip(pieces, pieces[1:], strict=False))
         if a.overlap(b) > 0 and i not in cuts and i + 1 not in cuts
     }
-    return Segments(pieces, {i: parts for i, parts in cuts.items() if len(parts) > 1}, joins)
+    return Segments(pieces, height, {i: o for i, o in cuts.items() if o}, joins)
+
+
+def _product(values: list[float]) -> float:
+    return float(torch.tensor(values).prod())
 
 
 def _choose(segments: Segments, sure) -> list[_Piece]:
-    """The reading the model is surest of, decided piece by piece: a cut is kept when its parts'
-    confidences multiplied beat the whole's, a join when the joined digit's beats the pair's."""
+    """The reading the model is surest of, decided piece by piece. A pair of overlapping pieces is
+    joined when one of them is read less than UNSURE and the joined digit beats the pair's
+    confidences multiplied. A piece wider than one digit usually is, and read less than UNSURE, is
+    cut the best way when the parts' confidences multiplied beat the whole's; one wider than any
+    digit is always cut. (The model reads halves of a digit confidently too: wide zeros exist.)"""
     chosen, i = [], 0
     pieces = segments.pieces
     while i < len(pieces):
         join = segments.joins.get((i, i + 1))
-        if join is not None and sure(join) > sure(pieces[i]) * sure(pieces[i + 1]):
+        pair = [sure(pieces[i]), sure(pieces[i + 1])] if join is not None else []
+        if pair and min(pair) < UNSURE and sure(join) > _product(pair):
             chosen.append(join)
             i += 2
             continue
-        parts = segments.cuts.get(i)
-        whole_wins = parts is None or sure(pieces[i]) >= float(torch.tensor([sure(p) for p in parts]).prod())
-        chosen += [pieces[i]] if whole_wins else parts
+        options = segments.cuts.get(i, [])
+        best = max(options, key=lambda parts: _product([sure(p) for p in parts]), default=None)
+        ratio, whole = pieces[i].width / segments.height, sure(pieces[i])
+        doubtful = ratio > ONE_DIGIT_WIDTH and whole < UNSURE
+        cut = best is not None and (
+            ratio >= NEVER_ONE_DIGIT or (doubtful and _product([sure(p) for p in best]) > whole)
+        )
+        chosen += best if cut else [pieces[i]]
         i += 1
     return chosen
 

@@ -202,3 +202,23 @@ def test_predict_flags_low_confidence(tmp_path):
     seven().save(drawing)
     record = last_json(run_cli("predict", "--checkpoint", untrained, drawing).stdout)
     assert record["confidence"] < 0.6 and record["low_confidence"] is True
+
+
+def test_predict_number_prints_the_number_and_each_digit_with_its_box(tmp_path):
+    from tests.drawings import number
+
+    written, blank, broken = tmp_path / "2026.png", tmp_path / "blank.png", tmp_path / "broken.png"
+    encode_to = {written: number("2026"), blank: number("")}
+    for path, image in encode_to.items():
+        image.save(path)
+    broken.write_bytes(b"not an image")
+    result = run_cli("predict", "--number", written, blank, broken)
+    records = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert result.returncode == 1  # one file was unreadable
+    assert records[0]["number"] == "2026" and [d["digit"] for d in records[0]["digits"]] == [2, 0, 2, 6]
+    assert all(set(d) == {"digit", "confidence", "box"} for d in records[0]["digits"])
+    boxes = [d["box"] for d in records[0]["digits"]]
+    assert all(0 <= x0 < x1 <= 700 and 0 <= y0 < y1 <= 220 for x0, y0, x1, y1 in boxes)
+    assert boxes == sorted(boxes)  # left to right
+    assert records[1] == {"file": str(blank), "number": "", "digits": []}
+    assert set(records[2]) == {"file", "error"}
