@@ -1,10 +1,14 @@
 import streamlit as st
 
 from app_pages import ui
+from core.number import read_number
 from core.predict import predict, predict_batch
 from core.preprocess import MAX_FILE_BYTES, ImageError, open_image
 
 NOTHING_YET = "Nothing drawn yet."
+NUMBER_CANVAS = (700, 220)
+MIN_DIGIT_COLUMNS = 8  # digit crops keep their size for numbers of up to 8 digits
+NUMBER_HINT = "Write a number, digits side by side (a year, a price), or upload a photo of one."
 MAX_UPLOAD_MB = MAX_FILE_BYTES // 2**20
 PREDICTED_UPLOADS_KEY = "predicted_uploads"  # the files Predict Digit was pressed for
 
@@ -15,7 +19,7 @@ if checkpoint is None:
 model = checkpoint.model
 st.caption(f"Model `{checkpoint.path.name}` · {checkpoint.model_config.arch.upper()}")
 
-draw, upload = st.tabs(["Draw", "Upload"])
+draw, number, upload = st.tabs(["Draw", "Number", "Upload"])
 
 
 @st.fragment  # a stroke reruns only this panel, not the page
@@ -33,8 +37,43 @@ def drawing_panel() -> None:
     ui.correction_buttons(prediction, drawing, "canvas", key="canvas")
 
 
+def digit_row(reading) -> None:
+    """Each digit's 28x28 input with what it was read as; unsure ones flagged."""
+    columns = st.columns(max(len(reading.digits), MIN_DIGIT_COLUMNS))
+    for column, digit in zip(columns, reading.digits, strict=False):
+        flag = " ⚠" if digit.low_confidence else ""
+        with column:
+            ui.digit_image(digit.processed.image28, caption=f"{digit.digit} · {digit.confidence:.0%}{flag}")
+    unsure = ", ".join(str(i + 1) for i, d in enumerate(reading.digits) if d.low_confidence)
+    if unsure:
+        st.warning(f"Low confidence on digit {unsure} (⚠): write it more clearly, or apart from the others.")
+
+
+@st.fragment  # a stroke reruns only this panel
+def number_panel() -> None:
+    """A wide canvas (or a photo) of a number, read digit by digit after every stroke."""
+    drawing, _ = ui.drawing_canvas("number-canvas", size=NUMBER_CANVAS)
+    photo = st.file_uploader("…or upload a photo of a number", key="number-upload")
+    source = photo.getvalue() if photo is not None else drawing
+    reading = None
+    try:
+        reading = read_number(model, source) if source is not None else None
+    except ImageError as exc:
+        st.error(f"**{photo.name}**: {exc}")
+    st.metric("Number", reading.number if reading is not None and reading.number else ui.NO_DIGIT)
+    if reading is None:
+        st.info(NUMBER_HINT)
+    elif reading.blank:
+        st.info(ui.NOTHING_DRAWN if photo is None else ui.NOTHING_IN_IMAGE)
+    else:
+        digit_row(reading)
+
+
 with draw:
     drawing_panel()
+
+with number:
+    number_panel()
 
 with upload:
     files = st.file_uploader(

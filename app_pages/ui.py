@@ -253,8 +253,10 @@ def _redraw(key: str, objects: list) -> None:
 def _undo_and_clear(key: str, drawn: list) -> None:
     """Buttons that stay visible on touch screens, where the canvas's own toolbar (shown on hover) is not."""
     row = st.container(horizontal=True)  # side by side on a phone too, where columns stack
-    row.button("Undo", icon=":material/undo:", disabled=not drawn, on_click=_redraw, args=(key, drawn[:-1]))
-    row.button("Clear", icon=":material/delete:", disabled=not drawn, on_click=_redraw, args=(key, []))
+    row.button("Undo", icon=":material/undo:", key=f"{key}-undo", disabled=not drawn, on_click=_redraw,
+               args=(key, drawn[:-1]))  # fmt: skip
+    row.button("Clear", icon=":material/delete:", key=f"{key}-clear", disabled=not drawn, on_click=_redraw,
+               args=(key, []))  # fmt: skip
 
 
 def remember_drawing(png: bytes, strokes: list) -> None:
@@ -264,7 +266,9 @@ def remember_drawing(png: bytes, strokes: list) -> None:
     st.session_state.pop(f"{INSIDE_CANVAS}-initial", None)
 
 
-def drawing_canvas(key: str, opening: dict | None = None) -> tuple[bytes | None, list]:
+def drawing_canvas(
+    key: str, opening: dict | None = None, size: tuple[int, int] = (CANVAS_SIDE, CANVAS_SIDE)
+) -> tuple[bytes | None, list]:
     """A pen-width slider, the canvas and its Undo and Clear buttons: (the PNG drawn, its strokes).
 
     `opening` ({"png", "objects"}, a drawing made on another page) is what the canvas starts with
@@ -278,8 +282,8 @@ def drawing_canvas(key: str, opening: dict | None = None) -> tuple[bytes | None,
         stroke_width=stroke,
         stroke_color="#FFFFFF",
         background_color="#000000",
-        width=CANVAS_SIDE,
-        height=CANVAS_SIDE,
+        width=size[0],
+        height=size[1],
         drawing_mode="freedraw",
         initial_drawing=initial,
         return_image_data=True,

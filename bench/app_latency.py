@@ -106,10 +106,16 @@ def serve_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
             process.wait(timeout=10)
 
 
+def visible_canvas(page):
+    """The drawing canvas in view (a page's other tabs hold canvases of their own); fabric.js draws
+    on its upper canvas, the last of its two."""
+    return page.locator("canvas >> visible=true").last
+
+
 def draw_and_time(page, digit: str, timeout_ms: int = SHOWN_WITHIN_MS) -> float:
     """Draw `digit` (a key of STROKES) on the Predict canvas; ms from mouse-up to it being shown."""
     page.evaluate(RECORD_RELEASE_JS)
-    box = page.locator("canvas").last.bounding_box()  # fabric.js draws on its upper canvas
+    box = visible_canvas(page).bounding_box()
     (x0, y0), *rest = STROKES[digit]
     page.mouse.move(box["x"] + x0, box["y"] + y0)
     page.mouse.down()
@@ -164,7 +170,7 @@ def hover_map_point(page) -> str:
 
 def touch_stroke(page, points: list[tuple[int, int]]) -> None:
     """One finger stroke through canvas pixels `points`, as a phone's touch screen sends it."""
-    box = page.locator("canvas").last.bounding_box()
+    box = visible_canvas(page).bounding_box()
     cdp = page.context.new_cdp_session(page)
 
     def touch(kind: str, x: float | None = None, y: float | None = None) -> None:
@@ -189,7 +195,7 @@ def measure(browser, url: str, strokes: int, pages: int) -> dict:
         page.get_by_text("Nothing drawn yet.").wait_for()
         for i in range(strokes):
             if i:
-                page.locator('button[title="Reset canvas & history"]').click()
+                page.locator('button[title="Reset canvas & history"] >> visible=true').click()
                 page.get_by_text("Nothing drawn").first.wait_for()  # the cleared canvas is blank
                 page.wait_for_timeout(SETTLE_MS)
             (later if i else first).append(draw_and_time(page, "71"[i % 2]))

@@ -19,7 +19,7 @@ from core.evaluate import evaluate
 from core.jobs import STOPPED
 from core.preprocess import DOT, MAX_FILE_BYTES
 from tests.conftest import ROOT, STOP_WITHIN_S, TINY_TEST, end_training, save_untrained_mlp, wait_until
-from tests.drawings import encode, one, pen, seven
+from tests.drawings import encode, number, one, pen, seven
 
 NO_ARROW = Metric.MetricDirection.NONE
 GALLERY_SIZE = 24  # mistakes the Evaluate page shows
@@ -39,12 +39,12 @@ class FakeCanvas:
 
     def __init__(self):
         self.png: bytes | None = None
-        self.initial_drawing: dict | None = None
+        self.initial: dict[str, dict | None] = {}  # canvas key -> its initial drawing
         self.module = types.SimpleNamespace(st_canvas=self.st_canvas)
 
     def st_canvas(self, **kwargs):
-        assert kwargs["return_image_data"] and kwargs["width"] == kwargs["height"] == 280
-        self.initial_drawing = kwargs["initial_drawing"]
+        assert kwargs["return_image_data"] and (kwargs["width"], kwargs["height"]) in ((280, 280), (700, 220))
+        self.initial[kwargs["key"]] = kwargs["initial_drawing"]
         objects = [STROKE, STROKE] if self.png else []
         return types.SimpleNamespace(image_bytes=self.png, json_data={"objects": objects})
 
@@ -236,10 +236,10 @@ def test_undo_and_clear_put_the_drawing_back_on_the_canvas(with_data, canvas):
     app.run()
     button(app, "Undo").click()
     app.run()
-    assert canvas.initial_drawing == {"objects": [STROKE], "revision": 1}  # the last stroke taken off
+    assert canvas.initial["canvas"] == {"objects": [STROKE], "revision": 1}  # the last stroke taken off
     button(app, "Clear").click()
     app.run()
-    assert canvas.initial_drawing == {"objects": [], "revision": 2}  # a new revision: the canvas reloads
+    assert canvas.initial["canvas"] == {"objects": [], "revision": 2}  # a new revision: the canvas reloads
 
 
 def test_upload_predicts_each_file_and_explains_bad_ones(with_data, canvas):
@@ -492,7 +492,7 @@ def test_inside_opens_on_the_predict_drawing_and_shows_the_cnn_layers(with_data,
     canvas.png = None  # Inside's canvas sends nothing until drawn on: it shows Predict's drawing
     app.switch_page("app_pages/inside.py").run()
     assert not app.exception, app.exception
-    assert canvas.initial_drawing == {"objects": [STROKE, STROKE], "revision": 0}
+    assert canvas.initial["inside-canvas"] == {"objects": [STROKE, STROKE], "revision": 0}
     assert predictions(app) == ["7"]
     assert subheaders(app) == [
         "Feature maps", "Units for and against 7", "Map of the test digits", "First-layer filters"
@@ -643,3 +643,20 @@ def test_train_offers_fine_tuning_once_there_are_10_digits_and_reports_before_an
         "MNIST test set",
     ]
     assert load_checkpoint(job.snapshot().checkpoint).metrics["finetune"]["corrections"] == 10
+
+
+def test_number_mode_reads_each_digit_and_flags_none_when_sure(with_data, canvas):
+    canvas.png = encode(number("2026"))
+    app = open_page("app_pages/predict.py")
+    assert [m.value for m in app.metric if m.label == "Number"] == ["2026"]
+    digits = [c for c in gallery(app) if " · " in c and "%" in c]
+    assert [c.split(" · ")[0] for c in digits] == ["2", "0", "2", "6"] and not any("⚠" in c for c in digits)
+
+
+def test_number_mode_reads_a_lone_digit_as_draw_does(with_data, canvas):
+    canvas.png = encode(seven())
+    app = open_page("app_pages/predict.py")
+    assert [m.value for m in app.metric if m.label == "Number"] == ["7"] and predictions(app)[0] == "7"
+    canvas.png = None
+    app.run()
+    assert [m.value for m in app.metric if m.label == "Number"] == ["—"]

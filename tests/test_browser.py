@@ -26,13 +26,14 @@ from bench.app_latency import (
     select_table_rows,
     serve_app,
     touch_stroke,
+    visible_canvas,
 )
 from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
 from core.data import load_split
 from core.evaluate import evaluate
 from core.preprocess import DOT
 from tests.conftest import ROOT
-from tests.drawings import encode, one
+from tests.drawings import DIGIT_STROKES, encode, one
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -128,8 +129,14 @@ def expect_prediction(page, digit: str) -> None:
 
 
 def app_button(page, label: str):
-    """The page's own button, not the canvas toolbar's hidden icon of the same name."""
-    return page.locator('[data-testid^="stBaseButton"]').filter(has_text=label)
+    """The page's own button in view, not the canvas toolbar's hidden icon of the same name (nor the
+    one of another tab)."""
+    return page.locator('[data-testid^="stBaseButton"] >> visible=true').filter(has_text=label)
+
+
+def upload_input(page):
+    """The Upload tab's file input (the Number tab has one of its own)."""
+    return page.locator('input[type="file"][multiple]')
 
 
 def shot(page, name: str) -> None:
@@ -160,7 +167,7 @@ def test_drawing_a_seven_with_the_mouse(server, page):
 def test_a_single_click_on_the_canvas_is_not_a_digit(server, page):
     open_app(page, server.url, "predict")
     page.get_by_text("Nothing drawn yet.").wait_for(timeout=WAIT_MS)
-    box = page.locator("canvas").last.bounding_box()
+    box = visible_canvas(page).bounding_box()
     page.mouse.click(box["x"] + 140, box["y"] + 140)
     expect(page.get_by_text(f"Not a digit: {DOT}.")).to_be_visible(timeout=WAIT_MS)
     expect_prediction(page, "—")
@@ -173,7 +180,7 @@ def test_a_phone_draws_by_touch_undoes_and_clears_with_visible_buttons(server, p
     expect_prediction(phone, "1")
     touch_stroke(phone, [(60, 45), (150, 40)])  # a bar to its left makes it a 7
     expect_prediction(phone, "7")
-    canvas, metric = phone.locator("canvas").last.bounding_box(), prediction_metric(phone).bounding_box()
+    canvas, metric = visible_canvas(phone).bounding_box(), prediction_metric(phone).bounding_box()
     assert 0 < metric["y"] - (canvas["y"] + canvas["height"]) < 200  # the result just under the canvas
     shot(phone, "predict-phone")
     app_button(phone, "Undo").tap()
@@ -188,7 +195,7 @@ def test_uploading_a_png(server, page, tmp_path):
     image.write_bytes(encode(one()))
     open_app(page, server.url, "predict")
     page.get_by_role("tab", name="Upload").click()
-    page.locator('input[type="file"]').set_input_files(str(image))
+    upload_input(page).set_input_files(str(image))
     page.get_by_role("button", name="Predict Digit").click()
     expect_prediction(page, "1")
     shot(page, "predict-upload")
@@ -210,7 +217,7 @@ def test_an_ordinary_phone_photo_is_read_and_a_too_big_file_says_why(server, pag
     huge.write_bytes(encode(one()) + bytes(21 * 2**20))
     open_app(page, server.url, "predict")
     page.get_by_role("tab", name="Upload").click()
-    page.locator('input[type="file"]').set_input_files([str(photo), str(huge)])
+    upload_input(page).set_input_files([str(photo), str(huge)])
     page.get_by_role("button", name="Predict Digit").click()
     expect_prediction(page, "7")
     expect(page.get_by_text("huge.png: the file is larger than 20 MB")).to_be_visible(timeout=WAIT_MS)
@@ -372,3 +379,26 @@ def test_a_drawing_marked_wrong_shows_in_my_digits_and_is_exported(server, page,
         assert [(r["label"], r["predicted"], r["source"]) for r in rows] == [("1", "7", "canvas")]
         assert archive.read(rows[0]["file"]).startswith(b"\x89PNG")
     shot(page, "my-digits")
+
+
+def test_number_mode_reads_2026_written_with_the_mouse(server, page):
+    open_app(page, server.url, "predict")
+    page.get_by_role("tab", name="Number").click()
+    canvas = visible_canvas(page)
+    canvas.wait_for(timeout=WAIT_MS)
+    box = canvas.bounding_box()
+    for i, char in enumerate("2026"):
+        for stroke in DIGIT_STROKES[char]:
+            (x0, y0), *rest = [(box["x"] + 60 + 130 * i + x, box["y"] + 30 + y) for x, y in stroke]
+            page.mouse.move(x0, y0)
+            page.mouse.down()
+            for x, y in rest:
+                page.mouse.move(x, y, steps=8)
+            page.mouse.up()
+    number = (
+        page.locator('[data-testid="stMetric"]')
+        .filter(has_text="Number")
+        .locator('[data-testid="stMetricValue"]')
+    )
+    expect(number).to_have_text("2026", timeout=WAIT_MS)
+    shot(page, "predict-number")
