@@ -17,6 +17,7 @@ from core.data import data_dir_from_env, load_mnist
 from core.devices import resolve_device
 from core.evaluate import evaluate
 from core.inside import build_map, drawing_views
+from core.number import read_number
 from core.predict import call_times_ms, predict, predict_batch
 from core.preprocess import preprocess
 from core.train import EpochReport, train
@@ -61,6 +62,28 @@ def canvas_png() -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()
+
+
+NUMBER_CANVAS = (700, 220)
+NUMBER_DIGITS = 6
+
+
+def number_png() -> bytes:
+    """A 700x220 Number-mode canvas with six 7s written side by side."""
+    image = Image.new("RGBA", NUMBER_CANVAS, (0, 0, 0, 255))
+    draw = ImageDraw.Draw(image)
+    for i in range(NUMBER_DIGITS):
+        x = 40 + 105 * i
+        draw.line([(x, 40), (x + 75, 40), (x + 25, 180)], fill=(255, 255, 255, 255), width=14)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def number_ms_p50(model, samples: int) -> float:
+    """p50 milliseconds to read a 6-digit canvas: segmentation, preprocessing, one forward pass."""
+    png = number_png()
+    return round(statistics.median(call_times_ms(lambda: read_number(model, png), samples, WARMUP_RUNS)), 2)
 
 
 def latency_ms(model, samples: int) -> tuple[float, float]:
@@ -150,6 +173,7 @@ def run(args: argparse.Namespace) -> dict:
         "cnn_predict_ms_p99": cnn_p99,
         "mlp_batch_predict_images_per_s": batch_rate(cpu_mlp),
         "cnn_batch_predict_images_per_s": batch_rate(cpu_cnn),
+        "number_ms_p50": number_ms_p50(cpu_cnn, LATENCY_SAMPLES[mode]),  # the CNN: the default model
         "inspect_ms_p50": max(mlp_inside, cnn_inside),  # the slower model's
         "mlp_inspect_ms_p50": mlp_inside,
         "cnn_inspect_ms_p50": cnn_inside,
@@ -183,6 +207,7 @@ def markdown(r: dict) -> str:
          None),
         ("batch prediction images/s, MLP / CNN", "",
          f"{r['mlp_batch_predict_images_per_s']:,} / {r['cnn_batch_predict_images_per_s']:,}", None),
+        ("read a 6-digit number p50, CNN", "", f"{r['number_ms_p50']} ms", None),
         ("Inside page per drawing p50, MLP / CNN", "",
          f"{r['mlp_inspect_ms_p50']} / {r['cnn_inspect_ms_p50']} ms", None),
         ("embedding map first build, MLP / CNN", "",

@@ -18,6 +18,7 @@ REQUIRED = {
     "app_train_ratio_mlp",
     "app_train_ratio_cnn",
     "inspect_ms_p50",
+    "number_ms_p50",
     "embedding_build_s",
 }
 
