@@ -21,7 +21,7 @@ from torch import nn
 from .preprocess import LOW_CONFIDENCE, Preprocessed, clean_ink, open_image, to_mnist
 
 NUMBER_WORK = (896, 112)  # working size: a wide image keeps 112 px of height, as one digit has
-BRIDGE = 1  # px: strokes this close (twice this apart) are one piece
+BRIDGE = 0  # px: only touching strokes are one piece (a wider bridge joined close digits)
 MINOR_HEIGHT = 0.45  # a piece lower than this share of the tallest belongs to a digit beside it
 DIGIT_ASPECT = 0.7  # a handwritten digit's width over its height, about
 CUT_FROM = 0.9  # a piece at least this times the digits' height wide may be touching digits

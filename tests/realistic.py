@@ -9,6 +9,8 @@ that no pen stroke has.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -129,7 +131,7 @@ def pen_like(digit: np.ndarray) -> bool:
 def pen_like_indices(digits: np.ndarray, count: int, rng: np.random.Generator) -> list[int]:
     """`count` random indices of pen-like digits."""
     order = rng.permutation(len(digits))
-    return [int(i) for i in order if pen_like(digits[i])][:count]
+    return list(itertools.islice((int(i) for i in order if pen_like(digits[i])), count))  # stops at count
 
 
 def path_extent(path: np.ndarray) -> tuple[int, int]:

@@ -40,7 +40,7 @@ def test_a_four_in_two_strokes_and_a_five_with_a_lifted_bar_are_one_digit_each(c
 
 
 def test_touching_digits_are_cut_apart(cnn):
-    png = encode(number("20", gap=-14))  # the strokes run into each other
+    png = encode(number("20", gap=-16))  # the strokes run into each other
     ink, _ = clean_ink(open_image(png), NUMBER_WORK)
     assert len(segment(ink).pieces) == 1  # one piece of ink, cut in two
     assert read_number(cnn, png).number == "20"

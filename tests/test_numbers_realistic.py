@@ -1,0 +1,73 @@
+"""Numbers written with MNIST test digits (tests/realistic_numbers.py), read by the shipped CNN.
+
+Exact-number accuracy by length, by gap kind and on photos, and per-digit accuracy; the floors sit just
+under the figures measured when they were set (docs/numbers.md has the tables).
+"""
+
+from collections import defaultdict
+
+import pytest
+
+from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
+from core.data import load_split, to_pixels
+from core.number import read_number
+from tests.realistic_numbers import number_set
+
+pytestmark = pytest.mark.mnist
+SETS = [  # (length, gap kind, medium, count)
+    (4, "separated", "canvas", 100),
+    (4, "separated", "photo", 100),
+    *[(length, "separated", "canvas", 20) for length in (2, 3, 5, 6, 7, 8)],
+    (4, "overlapping", "canvas", 40),
+    (2, "touching", "canvas", 60),
+]
+FLOORS = {  # exact-number accuracy, percent, just under what was measured (in brackets)
+    "4 digits, separated, canvas": 89.0,  # (91.8)
+    "4 digits, separated, photo": 94.0,  # (96.5)
+    "4 digits, overlapping, canvas": 85.0,  # (88.1)
+    "touching pairs": 15.0,  # (20.0)
+}
+
+
+@pytest.fixture(scope="module")
+def readings(mnist_dir):
+    split = load_split(train=False, data_dir=mnist_dir, download=False)
+    digits = (to_pixels(split.images[:, 0]).clamp(0, 1) * 255).round().byte().numpy()
+    model = load_checkpoint(SHIPPED_MODELS_DIR / "cnn.pt").model
+    out = []
+    for seed, (length, kind, medium, count) in enumerate(SETS):
+        for written in number_set(digits, split.labels.numpy(), count, length, kind, medium, seed=100 + seed):
+            out.append((length, medium, written, read_number(model, written.image).number))
+    return out
+
+
+def _rate(rows) -> float:
+    return 100.0 * sum(read == written.text for _, _, written, read in rows) / max(1, len(rows))
+
+
+def _table(readings) -> dict[str, tuple[float, int]]:
+    groups = defaultdict(list)
+    for row in readings:
+        length, medium, written, _ = row
+        gaps = set(written.kinds)
+        kind = "touching" if "touching" in gaps else "overlapping" if "overlapping" in gaps else "separated"
+        groups[f"{length} digits, {kind}, {medium}"].append(row)
+        groups[f"{kind} gaps, {medium}"].append(row)
+        if kind == "touching" and length == 2:
+            groups["touching pairs"].append(row)
+    return {name: (_rate(rows), len(rows)) for name, rows in sorted(groups.items())}
+
+
+def _digit_rate(readings) -> float:
+    same_length = [(w.text, r) for _, _, w, r in readings if len(r) == len(w.text)]
+    right = sum(a == b for text, read in same_length for a, b in zip(text, read, strict=True))
+    return 100.0 * right / sum(len(w.text) for _, _, w, _ in readings)
+
+
+def test_numbers_written_with_mnist_digits_are_read(readings):
+    table = _table(readings)
+    for name, (rate, count) in table.items():
+        print(f"{name}: {rate:.1f}% of {count}")
+    print(f"digits read right (numbers of the right length): {_digit_rate(readings):.1f}%")
+    for name, floor in FLOORS.items():
+        assert table[name][0] >= floor, (name, table[name])
