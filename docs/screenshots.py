@@ -22,7 +22,9 @@ from bench.app_latency import (
     select_table_rows,
     serve_app,
     touch_stroke,
+    visible_canvas,
 )
+from tests.drawings import DIGIT_STROKES  # the digits the Number browser test writes
 
 DOCS = Path(__file__).resolve().parent
 DESKTOP = {"width": 1400, "height": 1250}
@@ -93,6 +95,30 @@ def _inside_map(page) -> None:
     hover_map_point(page)
 
 
+def _number(page) -> None:
+    page.get_by_text("Nothing drawn yet.").wait_for(timeout=WAIT_MS)
+    page.get_by_role("tab", name="Number").click()
+    box = visible_canvas(page).bounding_box()
+    for i, char in enumerate("2026"):
+        for stroke in DIGIT_STROKES[char]:
+            (x0, y0), *rest = [(box["x"] + 60 + 130 * i + x, box["y"] + 30 + y) for x, y in stroke]
+            page.mouse.move(x0, y0)
+            page.mouse.down()
+            for x, y in rest:
+                page.mouse.move(x, y, steps=8)
+            page.mouse.up()
+    page.get_by_text(re.compile("6 · ")).wait_for(timeout=WAIT_MS)
+
+
+def _marked_wrong(page) -> None:
+    _drawn_seven(page)
+    group = page.get_by_role("tabpanel").locator('[data-testid="stButtonGroup"]')
+    group.get_by_role("radio", name="1", exact=True).click()
+    page.get_by_text("Saved to My digits").wait_for(timeout=WAIT_MS)
+    page.get_by_role("link", name="My digits").click()
+    page.get_by_text(re.compile("a 1 · said 7")).wait_for(timeout=WAIT_MS)
+
+
 DESKTOP_SHOTS = [  # (page, file, what to do first); Train last: its run must not slow the others
     ("predict", "predict-draw.png", _drawn_seven),
     ("evaluate", "evaluate.png", _clicked_cell),
@@ -100,6 +126,8 @@ DESKTOP_SHOTS = [  # (page, file, what to do first); Train last: its run must no
     ("inside", "inside.png", _inside_seven),
     ("inside?model=mlp.pt", "inside-mlp.png", _inside_units),
     ("inside", "inside-map.png", _inside_map),
+    ("predict", "predict-number.png", _number),
+    ("predict", "my-digits.png", _marked_wrong),
     ("train", "train.png", _trained),
 ]
 
