@@ -168,6 +168,24 @@ def hover_map_point(page) -> str:
     return ""
 
 
+NUMBER_ORIGIN, DIGIT_STEP = (60, 30), 130  # canvas px: where the first digit's box starts, and the next's
+
+
+def write_number(page, text: str, strokes: dict[str, list[list[tuple[int, int]]]]) -> None:
+    """Write `text` with the mouse on the canvas in view, digit boxes DIGIT_STEP px apart; `strokes`
+    gives each digit's pen strokes in its own box."""
+    box = visible_canvas(page).bounding_box()
+    for i, char in enumerate(text):
+        for stroke in strokes[char]:
+            x0 = box["x"] + NUMBER_ORIGIN[0] + DIGIT_STEP * i
+            (first_x, first_y), *rest = [(x0 + x, box["y"] + NUMBER_ORIGIN[1] + y) for x, y in stroke]
+            page.mouse.move(first_x, first_y)
+            page.mouse.down()
+            for x, y in rest:
+                page.mouse.move(x, y, steps=MOVE_STEPS)
+            page.mouse.up()
+
+
 def touch_stroke(page, points: list[tuple[int, int]]) -> None:
     """One finger stroke through canvas pixels `points`, as a phone's touch screen sends it."""
     box = visible_canvas(page).bounding_box()

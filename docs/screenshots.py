@@ -23,6 +23,7 @@ from bench.app_latency import (
     serve_app,
     touch_stroke,
     visible_canvas,
+    write_number,
 )
 from tests.drawings import DIGIT_STROKES  # the digits the Number browser test writes
 
@@ -98,15 +99,8 @@ def _inside_map(page) -> None:
 def _number(page) -> None:
     page.get_by_text("Nothing drawn yet.").wait_for(timeout=WAIT_MS)
     page.get_by_role("tab", name="Number").click()
-    box = visible_canvas(page).bounding_box()
-    for i, char in enumerate("2026"):
-        for stroke in DIGIT_STROKES[char]:
-            (x0, y0), *rest = [(box["x"] + 60 + 130 * i + x, box["y"] + 30 + y) for x, y in stroke]
-            page.mouse.move(x0, y0)
-            page.mouse.down()
-            for x, y in rest:
-                page.mouse.move(x, y, steps=8)
-            page.mouse.up()
+    visible_canvas(page).wait_for(timeout=WAIT_MS)
+    write_number(page, "2026", DIGIT_STROKES)
     page.get_by_text(re.compile("6 · ")).wait_for(timeout=WAIT_MS)
 
 

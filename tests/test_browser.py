@@ -27,6 +27,7 @@ from bench.app_latency import (
     serve_app,
     touch_stroke,
     visible_canvas,
+    write_number,
 )
 from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
 from core.data import load_split
@@ -384,17 +385,8 @@ def test_a_drawing_marked_wrong_shows_in_my_digits_and_is_exported(server, page,
 def test_number_mode_reads_2026_written_with_the_mouse(server, page):
     open_app(page, server.url, "predict")
     page.get_by_role("tab", name="Number").click()
-    canvas = visible_canvas(page)
-    canvas.wait_for(timeout=WAIT_MS)
-    box = canvas.bounding_box()
-    for i, char in enumerate("2026"):
-        for stroke in DIGIT_STROKES[char]:
-            (x0, y0), *rest = [(box["x"] + 60 + 130 * i + x, box["y"] + 30 + y) for x, y in stroke]
-            page.mouse.move(x0, y0)
-            page.mouse.down()
-            for x, y in rest:
-                page.mouse.move(x, y, steps=8)
-            page.mouse.up()
+    visible_canvas(page).wait_for(timeout=WAIT_MS)
+    write_number(page, "2026", DIGIT_STROKES)
     number = (
         page.locator('[data-testid="stMetric"]')
         .filter(has_text="Number")
