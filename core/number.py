@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .preprocess import LOW_CONFIDENCE, Preprocessed, clean_ink, open_image, to_mnist
+from .preprocess import LOW_CONFIDENCE, Preprocessed, _pieces, clean_ink, open_image, to_mnist
 
 NUMBER_WORK = (896, 112)  # working size: a wide image keeps 112 px of height, as one digit has
 BRIDGE = 0  # px: only touching strokes are one piece (a wider bridge joined close digits)
@@ -85,8 +85,6 @@ class _Piece:
 
 
 def _labelled_pieces(ink: torch.Tensor) -> list[_Piece]:
-    from .preprocess import _pieces
-
     labels = _pieces(ink > 0, bridge=BRIDGE)
     return [_Piece(labels == i) for i in labels.unique().tolist() if i > 0]
 
