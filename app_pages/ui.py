@@ -23,6 +23,8 @@ MODEL_KEY = "model_path"
 LAST_DRAWING_KEY = "last_drawing"  # Predict's latest drawing {"png", "objects"}: Inside opens on it
 INSIDE_CANVAS = "inside-canvas"
 CANVAS_SIDE = 280
+PEN_WIDTH = 18  # px, the canvas pen's default
+MOBILE_AGENT_TOKEN = "Mobi"  # in the User-Agent of phone browsers (Chrome, Safari, Firefox)
 PRIMARY, MUTED = "#4c9aff", "#7a869a"  # the chosen digit's bar, the others
 POSITIVE, NEGATIVE = "#b2182b", "#2166ac"  # red and blue, as core.inside's diverging colours
 LINK_READ_KEY = "model_link_read"
@@ -266,8 +268,16 @@ def remember_drawing(png: bytes, strokes: list) -> None:
     st.session_state.pop(f"{INSIDE_CANVAS}-initial", None)
 
 
+def on_phone() -> bool:
+    """True when the browser says it runs on a phone (its User-Agent), where a wide canvas would not fit."""
+    return MOBILE_AGENT_TOKEN in st.context.headers.get("User-Agent", "")
+
+
 def drawing_canvas(
-    key: str, opening: dict | None = None, size: tuple[int, int] = (CANVAS_SIDE, CANVAS_SIDE)
+    key: str,
+    opening: dict | None = None,
+    size: tuple[int, int] = (CANVAS_SIDE, CANVAS_SIDE),
+    pen: int = PEN_WIDTH,
 ) -> tuple[bytes | None, list]:
     """A pen-width slider, the canvas and its Undo and Clear buttons: (the PNG drawn, its strokes).
 
@@ -277,7 +287,7 @@ def drawing_canvas(
 
     override = st.session_state.get(f"{key}-initial")
     initial = override or (opening and {"objects": opening["objects"], "revision": 0})
-    stroke = st.slider("Pen width", 5, 40, 18, key=f"{key}-pen")
+    stroke = st.slider("Pen width", 5, 40, pen, key=f"{key}-pen")
     canvas = st_canvas(
         stroke_width=stroke,
         stroke_color="#FFFFFF",

@@ -26,7 +26,7 @@ MINOR_HEIGHT = 0.45  # a piece lower than this share of the tallest belongs to a
 DIGIT_ASPECT = 0.7  # a handwritten digit's width over its height, about
 CUT_FROM = 0.9  # a piece at least this times the digits' height wide may be touching digits
 ONE_DIGIT_WIDTH = 1.1  # a piece up to this times the digits' height wide is taken as one digit
-NEVER_ONE_DIGIT = 1.8  # one this wide never is
+NEVER_ONE_DIGIT = 1.8  # one this wide is cut unless read as one digit far more surely
 CUT_TRIES = 4  # columns tried for cutting two touching digits apart: the thinnest of the middle half
 MIN_CUT_SPACING = 2  # px between two columns tried
 UNSURE = 0.9  # a digit read this surely is not second-guessed by a cut or a join
@@ -177,7 +177,8 @@ def _choose(segments: Segments, sure) -> list[_Piece]:
     joined when one of them is read less than UNSURE and the joined digit beats the pair's
     confidences multiplied. A piece wider than one digit usually is, and read less than UNSURE, is
     cut the best way when the parts' confidences multiplied beat the whole's; one wider than any
-    digit is always cut. (The model reads halves of a digit confidently too: wide zeros exist.)"""
+    digit usually is, is cut unless the whole is read surely and its parts are not (a wide zero).
+    (The model reads halves of a digit confidently too, so confidence alone cannot decide.)"""
     chosen, i = [], 0
     pieces = segments.pieces
     while i < len(pieces):
@@ -191,8 +192,10 @@ def _choose(segments: Segments, sure) -> list[_Piece]:
         best = max(options, key=lambda parts: _product([sure(p) for p in parts]), default=None)
         ratio, whole = pieces[i].width / segments.height, sure(pieces[i])
         doubtful = ratio > ONE_DIGIT_WIDTH and whole < UNSURE
+        parts = _product([sure(p) for p in best]) if best is not None else 0.0
+        surely_one = whole >= UNSURE and parts < UNSURE
         cut = best is not None and (
-            ratio >= NEVER_ONE_DIGIT or (doubtful and _product([sure(p) for p in best]) > whole)
+            (ratio >= NEVER_ONE_DIGIT and not surely_one) or (doubtful and parts > whole)
         )
         chosen += best if cut else [pieces[i]]
         i += 1

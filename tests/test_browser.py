@@ -18,6 +18,7 @@ from playwright.sync_api import expect, sync_playwright
 from bench.app_latency import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    NUMBER_ORIGIN,
     VIEWPORT,
     click_confusion_cell,
     draw_and_time,
@@ -39,7 +40,20 @@ from tests.drawings import DIGIT_STROKES, encode, one
 pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "tests" / "artifacts"
 WAIT_MS = 30_000
-PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
+PHONE_AGENT = (  # Chrome on an Android phone: "Mobile" in it is what phone browsers say
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Mobile Safari/537.36"
+)
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "has_touch": True,
+    "is_mobile": True,
+    "user_agent": PHONE_AGENT,
+}
+PHONE_DIGIT_SCALE, PHONE_DIGIT_STEP = 0.5, 65  # the phone's Number canvas is half as large
+# Canvas px: the digits start below the canvas toolbar, which is invisible until hovered but lies over
+# the top-right corner and takes the touches there (streamlit-drawable-canvas 0.13).
+PHONE_NUMBER_TOP = 30
 ENTER_GRACE_MS = 3_000  # longer than a run takes to show its Stop button
 # What Streamlit logs when its entry script runs outside `streamlit run`, as a training child's did.
 BARE_MODE_WARNINGS = ("missing ScriptRunContext", "Session state does not function", "streamlit run")
@@ -121,6 +135,14 @@ def open_app(page, url: str, path: str = "") -> float:
 def prediction_metric(page):
     tab = page.get_by_role("tabpanel")  # the open tab: the other one has its own metric
     return tab.locator('[data-testid="stMetric"]').filter(has_text="Prediction").first
+
+
+def number_metric(page):
+    return (
+        page.locator('[data-testid="stMetric"]')
+        .filter(has_text="Number")
+        .locator('[data-testid="stMetricValue"]')
+    )
 
 
 def expect_prediction(page, digit: str) -> None:
@@ -387,10 +409,23 @@ def test_number_mode_reads_2026_written_with_the_mouse(server, page):
     page.get_by_role("tab", name="Number").click()
     visible_canvas(page).wait_for(timeout=WAIT_MS)
     write_number(page, "2026", DIGIT_STROKES)
-    number = (
-        page.locator('[data-testid="stMetric"]')
-        .filter(has_text="Number")
-        .locator('[data-testid="stMetricValue"]')
-    )
-    expect(number).to_have_text("2026", timeout=WAIT_MS)
+    expect(number_metric(page)).to_have_text("2026", timeout=WAIT_MS)
     shot(page, "predict-number")
+
+
+def test_a_phone_writes_a_number_by_touch_on_a_canvas_that_fits_its_screen(server, phone):
+    open_app(phone, server.url, "predict")
+    phone.get_by_role("tab", name="Number").click()
+    canvas = visible_canvas(phone)
+    canvas.wait_for(timeout=WAIT_MS)
+    box = canvas.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["viewport"]["width"]  # no sideways scrolling
+    for i, char in enumerate("2026"):
+        left = NUMBER_ORIGIN[0] * PHONE_DIGIT_SCALE + PHONE_DIGIT_STEP * i
+        for stroke in DIGIT_STROKES[char]:
+            points = [
+                (left + x * PHONE_DIGIT_SCALE, PHONE_NUMBER_TOP + y * PHONE_DIGIT_SCALE) for x, y in stroke
+            ]
+            touch_stroke(phone, points)
+    expect(number_metric(phone)).to_have_text("2026", timeout=WAIT_MS)
+    shot(phone, "predict-number-phone")

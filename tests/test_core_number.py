@@ -4,7 +4,7 @@ import pytest
 from PIL import ImageDraw
 
 from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
-from core.number import NUMBER_WORK, read_number, segment
+from core.number import NEVER_ONE_DIGIT, NUMBER_WORK, read_number, segment
 from core.predict import predict
 from core.preprocess import clean_ink, open_image
 from tests.drawings import WHITE, encode, number, seven
@@ -44,6 +44,15 @@ def test_touching_digits_are_cut_apart(cnn):
     ink, _ = clean_ink(open_image(png), NUMBER_WORK)
     assert len(segment(ink).pieces) == 1  # one piece of ink, cut in two
     assert read_number(cnn, png).number == "20"
+
+
+def test_a_zero_twice_as_wide_as_tall_stays_one_digit(cnn):
+    image = number("1")
+    ImageDraw.Draw(image).ellipse([200, 40, 500, 190], outline=WHITE, width=16)  # 300 x 150 px
+    ink, _ = clean_ink(open_image(encode(image)), NUMBER_WORK)
+    segments = segment(ink)
+    assert segments.pieces[1].width >= NEVER_ONE_DIGIT * segments.height  # wide enough to be cut
+    assert read_number(cnn, encode(image)).number == "10"  # the whole is read surely, its parts not
 
 
 def test_a_stray_dot_beside_a_number_is_left_out(cnn):
