@@ -9,6 +9,7 @@ NOTHING_YET = "Nothing drawn yet."
 NUMBER_CANVAS = (700, 220)
 PHONE_NUMBER_CANVAS = (350, 110)  # fits a 390 px wide phone screen beside the page's margins
 PHONE_NUMBER_PEN = 10  # px: the digits are written half as large there
+PHONE_NUMBER_HINT = "Start each digit below the canvas's top-right corner: a touch there goes to its toolbar."
 MIN_DIGIT_COLUMNS = 8  # digit crops keep their size for numbers of up to 8 digits
 NUMBER_HINT = "Write a number, digits side by side (a year, a price), or upload a photo of one."
 MAX_UPLOAD_MB = MAX_FILE_BYTES // 2**20
@@ -57,6 +58,8 @@ def number_panel() -> None:
     phone = ui.on_phone()
     size, pen = (PHONE_NUMBER_CANVAS, PHONE_NUMBER_PEN) if phone else (NUMBER_CANVAS, ui.PEN_WIDTH)
     drawing, _ = ui.drawing_canvas("number-canvas", size=size, pen=pen)
+    if phone:
+        st.caption(PHONE_NUMBER_HINT)
     photo = st.file_uploader("…or upload a photo of a number", key="number-upload")
     source = photo.getvalue() if photo is not None else drawing
     reading = None

@@ -428,4 +428,5 @@ def test_a_phone_writes_a_number_by_touch_on_a_canvas_that_fits_its_screen(serve
             ]
             touch_stroke(phone, points)
     expect(number_metric(phone)).to_have_text("2026", timeout=WAIT_MS)
+    expect(phone.get_by_text("Start each digit below the canvas's top-right corner")).to_be_visible()
     shot(phone, "predict-number-phone")
