@@ -5,7 +5,8 @@ wide image's height. Its ink is split into connected pieces; a small piece (a 5'
 crossbar) joins the digit it lies over; two tall pieces that overlap across the page are read both as
 one digit and as two, and the reading the model is surer of is kept (a 4 in two strokes, against a 7
 leaning over a 1); a piece as wide as a digit is tall is also read cut at its thinnest columns
-(touching digits), and kept whole unless the parts are surer. Every candidate goes through the same
+(touching digits), and cut when a judge trained to tell one digit from touching ones is sure, or the
+parts are read more surely than the whole. Every candidate goes through the same
 MNIST-style normalisation, and all are classified in one forward pass.
 """
 
@@ -18,6 +19,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .number_judge import load_judge, several_digits
 from .preprocess import LOW_CONFIDENCE, Preprocessed, _pieces, clean_ink, open_image, to_mnist
 
 NUMBER_WORK = (896, 112)  # working size: a wide image keeps 112 px of height, as one digit has
@@ -27,10 +29,12 @@ DIGIT_ASPECT = 0.7  # a handwritten digit's width over its height, about
 CUT_FROM = 0.9  # a piece at least this times the digits' height wide may be touching digits
 ONE_DIGIT_WIDTH = 1.1  # a piece up to this times the digits' height wide is taken as one digit
 NEVER_ONE_DIGIT = 1.8  # one this wide is cut unless read as one digit far more surely
-CUT_TRIES = 4  # columns tried for cutting two touching digits apart: the thinnest of the middle half
+CUT_TRIES = 8  # columns tried for cutting two touching digits apart: the thinnest of the middle half
 MIN_CUT_SPACING = 2  # px between two columns tried
 UNSURE = 0.9  # a digit read this surely is not second-guessed by a cut or a join
 CUT_WINDOW = 0.3  # share of a digit's width around its expected edge where the cut is sought
+JUDGE_SURE = 0.99  # the judge (core.number_judge) this sure of several digits cuts a piece ...
+CUT_PARTS_MIN = 0.3  # ... when its parts' confidences multiplied are at least this
 
 ImageSource = bytes | str | os.PathLike | Image.Image
 
@@ -172,13 +176,15 @@ def _product(values: list[float]) -> float:
     return float(torch.tensor(values).prod())
 
 
-def _choose(segments: Segments, sure) -> list[_Piece]:
+def _choose(segments: Segments, sure, several) -> list[_Piece]:
     """The reading the model is surest of, decided piece by piece. A pair of overlapping pieces is
     joined when one of them is read less than UNSURE and the joined digit beats the pair's
-    confidences multiplied. A piece wider than one digit usually is, and read less than UNSURE, is
-    cut the best way when the parts' confidences multiplied beat the whole's; one wider than any
-    digit usually is, is cut unless the whole is read surely and its parts are not (a wide zero).
-    (The model reads halves of a digit confidently too, so confidence alone cannot decide.)"""
+    confidences multiplied. A piece that may hold touching digits is cut the best way when the
+    judge is JUDGE_SURE it holds several (`several`) and the parts are read; when it is wider than
+    one digit usually is, read less than UNSURE, and the parts' confidences multiplied beat the
+    whole's; or when it is wider than any digit usually is, unless the whole is read surely and its
+    parts are not (a wide zero). The digit model reads two touching digits, and halves of one,
+    confidently too, so its confidence alone cannot decide."""
     chosen, i = [], 0
     pieces = segments.pieces
     while i < len(pieces):
@@ -194,16 +200,29 @@ def _choose(segments: Segments, sure) -> list[_Piece]:
         doubtful = ratio > ONE_DIGIT_WIDTH and whole < UNSURE
         parts = _product([sure(p) for p in best]) if best is not None else 0.0
         surely_one = whole >= UNSURE and parts < UNSURE
+        judged_several = several(pieces[i]) >= JUDGE_SURE and parts >= CUT_PARTS_MIN
         cut = best is not None and (
-            (ratio >= NEVER_ONE_DIGIT and not surely_one) or (doubtful and parts > whole)
+            judged_several or (ratio >= NEVER_ONE_DIGIT and not surely_one) or (doubtful and parts > whole)
         )
         chosen += best if cut else [pieces[i]]
         i += 1
     return chosen
 
 
+def _judged(segments: Segments, processed: dict[int, Preprocessed]) -> dict[int, float]:
+    """The judge's probability of several digits for each piece that may be cut (id -> p), in one
+    forward pass; none without a judge."""
+    judge = load_judge()
+    keys = [id(segments.pieces[i]) for i in segments.cuts if not processed[id(segments.pieces[i])].blank]
+    if judge is None or not keys:
+        return {}
+    probabilities = several_digits(judge, torch.cat([processed[key].tensor for key in keys]))
+    return dict(zip(keys, probabilities.tolist(), strict=True))
+
+
 def read_number(model: nn.Module, source: ImageSource) -> NumberReading:
-    """The digits written in an image, left to right; every candidate read in one forward pass."""
+    """The digits written in an image, left to right: every candidate read by the digit model in one
+    forward pass, and the pieces that may hold touching digits by the judge in another."""
     image = open_image(source)
     ink, _ = clean_ink(image, NUMBER_WORK)
     if ink is None:
@@ -217,10 +236,12 @@ def read_number(model: nn.Module, source: ImageSource) -> NumberReading:
         probs = model(torch.cat([processed[key].tensor for key in readable])).softmax(1)
     confidence = dict(zip(readable, probs.max(1).values.tolist(), strict=True))
     said = dict(zip(readable, probs.argmax(1).tolist(), strict=True))
+    several = _judged(segments, processed)
     scale = ink.shape[1] / image.width
+    chosen = _choose(segments, lambda p: confidence.get(id(p), 0.0), lambda p: several.get(id(p), 0.0))
     digits = [
         NumberDigit(said[k], confidence[k], _box(p, scale), processed[k], confidence[k] < LOW_CONFIDENCE)
-        for p in _choose(segments, lambda p: confidence.get(id(p), 0.0))
+        for p in chosen
         if (k := id(p)) in confidence
     ]
     return NumberReading("".join(str(d.digit) for d in digits), digits)

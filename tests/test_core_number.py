@@ -3,6 +3,7 @@
 import pytest
 from PIL import ImageDraw
 
+import core.number
 from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
 from core.number import NEVER_ONE_DIGIT, NUMBER_WORK, read_number, segment
 from core.predict import predict
@@ -44,6 +45,16 @@ def test_touching_digits_are_cut_apart(cnn):
     ink, _ = clean_ink(open_image(png), NUMBER_WORK)
     assert len(segment(ink).pieces) == 1  # one piece of ink, cut in two
     assert read_number(cnn, png).number == "20"
+
+
+@pytest.mark.parametrize("text", ["27", "44", "64", "75"])
+def test_the_judge_cuts_touching_digits_the_digit_model_reads_as_one(cnn, text, monkeypatch):
+    png = encode(number(text, gap=-26))
+    ink, _ = clean_ink(open_image(png), NUMBER_WORK)
+    assert len(segment(ink).pieces) == 1  # the two digits are one piece of ink
+    assert read_number(cnn, png).number == text
+    monkeypatch.setattr(core.number, "load_judge", lambda: None)  # width and confidence alone
+    assert len(read_number(cnn, png).number) == 1
 
 
 def test_a_zero_twice_as_wide_as_tall_stays_one_digit(cnn):
