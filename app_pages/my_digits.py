@@ -140,9 +140,8 @@ if not total:
     st.info("No digits yet: on Predict, mark a prediction Right, or Wrong with its true digit.")
     st.stop()
 choice = st.segmented_control("Show", [ANY, *range(NUM_CLASSES)], default=ANY, key="my-digits-filter")
-examples = list_examples(label=None if choice in (ANY, None) else choice)
-shown = examples[-MAX_SHOWN:][::-1]  # newest first
-st.caption(
-    f"Showing {len(shown)} of {len(examples)}, newest first. Change a label or delete an example below."
-)
+label = None if choice in (ANY, None) else choice
+shown = list_examples(label=label, newest=MAX_SHOWN)
+matching = total if label is None else per_digit[label]
+st.caption(f"Showing {len(shown)} of {matching}, newest first. Change a label or delete an example below.")
 gallery(shown)

@@ -104,7 +104,18 @@ def _connect(path: str | os.PathLike | None) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
+def _version(conn: sqlite3.Connection) -> int | None:
+    """The store's schema version, read without taking the write lock; None for a new file."""
+    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    if conn.execute(query).fetchone() is None:
+        return None
+    row = conn.execute("SELECT version FROM schema_version").fetchone()
+    return row[0] if row else None
+
+
 def _migrate(conn: sqlite3.Connection, file: Path) -> None:
+    if _version(conn) == SCHEMA_VERSION:  # the usual case: readers never wait for a writer
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -198,14 +209,15 @@ def _row(row: tuple) -> Example:
 COLUMNS = "id, label, predicted, confidence, checkpoint, source, created_at, png, input28"
 
 
-def list_examples(path: str | os.PathLike | None = None, label: int | None = None) -> list[Example]:
-    """Every example (or those of one label), oldest first."""
+def list_examples(
+    path: str | os.PathLike | None = None, label: int | None = None, newest: int | None = None
+) -> list[Example]:
+    """Every example (or those of one label), oldest first; or only the `newest` few, newest first."""
+    where, values = ("", []) if label is None else ("WHERE label = ?", [_check_label(label)])
+    order = "ORDER BY id" if newest is None else "ORDER BY id DESC LIMIT ?"
+    values += [] if newest is None else [newest]
     with _connect(path) as conn:
-        if label is None:
-            rows = conn.execute(f"SELECT {COLUMNS} FROM examples ORDER BY id").fetchall()
-        else:
-            query = f"SELECT {COLUMNS} FROM examples WHERE label = ? ORDER BY id"
-            rows = conn.execute(query, (_check_label(label),)).fetchall()
+        rows = conn.execute(f"SELECT {COLUMNS} FROM examples {where} {order}", values).fetchall()
     return [_row(row) for row in rows]
 
 

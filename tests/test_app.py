@@ -595,8 +595,9 @@ def test_my_digits_counts_filters_relabels_deletes_and_exports(with_data, canvas
     app.run()
     assert app.metric[0].value == "3"
     assert gallery(app) == ["a 7 · said 1 (50%)", "a 1 · said 1 (50%)", "a 1 · said 1 (50%)"]
+    assert "Showing 3 of 3, newest first." in texts(app)
     app.get("button_group")[0].set_value(7).run()  # the filter
-    assert gallery(app) == ["a 7 · said 1 (50%)"]
+    assert gallery(app) == ["a 7 · said 1 (50%)"] and "Showing 1 of 1, newest first." in texts(app)
     newest = list_examples(store)[-1].id
     app.selectbox(key=f"relabel-{newest}").set_value(2).run()
     assert [e.label for e in list_examples(store)] == [1, 1, 2] and "is now a 2" in texts(app)

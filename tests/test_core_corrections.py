@@ -93,6 +93,27 @@ def test_relabel_and_delete(db):
         relabel(second, 10, db)
 
 
+def test_the_newest_examples_come_first_and_only_as_many_as_asked(db):
+    drawings = zip(_strokes(5), [1, 7, 1, 7, 1], strict=True)
+    ids = [add_example(_example(image, label), db)[0] for image, label in drawings]
+    assert [e.id for e in list_examples(db, newest=2)] == [ids[4], ids[3]]
+    assert [e.id for e in list_examples(db, label=1, newest=2)] == [ids[4], ids[2]]
+    assert [e.id for e in list_examples(db)] == ids  # without a limit: all of them, oldest first
+
+
+def test_reading_the_store_does_not_wait_for_a_writer(db, monkeypatch):
+    add_example(_example(seven(), 7), db)
+    monkeypatch.setattr(corrections, "BUSY_TIMEOUT_S", 0.1)  # waiting for the lock would fail at once
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another session is saving
+    try:
+        assert counts(db)[7] == 1
+        assert [e.label for e in list_examples(db)] == [7]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
 def test_export_then_import_loses_nothing(db, tmp_path):
     add_example(_example(seven(), 7, predicted=1, confidence=0.55, checkpoint="mlp.pt"), db)
     add_example(_example(one(), 1, source="upload"), db)
