@@ -14,6 +14,7 @@ MIN_DIGIT_COLUMNS = 8  # digit crops keep their size for numbers of up to 8 digi
 NUMBER_HINT = "Write a number, digits side by side (a year, a price), or upload a photo of one."
 MAX_UPLOAD_MB = MAX_FILE_BYTES // 2**20
 PREDICTED_UPLOADS_KEY = "predicted_uploads"  # the files Predict Digit was pressed for
+UPLOAD_RESULTS_KEY = "upload_results"  # (model, files) -> their results, kept across reruns
 
 st.title("Predict")
 checkpoint = ui.active_checkpoint()
@@ -76,6 +77,27 @@ def number_panel() -> None:
         digit_row(reading)
 
 
+def upload_results(files) -> tuple[list[tuple[str, str]], list[tuple]]:
+    """([(name, why it cannot be read)], [(name, prediction, file bytes)]) for the uploaded files,
+    predicted once per model and set of files: a Right or Wrong click does not decode them again."""
+    key = (str(checkpoint.path), tuple(file.file_id for file in files))
+    kept = st.session_state.get(UPLOAD_RESULTS_KEY)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    errors, readable = [], []
+    for file in files:
+        try:
+            readable.append((file.name, open_image(file.getvalue()), file.getvalue()))
+        except ImageError as exc:
+            errors.append((file.name, str(exc)))
+    predictions = predict_batch(model, [image for _, image, _ in readable])
+    results = [
+        (name, prediction, data) for (name, _, data), prediction in zip(readable, predictions, strict=True)
+    ]
+    st.session_state[UPLOAD_RESULTS_KEY] = (key, (errors, results))
+    return errors, results
+
+
 with draw:
     drawing_panel()
 
@@ -92,16 +114,10 @@ with upload:
     if files and st.button("Predict Digit", type="primary"):
         st.session_state[PREDICTED_UPLOADS_KEY] = chosen
     if files and st.session_state.get(PREDICTED_UPLOADS_KEY) == chosen:  # stays while Right/Wrong rerun
-        readable, names, originals = [], [], []
-        for file in files:
-            try:
-                readable.append(open_image(file.getvalue()))
-                names.append(file.name)
-                originals.append(file.getvalue())
-            except ImageError as exc:
-                st.error(f"**{file.name}**: {exc}")
-        predictions = predict_batch(model, readable)
-        for index, (name, prediction, png) in enumerate(zip(names, predictions, originals, strict=True)):
+        errors, results = upload_results(files)
+        for name, error in errors:
+            st.error(f"**{name}**: {error}")
+        for index, (name, prediction, png) in enumerate(results):
             st.divider()
             st.markdown(f"**{name}**")
             ui.show_prediction(prediction, model, key=f"upload-{index}", blank_message=ui.NOTHING_IN_IMAGE)

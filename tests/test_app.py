@@ -10,6 +10,7 @@ import torch
 from streamlit.proto.Metric_pb2 import Metric
 from streamlit.testing.v1 import AppTest
 
+import core.preprocess
 from core import cache, export
 from core.cache import training_slot
 from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
@@ -17,7 +18,7 @@ from core.corrections import DB_ENV, add_example, example_from_image, list_examp
 from core.data import load_split
 from core.evaluate import evaluate
 from core.jobs import STOPPED
-from core.preprocess import DOT, MAX_FILE_BYTES
+from core.preprocess import DOT, MAX_FILE_BYTES, open_image
 from tests.conftest import ROOT, STOP_WITHIN_S, TINY_TEST, end_training, save_untrained_mlp, wait_until
 from tests.drawings import encode, number, one, pen, seven
 
@@ -569,6 +570,25 @@ def test_an_upload_marked_wrong_keeps_its_results_and_is_saved(with_data, canvas
     app.get("button_group")[0].set_value(7).run()
     assert predictions(app) == ["—", "1"]  # the results stay after the click
     assert [(e.label, e.predicted, e.source) for e in list_examples(store)] == [(7, 1, "upload")]
+
+
+def test_a_right_or_wrong_click_does_not_read_the_uploads_again(with_data, canvas, store, monkeypatch):
+    opened = []
+
+    def counting_open_image(source):
+        if isinstance(source, bytes):  # a file decoded, not an image already open
+            opened.append(len(source))
+        return open_image(source)
+
+    monkeypatch.setattr(core.preprocess, "open_image", counting_open_image)
+    app = open_page("app_pages/predict.py")
+    first, second = encode(one()), encode(seven())
+    upload(app, ("one.png", first), ("seven.png", second))
+    assert predictions(app) == ["—", "1", "7"] and opened == [len(first), len(second)]
+    button(app, "Right").click().run()  # the first upload's
+    assert predictions(app) == ["—", "1", "7"]
+    assert opened[2:] == [len(first)]  # read once more, to be saved; neither predicted again
+    assert [e.label for e in list_examples(store)] == [1]
 
 
 def test_a_corrupt_store_does_not_stop_predict(with_data, canvas, store):
