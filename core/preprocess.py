@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
 
 from .data import standardise
 from .errors import UserError, reason
@@ -55,6 +56,7 @@ MIN_DOT_FILL = 0.6
 MAX_DIGIT_FLATNESS = 2.5
 DOT = "a dot or a tap, too small to be a digit"
 DASH = "a flat dash, not a digit"
+EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)  # pieces connect across corners too
 HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 UINT16_MAX = 65535.0
 # Where a 16- or 32-bit greyscale image's values run to, by its mode: the smallest range that holds
@@ -186,17 +188,10 @@ def _touches_frame(mask: torch.Tensor) -> bool:
 
 def _pieces(occupied: torch.Tensor, bridge: int = 0) -> torch.Tensor:
     """Label the 8-connected pieces of a bool grid, joined across gaps of up to 2 x `bridge` cells:
-    0 where empty, else a piece id."""
-    bridged = _max_filter(occupied.float(), bridge)
-    labels = torch.arange(1, occupied.numel() + 1, dtype=torch.float32).view(occupied.shape) * bridged
-    while True:  # each piece takes the largest id in it
-        grown = _max_filter(labels, 1) * bridged
-        # Pointer jumping: also take the label of the cell a label names, a cell of the same piece.
-        named = grown.flatten()[(grown.long() - 1).clamp(min=0)].view(grown.shape)
-        grown = torch.maximum(grown, named * bridged)
-        if torch.equal(grown, labels):
-            return labels * occupied
-        labels = grown
+    0 where empty, else a piece id (float, 1, 2, ...)."""
+    bridged = _max_filter(occupied.float(), bridge) > 0
+    labels, _ = ndimage.label(bridged.numpy(), structure=EIGHT_NEIGHBOURS)
+    return torch.from_numpy(labels).float() * occupied
 
 
 def _frame_edges(ink: torch.Tensor) -> torch.Tensor:
