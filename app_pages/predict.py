@@ -86,8 +86,9 @@ def upload_results(files) -> tuple[list[tuple[str, str]], list[tuple]]:
         return kept[1]
     errors, readable = [], []
     for file in files:
+        data = file.getvalue()
         try:
-            readable.append((file.name, open_image(file.getvalue()), file.getvalue()))
+            readable.append((file.name, open_image(data), data))
         except ImageError as exc:
             errors.append((file.name, str(exc)))
     predictions = predict_batch(model, [image for _, image, _ in readable])

@@ -171,19 +171,31 @@ def hover_map_point(page) -> str:
 NUMBER_ORIGIN, DIGIT_STEP = (60, 30), 130  # canvas px: where the first digit's box starts, and the next's
 
 
+def number_strokes(
+    text: str,
+    strokes: dict[str, list[list[tuple[int, int]]]],
+    origin: tuple[float, float] = NUMBER_ORIGIN,
+    step: float = DIGIT_STEP,
+    scale: float = 1.0,
+) -> list[list[tuple[float, float]]]:
+    """Canvas px of the pen strokes that write `text`: each digit's strokes (`strokes`, in its own
+    box) scaled by `scale`, the first digit's box at `origin`, the next ones `step` px apart."""
+    return [
+        [(origin[0] + step * i + x * scale, origin[1] + y * scale) for x, y in stroke]
+        for i, char in enumerate(text)
+        for stroke in strokes[char]
+    ]
+
+
 def write_number(page, text: str, strokes: dict[str, list[list[tuple[int, int]]]]) -> None:
-    """Write `text` with the mouse on the canvas in view, digit boxes DIGIT_STEP px apart; `strokes`
-    gives each digit's pen strokes in its own box."""
+    """Write `text` with the mouse on the canvas in view, at number_strokes' default place and size."""
     box = visible_canvas(page).bounding_box()
-    for i, char in enumerate(text):
-        for stroke in strokes[char]:
-            x0 = box["x"] + NUMBER_ORIGIN[0] + DIGIT_STEP * i
-            (first_x, first_y), *rest = [(x0 + x, box["y"] + NUMBER_ORIGIN[1] + y) for x, y in stroke]
-            page.mouse.move(first_x, first_y)
-            page.mouse.down()
-            for x, y in rest:
-                page.mouse.move(x, y, steps=MOVE_STEPS)
-            page.mouse.up()
+    for (first_x, first_y), *rest in number_strokes(text, strokes):
+        page.mouse.move(box["x"] + first_x, box["y"] + first_y)
+        page.mouse.down()
+        for x, y in rest:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=MOVE_STEPS)
+        page.mouse.up()
 
 
 def touch_stroke(page, points: list[tuple[int, int]]) -> None:

@@ -54,8 +54,9 @@ def touching_pair(first: torch.Tensor, second: torch.Tensor, overlap: int, shift
     """Two (28, 28) digits in 0..1 side by side, `second` moved `shift` rows down and placed so that
     where the two come closest its ink starts `overlap` px after the first's ends (0: touching,
     negative: overlapping). Returns (28 + 2 MARGIN_PX, W) in 0..1."""
+    moved = torch.roll(second, shift, 0)
     _, right = _row_edges(first)
-    left, _ = _row_edges(torch.roll(second, shift, 0))
+    left, _ = _row_edges(moved)
     both = ~right.isnan() & ~left.isnan()
     offset = int((right - left)[both].max()) + 1 + overlap if both.any() else IMAGE_SIDE // 2
     offset = max(offset, 1)
@@ -63,7 +64,7 @@ def touching_pair(first: torch.Tensor, second: torch.Tensor, overlap: int, shift
     rows = slice(MARGIN_PX, MARGIN_PX + IMAGE_SIDE)
     pair[rows, MARGIN_PX : MARGIN_PX + IMAGE_SIDE] = first
     placed = pair[rows, MARGIN_PX + offset : MARGIN_PX + offset + IMAGE_SIDE]
-    placed.copy_(torch.maximum(placed, torch.roll(second, shift, 0)))
+    placed.copy_(torch.maximum(placed, moved))
     return pair
 
 

@@ -189,7 +189,7 @@ def _touches_frame(mask: torch.Tensor) -> bool:
 def _pieces(occupied: torch.Tensor, bridge: int = 0) -> torch.Tensor:
     """Label the 8-connected pieces of a bool grid, joined across gaps of up to 2 x `bridge` cells:
     0 where empty, else a piece id (float, 1, 2, ...)."""
-    bridged = _max_filter(occupied.float(), bridge) > 0
+    bridged = _max_filter(occupied.float(), bridge) > 0 if bridge else occupied
     labels, _ = ndimage.label(bridged.numpy(), structure=EIGHT_NEIGHBOURS)
     return torch.from_numpy(labels).float() * occupied
 

@@ -24,6 +24,7 @@ from bench.app_latency import (
     draw_and_time,
     hover_map_point,
     measure,
+    number_strokes,
     select_table_rows,
     serve_app,
     touch_stroke,
@@ -420,13 +421,9 @@ def test_a_phone_writes_a_number_by_touch_on_a_canvas_that_fits_its_screen(serve
     canvas.wait_for(timeout=WAIT_MS)
     box = canvas.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["viewport"]["width"]  # no sideways scrolling
-    for i, char in enumerate("2026"):
-        left = NUMBER_ORIGIN[0] * PHONE_DIGIT_SCALE + PHONE_DIGIT_STEP * i
-        for stroke in DIGIT_STROKES[char]:
-            points = [
-                (left + x * PHONE_DIGIT_SCALE, PHONE_NUMBER_TOP + y * PHONE_DIGIT_SCALE) for x, y in stroke
-            ]
-            touch_stroke(phone, points)
+    origin = (NUMBER_ORIGIN[0] * PHONE_DIGIT_SCALE, PHONE_NUMBER_TOP)
+    for points in number_strokes("2026", DIGIT_STROKES, origin, PHONE_DIGIT_STEP, PHONE_DIGIT_SCALE):
+        touch_stroke(phone, points)
     expect(number_metric(phone)).to_have_text("2026", timeout=WAIT_MS)
     expect(phone.get_by_text("Start each digit below the canvas's top-right corner")).to_be_visible()
     shot(phone, "predict-number-phone")
