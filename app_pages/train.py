@@ -6,7 +6,7 @@ import streamlit as st
 
 from app_pages import ui
 from core.cache import cached_checkpoint, training_slot
-from core.config import ModelConfig, default_train_config
+from core.config import AUGMENT_HELP, ModelConfig, default_train_config
 from core.corrections import StoreError, counts, db_path
 from core.data import data_dir_from_env
 from core.devices import available_devices
@@ -173,7 +173,7 @@ with st.form("settings", enter_to_submit=False):  # only the Start button starts
     epochs = left.number_input("Epochs", *EPOCHS_RANGE, key=keys["epochs"])
     batch_size = left.select_slider("Batch size", BATCH_SIZES, key=keys["batch"])
     lr = right.number_input("Peak learning rate", *LR_RANGE, step=LR_STEP, format="%.4f", key=keys["lr"])
-    augment = right.selectbox("Augmentation", STRENGTHS, key=keys["augment"])
+    augment = right.selectbox("Augmentation", STRENGTHS, key=keys["augment"], help=AUGMENT_HELP)
     seed = right.number_input("Seed", *SEED_RANGE, key=keys["seed"])
     devices = available_devices()
     right.selectbox("Device", devices, format_func=lambda d: d.label, key=DEVICE_KEY)  # fastest first

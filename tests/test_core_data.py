@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -9,12 +11,14 @@ from core.data import (
     RAW_FILES,
     DataError,
     MissingDataError,
+    _thin_to_lines,
     _vary_stroke,
     augment,
     batches,
     data_present,
     download_mnist,
     load_mnist,
+    redraw_with_pen,
     split_size,
     standardise,
     to_pixels,
@@ -124,6 +128,34 @@ def _bar_images(n: int = 64) -> torch.Tensor:
     return images
 
 
+def test_thinning_leaves_a_line_one_pixel_thick_as_long_as_the_stroke():
+    mask = torch.zeros(1, 1, 56, 56)
+    mask[:, :, 20:29, 8:48] = 1  # a bar 9 px thick, 40 px long
+    line = _thin_to_lines(mask)[0, 0]
+    thickness = line.sum(0)[line.sum(0) > 0]
+    assert thickness.max() == 1 and len(thickness) >= 30
+    assert line[:20].sum() == 0 and line[29:].sum() == 0  # inside the bar
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3])
+def test_a_redrawn_stroke_has_the_pens_width_whatever_its_width_was(steps):
+    strokes = torch.zeros(2, 1, 28, 28)
+    strokes[0, :, 6:22, 13:15] = 1  # an upright stroke 2 px wide ...
+    strokes[1, :, 6:22, 11:17] = 1  # ... and one 6 px wide
+    redrawn = to_pixels(redraw_with_pen(standardise(strokes), torch.full((2,), steps)))
+    width = redrawn[:, 0, 14].sum(1)  # ink across the middle row, px
+    assert torch.allclose(width, torch.full((2,), steps + 0.5), atol=0.3), width  # (2 steps + 1) / 2
+
+
+def test_the_pen_augmentation_redraws_its_share_of_the_batch():
+    images = _bar_images()
+    ranges = replace(AUGMENTATIONS["pen"], share=0.0)  # re-drawn, not warped
+    out = augment(images, torch.Generator().manual_seed(0), ranges)
+    redrawn = [not torch.equal(out[i], images[i]) for i in range(64)]
+    assert 16 < sum(redrawn) < 48  # about pen_share = half
+    assert (to_pixels(out) > 0.5).flatten(1).sum(1).min() > 0  # every digit keeps its stroke
+
+
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
@@ -139,12 +171,13 @@ def test_stroke_change_on_a_gpu_matches_the_cpu():
 
 @pytest.mark.cuda
 @needs_cuda
-def test_augmenting_on_a_gpu_never_waits_for_it():
+@pytest.mark.parametrize("strength", ["strong", "pen"])
+def test_augmenting_on_a_gpu_never_waits_for_it(strength):
     # A sync per batch (nonzero, item) would stall the GPU between steps.
     images, generator = _bar_images().cuda(), torch.Generator("cuda").manual_seed(0)
     torch.cuda.set_sync_debug_mode("error")
     try:
-        out = augment(images, generator, AUGMENTATIONS["strong"])
+        out = augment(images, generator, AUGMENTATIONS[strength])
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert out.shape == images.shape

@@ -37,7 +37,7 @@ ENLARGED_DIGITS = 1000
 # Floors, percent: the product's targets for drawings, and just under what the shipped models measure
 # on the rest (the targets for photos, CNN 96 and MLP 94, are far below).
 FLOORS = {
-    "cnn": {"canvas": 98.5, "photo": 98.5, "desk": 89.0, "click": 97.5},
+    "cnn": {"canvas": 98.5, "photo": 99.0, "desk": 90.0, "click": 98.0},
     "mlp": {"canvas": 97.5, "photo": 97.0, "desk": 87.0, "click": 97.0},
 }
 

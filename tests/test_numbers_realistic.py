@@ -15,17 +15,19 @@ from tests.realistic_numbers import number_set
 
 pytestmark = pytest.mark.mnist
 SETS = [  # (length, gap kind, medium, count)
-    (4, "separated", "canvas", 300),
+    # About 750 of the 1,000 come out with every gap separated: the target's figure then has a standard
+    # error of 0.8 points (1.5 with the 214 of 300, which put one seed 2.6 points under three others).
+    (4, "separated", "canvas", 1000),
     (4, "separated", "photo", 100),
     *[(length, "separated", "canvas", 20) for length in (2, 3, 5, 6, 7, 8)],
     (4, "overlapping", "canvas", 40),
     (2, "touching", "canvas", 60),
 ]
 FLOORS = {  # exact-number accuracy, percent, just under what was measured (in brackets)
-    "4 digits, separated, canvas": 91.5,  # (93.0 of 214)
-    "4 digits, separated, photo": 94.0,  # (96.5 of 85)
-    "4 digits, overlapping, canvas": 89.5,  # (91.3 of 126)
-    "touching pairs": 57.0,  # (60.0 of 60)
+    "4 digits, separated, canvas": 95.0,  # (95.5 of 749) the target
+    "4 digits, separated, photo": 94.0,  # (95.3 of 85)
+    "4 digits, overlapping, canvas": 91.5,  # (92.8 of 291)
+    "touching pairs": 55.0,  # (58.3 of 60)
 }
 
 
