@@ -13,6 +13,7 @@ import itertools
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+from scipy import ndimage
 
 from tests.drawings import encode
 
@@ -22,6 +23,7 @@ CANVAS_STYLES = ("white_on_black", "black_on_transparent", "white_on_transparent
 MIN_COVERAGE = 0.95  # share of a digit's ink its re-drawn skeleton must cover
 MIN_PIECE = 3  # px of a 28 px skeleton
 PEN_SCALE = 3
+FAST_PNG = 1  # zlib level: the same pixels as the default 6, in a third of the time
 DESK_GREY = (30, 110)  # brightness of the desk past the paper
 DESK_SHARE = (0.03, 0.15)  # width of a desk strip, share of the photo's side
 MAX_DESK_ROOM = 0.8  # of the room between the digit and that side
@@ -38,12 +40,14 @@ def skeleton(digit: np.ndarray, scale: int = 1) -> np.ndarray:
         side = digit.shape[0] * scale
         digit = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC))
     img = np.pad(digit > 100, 1).astype(np.uint8)
+    h, w = img.shape
     changed = True
     while changed:
         changed = False
         for step in (0, 1):
+            around = np.pad(img, 1)  # p[k][y, x] = img[y + dy, x + dx], as views
             p = [
-                np.roll(np.roll(img, -dy, 0), -dx, 1)
+                around[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
                 for dy, dx in [(-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1)]
             ]
             count = sum(p)
@@ -62,25 +66,9 @@ def skeleton(digit: np.ndarray, scale: int = 1) -> np.ndarray:
 
 def _drop_specks(skel: np.ndarray, min_piece: int) -> np.ndarray:
     """Remove skeleton pieces smaller than `min_piece` px: a pen stroke leaves no isolated dots."""
-    keep = np.zeros_like(skel)
-    seen = np.zeros_like(skel)
-    for start in zip(*np.nonzero(skel), strict=True):
-        if seen[start]:
-            continue
-        piece, stack = [], [start]
-        seen[start] = True
-        while stack:
-            y, x = stack.pop()
-            piece.append((y, x))
-            for dy, dx in NEIGHBOURS:
-                q = (y + dy, x + dx)
-                if 0 <= q[0] < skel.shape[0] and 0 <= q[1] < skel.shape[1] and skel[q] and not seen[q]:
-                    seen[q] = True
-                    stack.append(q)
-        if len(piece) >= min_piece:
-            for q in piece:
-                keep[q] = True
-    return keep
+    pieces, _ = ndimage.label(skel, structure=np.ones((3, 3)))  # 8-connected
+    sizes = np.bincount(pieces.ravel())
+    return (sizes >= min_piece)[pieces] & skel
 
 
 def pen_path(digit: np.ndarray) -> np.ndarray:
@@ -163,7 +151,7 @@ def canvas_png(
     image = draw_strokes(path, height, brush, (CANVAS, CANVAS), top_left, ink, bg)
     if stray_click and not _click(image, _drawn_box(top_left, width, height, brush), brush, ink, rng):
         return None
-    return encode(image, "PNG")
+    return encode(image, "PNG", compress_level=FAST_PNG)
 
 
 def _drawn_box(top_left: tuple[float, float], width: float, height: float, brush: float) -> tuple[float, ...]:

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from tests.drawings import WIDE, encode
-from tests.realistic import draw_strokes, path_extent, pen_path
+from tests.realistic import FAST_PNG, draw_strokes, path_extent, pen_path
 
 WHITE, CLEAR, BLACK = (255, 255, 255, 255), (0, 0, 0, 0), (0, 0, 0, 255)
 HEIGHT = 120  # px a digit is drawn at before the number is fitted to the canvas
@@ -112,7 +112,7 @@ def on_canvas(strip: Image.Image, rng: np.random.Generator) -> bytes:
     x = int(rng.uniform(0, WIDE[0] - number.width))
     y = int(rng.uniform(0, WIDE[1] - number.height))
     canvas.alpha_composite(number, (x, y))
-    return encode(canvas, "PNG")
+    return encode(canvas, "PNG", compress_level=FAST_PNG)
 
 
 def photographed(strip: Image.Image, rng: np.random.Generator) -> bytes:
