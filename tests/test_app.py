@@ -325,6 +325,9 @@ def test_a_short_training_run_completes_and_can_be_used(with_data, canvas, model
     app = open_page("app_pages/train.py")
     app.number_input(key="epochs-mlp").set_value(1)
     app.select_slider(key="batch-mlp").set_value(64)
+    augmentation = app.selectbox(key="aug-mlp")
+    assert "pen" in augmentation.options and "even pen" in augmentation.help
+    augmentation.set_value("pen")
     next(b for b in app.button if b.label == "Start training").click()
     app.run()
     job = training_slot().job
@@ -333,6 +336,7 @@ def test_a_short_training_run_completes_and_can_be_used(with_data, canvas, model
     assert not app.exception and "Training finished" in texts(app)
     new = job.snapshot().checkpoint
     assert new.startswith(str(models)) and len(app.get("plotly_chart")) == 2
+    assert load_checkpoint(new).train_config["augment"] == "pen"
     assert any(b.label == "Use as active model" for b in app.button)  # switching: see test_browser
     accuracy = json.loads(app.get("plotly_chart")[1].proto.spec)
     assert accuracy["layout"]["xaxis"]["dtick"] == 1  # whole epochs, never 1.5

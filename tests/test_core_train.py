@@ -96,9 +96,10 @@ def test_seeded_training_is_reproducible_on_cpu(tiny):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_augmented_training_changes_training_and_still_learns(tiny):
+@pytest.mark.parametrize("strength", ["mild", "pen"])
+def test_augmented_training_changes_training_and_still_learns(tiny, strength):
     # The tiny task's bars are 2 px apart, so +-2 px shifts blur classes: well above chance is the bar.
-    config = TrainConfig(epochs=4, batch_size=32, lr=1e-2, augment="mild", device="cpu")
+    config = TrainConfig(epochs=4, batch_size=32, lr=1e-2, augment=strength, device="cpu")
     augmented = train(ModelConfig("mlp"), config, tiny)
     plain = train(ModelConfig("mlp"), TrainConfig(**{**config.__dict__, "augment": "none"}), tiny)
     assert augmented.final.test_accuracy >= 60.0
