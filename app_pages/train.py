@@ -41,6 +41,7 @@ FIELD_KEYS = {  # setup field -> widget key; per-arch keys reset the fields when
     "augment": "aug-{arch}", "seed": "seed",
 }  # fmt: skip
 ARCH_KEY, DEVICE_KEY, LINK_READ_KEY, BUSY_KEY = "arch", "device", "train_link_read", "train_busy"
+SUBMITTED_KEY = "train_fields_submitted"  # {field key: value} as last set by a link, a default or a submit
 
 
 def field_keys(arch: str) -> dict[str, str]:
@@ -70,18 +71,32 @@ def read_link() -> list[str]:
     return notices
 
 
-def fill_defaults(arch: str) -> None:
+def settle_fields(arch: str) -> None:
     """Fields not set by the user or a link start at the arch's recipe (widgets take their value
-    from session state only, so a link's value is never overridden by a default)."""
-    keys = field_keys(arch)
+    from session state only, so a link's value is never overridden by a default), and keep the
+    values last submitted. In the browser, when Start was pressed while the page's first run was
+    still drawing, the full rerun that follows the run's end received every field of the form at
+    its minimum (8 units, 1 epoch, rate 0.00001), and a second Start trained with them. A form's
+    fields change only when it is submitted, and both its buttons record the values then
+    (`remember_fields`), so a field that differs from them is put back."""
+    keys, submitted = field_keys(arch), st.session_state.setdefault(SUBMITTED_KEY, {})
     for name, value in recipe_values(arch).items():
-        st.session_state.setdefault(keys[name], value)
+        key = keys[name]
+        submitted.setdefault(key, st.session_state.setdefault(key, value))
+        if st.session_state[key] != submitted[key]:
+            st.session_state[key] = submitted[key]
+
+
+def remember_fields(keys: dict[str, str]) -> None:
+    """The form's buttons' callback (first thing Start does): these are the fields' values now."""
+    st.session_state[SUBMITTED_KEY].update({key: st.session_state[key] for key in keys.values()})
 
 
 def start_run(arch: str, keys: dict[str, str]) -> None:
     """Start's callback. It runs before the page does, so the page's one run already shows the run
     in progress with Start disabled: a second run to get there redrew the page in the run's first
     second, CPU the run needs on a small machine."""
+    remember_fields(keys)
     values = {name: st.session_state[key] for name, key in keys.items()}
     config = default_train_config(
         arch, epochs=int(values["epochs"]), batch_size=int(values["batch"]), lr=float(values["lr"]),
@@ -162,7 +177,7 @@ if not ui.data_ready():
 for notice in read_link():
     st.warning(f"From the link: {notice}.")
 arch = st.radio("Model", list(ARCH_LABELS), format_func=ARCH_LABELS.get, horizontal=True, key=ARCH_KEY)
-fill_defaults(arch)
+settle_fields(arch)
 keys = field_keys(arch)
 slot = training_slot()
 slot.warm_up()
@@ -181,7 +196,7 @@ with st.form("settings", enter_to_submit=False):  # only the Start button starts
     buttons[0].form_submit_button(
         "Start training", type="primary", disabled=running, on_click=start_run, args=(arch, keys)
     )
-    share = buttons[1].form_submit_button("Share these settings")
+    share = buttons[1].form_submit_button("Share these settings", on_click=remember_fields, args=(keys,))
 
 setup = {"arch": arch, "hidden": hidden, "epochs": epochs, "batch": batch_size, "lr": lr, "augment": augment,
          "seed": seed}  # fmt: skip

@@ -258,11 +258,22 @@ def test_pressing_enter_in_a_train_field_starts_nothing(server, page):
     assert not list(server.models.glob("*.pt"))
 
 
+LONG_RUN = "train?epochs=40"  # a few seconds on the tiny set, so that the page polls the run
+LONG_RUN_FIELDS = {"Hidden units / classifier width": "128", "Epochs": "40", "Peak learning rate": "0.0050"}
+
+
 def test_training_to_the_end_and_using_the_model(training_server, page, browser):
-    open_app(page, training_server.url, "train")
-    page.get_by_role("button", name="Start training").click()
+    warm = browser.new_context(viewport=VIEWPORT).new_page()  # a server that answers at once ...
+    open_app(warm, training_server.url, "train")
+    expect(warm.locator(".js-plotly-plot")).to_have_count(2, timeout=WAIT_MS)
+    warm.context.close()
+    open_app(page, training_server.url, LONG_RUN)
+    page.get_by_role("button", name="Start training").click()  # ... while the page is still drawing
     page.get_by_text("Training finished").wait_for(timeout=WAIT_MS)
     expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=WAIT_MS)  # loss and accuracy
+    page.wait_for_timeout(1000)
+    for label, value in LONG_RUN_FIELDS.items():  # the form still holds the run's settings, not minimums
+        expect(page.get_by_label(label)).to_have_value(value)
     shot(page, "train")
     page.get_by_role("button", name="Use as active model").click()
     picker = page.get_by_role("combobox", name="Active model")
