@@ -112,6 +112,8 @@ with upload:
         key="uploads",
     )
     chosen = [file.file_id for file in files or []]
+    if not files:  # the results of removed uploads would keep their bytes alive
+        st.session_state.pop(UPLOAD_RESULTS_KEY, None)
     if files and st.button("Predict Digit", type="primary"):
         st.session_state[PREDICTED_UPLOADS_KEY] = chosen
     if files and st.session_state.get(PREDICTED_UPLOADS_KEY) == chosen:  # stays while Right/Wrong rerun

@@ -60,8 +60,8 @@ AUGMENTATIONS["pen"] = replace(AUGMENTATIONS["strong"], pen_share=0.5)
 AUGMENT_HELP = (
     "Random changes to half of each batch. mild: small turns, stretches and shifts; strong: larger "
     "ones (the CNN's default); pen: strong, and half of each batch first re-drawn along its skeleton "
-    "with an even pen, as the canvas draws: reads drawings better; an epoch takes 2.5 times as long "
-    "on a CPU."
+    "with an even pen, as the canvas draws: reads drawings better; an epoch takes more than twice as "
+    "long on a CPU."
 )
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 
+from core.preprocess import EIGHT_NEIGHBOURS
 from tests.drawings import encode
 
 CANVAS = 280
@@ -66,7 +67,7 @@ def skeleton(digit: np.ndarray, scale: int = 1) -> np.ndarray:
 
 def _drop_specks(skel: np.ndarray, min_piece: int) -> np.ndarray:
     """Remove skeleton pieces smaller than `min_piece` px: a pen stroke leaves no isolated dots."""
-    pieces, _ = ndimage.label(skel, structure=np.ones((3, 3)))  # 8-connected
+    pieces, _ = ndimage.label(skel, structure=EIGHT_NEIGHBOURS)
     sizes = np.bincount(pieces.ravel())
     return (sizes >= min_piece)[pieces] & skel
 
