@@ -5,12 +5,15 @@ import streamlit as st
 from app_pages import ui
 from core.cache import cpu_threads
 
-st.set_page_config(page_title="MNIST Digit Recognizer", page_icon=":material/draw:", layout="wide")
+APP_NAME = "MNIST Digit Recognizer"
+HOME = "Home"
+
+st.set_page_config(page_title=APP_NAME, page_icon=":material/draw:", layout="wide")
 cpu_threads()
 
 navigation = st.navigation(
     [
-        st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("app_pages/home.py", title=HOME, icon=":material/home:", default=True),
         st.Page("app_pages/train.py", title="Train", icon=":material/monitoring:"),
         st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
         st.Page("app_pages/predict.py", title="Predict", icon=":material/draw:"),
@@ -19,7 +22,10 @@ navigation = st.navigation(
         st.Page("app_pages/models.py", title="Models", icon=":material/inventory_2:"),
     ]
 )
+if navigation.title != HOME:  # each page's browser tab says which page it is
+    st.set_page_config(page_title=f"{navigation.title} · {APP_NAME}")
 ui.model_picker()
+ui.state_upload_limit_once()
 try:
     navigation.run()
 finally:  # after the page: a page switch clears the query parameters set before it

@@ -119,6 +119,10 @@ def why_dialog(mistake: Mistake, model) -> None:
     st.caption("Orange marks the pixels that pushed the model towards that digit (integrated gradients).")
 
 
+def showing_all(count: int) -> str:
+    return "Showing the 1 mistake." if count == 1 else f"Showing all {count:,} mistakes."
+
+
 def mistakes_gallery(report: EvalReport, model) -> None:
     st.subheader("Mistakes, most confident first")
     choices = [ANY, *range(NUM_CLASSES)]
@@ -133,7 +137,7 @@ def mistakes_gallery(report: EvalReport, model) -> None:
     elif len(mistakes) > GALLERY_SIZE:
         st.caption(f"Showing the {GALLERY_SIZE} most confident of {len(mistakes):,} mistakes. {OPEN_HINT}")
     else:
-        st.caption(f"Showing all {len(mistakes):,} mistakes. {OPEN_HINT}")
+        st.caption(f"{showing_all(len(mistakes))} {OPEN_HINT}")
     images = test_split().images
     cols = st.columns(GALLERY_COLUMNS)
     for i, mistake in enumerate(mistakes[:GALLERY_SIZE]):

@@ -20,10 +20,9 @@ from core.inside import (
 )
 from core.models import NUM_CLASSES
 from core.predict import Prediction, predict
-from core.preprocess import MAX_FILE_BYTES, ImageError
+from core.preprocess import ImageError
 
 NOTHING_YET = "Draw a digit, or upload one: every view below follows it."
-MAX_UPLOAD_MB = MAX_FILE_BYTES // 2**20
 TEMPLATE_SCALE = 3  # 28x28 templates in the mosaic, enlarged pixel-sharp
 FEATURE_MAP_WIDTH = 720
 UNIT_WIDTH = 112  # a top unit's template, 4x
@@ -254,12 +253,13 @@ def read_input(drawing: bytes | None, upload) -> tuple[Prediction | None, str]:
 
 @st.fragment  # a stroke reruns only the views, not the page
 def views() -> None:
+    ui.rerun_if_model_gone(checkpoint)
     left, right = st.columns([1, 2])
     with left:
         drawing, _ = ui.drawing_canvas(ui.INSIDE_CANVAS, st.session_state.get(ui.LAST_DRAWING_KEY))
         upload = st.file_uploader(
-            f"…or upload an image (up to {MAX_UPLOAD_MB} MB); it is shown instead of the drawing",
-            key="inside-upload",
+            f"…or upload an image (up to {ui.MAX_UPLOAD_MB} MB); it is shown instead of the drawing",
+            key=ui.INSIDE_UPLOAD,
         )
     prediction, blank_message = read_input(drawing, upload)
     embedding = cached_embedding_map(checkpoint.path) if data_present() else None

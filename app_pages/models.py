@@ -21,24 +21,21 @@ CURVE_COLOURS = plotly.colors.qualitative.D3  # distinct hues: the curves cross
 CURVES = {"test_accuracy": "Test accuracy per epoch (%)", "train_loss": "Training loss per epoch"}
 
 
-def _origin(info: CheckpointInfo) -> str:
-    return "shipped" if info.shipped else "trained here"
-
-
 def model_table(infos: list[CheckpointInfo]) -> list[int]:
-    """One row per checkpoint; returns the rows the user selected."""
+    """One row per checkpoint, where a model comes from next to its name; returns the rows the user
+    selected."""
     rows = {
         "name": [Path(i.path).name for i in infos],
+        "origin": [i.origin for i in infos],
+        "test accuracy": [i.test_accuracy for i in infos],
         "arch": [i.arch.upper() for i in infos],
         "shape": [i.shape for i in infos],
         "parameters": [i.parameters for i in infos],
         "file MB": [i.file_bytes / MB for i in infos],
-        "test accuracy": [i.test_accuracy for i in infos],
         "train s": [i.train_seconds for i in infos],
+        "predict ms": [cached_latency_ms(i.path) for i in infos],
         "device": [i.device for i in infos],
         "date (UTC)": [i.created_at.replace("T", " ")[:16] for i in infos],
-        "predict ms": [cached_latency_ms(i.path) for i in infos],
-        "origin": [_origin(i) for i in infos],
     }
     event = st.dataframe(
         rows,
@@ -47,6 +44,7 @@ def model_table(infos: list[CheckpointInfo]) -> list[int]:
         selection_mode="multi-row",
         key=TABLE_KEY,
         column_config={
+            "origin": st.column_config.TextColumn(width="medium"),
             "parameters": st.column_config.NumberColumn(format="localized"),
             "file MB": st.column_config.NumberColumn(format="%.2f"),
             "test accuracy": st.column_config.NumberColumn(format="%.2f%%"),
@@ -115,7 +113,7 @@ def actions(info: CheckpointInfo) -> None:
         "Active" if active else "Make active", on_click=ui.make_active, args=(info.path,), disabled=active
     )
     # Callables are read on click only: no file is read and no ONNX exported on every rerun.
-    cols[1].download_button("Download .pt", Path(info.path).read_bytes, file_name=name)
+    cols[1].download_button("Download .pt", Path(info.path).read_bytes, file_name=name, on_click=ui.KEEP_PAGE)
     exportable = onnx_available()
     cols[2].download_button(
         "Download ONNX",
@@ -124,6 +122,7 @@ def actions(info: CheckpointInfo) -> None:
         mime="application/octet-stream",
         help=ONNX_HELP if exportable else NEEDS,
         disabled=not exportable,
+        on_click=ui.KEEP_PAGE,
     )
     protected = "Shipped models come with the app and cannot be deleted." if info.shipped else None
     if cols[3].button("Delete", disabled=info.shipped, help=protected):

@@ -110,6 +110,7 @@ def export_and_import(total: int) -> None:
             icon=":material/download:",
             disabled=not total,
             help="PNGs, plus labels.csv: file, label, predicted, confidence, source, time",
+            on_click=ui.KEEP_PAGE,
         )
     with right:
         upload = st.file_uploader(

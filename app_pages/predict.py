@@ -3,16 +3,15 @@ import streamlit as st
 from app_pages import ui
 from core.number import read_number
 from core.predict import predict, predict_batch
-from core.preprocess import MAX_FILE_BYTES, ImageError, open_image
+from core.preprocess import ImageError, open_image
 
 NOTHING_YET = "Nothing drawn yet."
 NUMBER_CANVAS = (700, 220)
 PHONE_NUMBER_CANVAS = (350, 110)  # fits a 390 px wide phone screen beside the page's margins
 PHONE_NUMBER_PEN = 10  # px: the digits are written half as large there
-PHONE_NUMBER_HINT = "Start each digit below the canvas's top-right corner: a touch there goes to its toolbar."
+PHONE_NUMBER_HINT = "The grey corner belongs to the canvas's toolbar: start each digit outside it."
 MIN_DIGIT_COLUMNS = 8  # digit crops keep their size for numbers of up to 8 digits
 NUMBER_HINT = "Write a number, digits side by side (a year, a price), or upload a photo of one."
-MAX_UPLOAD_MB = MAX_FILE_BYTES // 2**20
 PREDICTED_UPLOADS_KEY = "predicted_uploads"  # the files Predict Digit was pressed for
 UPLOAD_RESULTS_KEY = "upload_results"  # (model, files) -> their results, kept across reruns
 
@@ -29,6 +28,7 @@ draw, number, upload = st.tabs(["Draw", "Number", "Upload"])
 @st.fragment  # a stroke reruns only this panel, not the page
 def drawing_panel() -> None:
     """Canvas, its controls and the result beside it (below it on a phone), predicted after every stroke."""
+    ui.rerun_if_model_gone(checkpoint)
     left, right = st.columns([1, 2])
     with left:
         drawing, strokes = ui.drawing_canvas("canvas")
@@ -56,12 +56,15 @@ def digit_row(reading) -> None:
 @st.fragment  # a stroke reruns only this panel
 def number_panel() -> None:
     """A wide canvas (or a photo) of a number, read digit by digit after every stroke."""
+    ui.rerun_if_model_gone(checkpoint)
     phone = ui.on_phone()
     size, pen = (PHONE_NUMBER_CANVAS, PHONE_NUMBER_PEN) if phone else (NUMBER_CANVAS, ui.PEN_WIDTH)
     drawing, _ = ui.drawing_canvas("number-canvas", size=size, pen=pen)
     if phone:
         st.caption(PHONE_NUMBER_HINT)
-    photo = st.file_uploader("…or upload a photo of a number", key="number-upload")
+    photo = st.file_uploader(
+        f"…or upload a photo of a number (up to {ui.MAX_UPLOAD_MB} MB)", key=ui.NUMBER_UPLOAD
+    )
     source = photo.getvalue() if photo is not None else drawing
     reading = None
     try:
@@ -107,9 +110,9 @@ with number:
 
 with upload:
     files = st.file_uploader(
-        f"Images of digits (PNG, JPEG, WebP, BMP, GIF, …), up to {MAX_UPLOAD_MB} MB each",
+        f"Images of digits (PNG, JPEG, WebP, BMP, GIF, …), up to {ui.MAX_UPLOAD_MB} MB each",
         accept_multiple_files=True,
-        key="uploads",
+        key=ui.DIGIT_UPLOADS,
     )
     chosen = [file.file_id for file in files or []]
     if not files:  # the results of removed uploads would keep their bytes alive

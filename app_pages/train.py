@@ -27,7 +27,6 @@ from core.share import (
 LOSS_POLL_S = 1.0  # the loss curve moves once a second
 ACCURACY_POLL_S = 3.0  # a finished epoch's accuracy shows within 3 s
 ARCH_LABELS = {"mlp": "MLP (784-hidden-10)", "cnn": "CNN"}
-JOB_KEY = "training_job_id"
 LR_STEP = 1e-3
 YOUR_RUN_IS_GOING = "Your run is still going: press Stop to end it first."
 # Distinct hues, not two shades of one: the curves cross.
@@ -36,6 +35,7 @@ COLOURS = {"train": "#4c9aff", "test": "#ff8b3d", "validation": "#36b37e", "loss
 # out twice on every update, most of what a watched run cost the browser.
 CHART_LAYOUT = dict(height=260, margin=dict(l=55, r=10, t=30, b=45, autoexpand=False))
 
+ACCURACY_LEGEND = dict(orientation="h", x=1, xanchor="right", y=0.02, yanchor="bottom")
 FIELD_KEYS = {  # setup field -> widget key; per-arch keys reset the fields when the model changes
     "hidden": "hidden-{arch}", "epochs": "epochs-{arch}", "batch": "batch-{arch}", "lr": "lr-{arch}",
     "augment": "aug-{arch}", "seed": "seed",
@@ -102,27 +102,24 @@ def start_run(arch: str, keys: dict[str, str]) -> None:
         arch, epochs=int(values["epochs"]), batch_size=int(values["batch"]), lr=float(values["lr"]),
         augment=values["augment"], seed=int(values["seed"]), device=st.session_state[DEVICE_KEY].id,
     )  # fmt: skip
+    start_in_slot(ModelConfig(arch, hidden=int(values["hidden"])), config, data_dir_from_env())
+
+
+def start_in_slot(*args, **kwargs) -> None:
+    """Start a run (core.jobs.TrainingSlot.start's arguments), or say why not."""
     slot = training_slot()
     try:
-        job = slot.start(ModelConfig(arch, hidden=int(values["hidden"])), config, data_dir_from_env())
-        st.session_state[JOB_KEY] = id(job)
+        slot.start(*args, **kwargs)
     except BusyError as exc:  # another session started one since this page was drawn, or a double click
-        mine = st.session_state.get(JOB_KEY) == id(slot.job)
-        st.session_state[BUSY_KEY] = YOUR_RUN_IS_GOING if mine else f"{exc.args[0]}.".capitalize()
+        busy = YOUR_RUN_IS_GOING if slot.job.may_stop() else f"{exc.args[0]}.".capitalize()
+        st.session_state[BUSY_KEY] = busy
 
 
 def start_finetune(path: str) -> None:
     """The fine-tune button's callback: a run from the active checkpoint, corrections mixed in."""
     start = cached_checkpoint(path)
     config = finetune_config(start.model_config.arch, device=st.session_state[DEVICE_KEY].id)
-    slot = training_slot()
-    try:
-        job = slot.start(
-            start.model_config, config, data_dir_from_env(), finetune_from=path, corrections=db_path()
-        )
-        st.session_state[JOB_KEY] = id(job)
-    except BusyError as exc:
-        st.session_state[BUSY_KEY] = f"{exc.args[0]}.".capitalize()
+    start_in_slot(start.model_config, config, data_dir_from_env(), finetune_from=path, corrections=db_path())
 
 
 def finetune_offer(running: bool) -> None:
@@ -237,7 +234,10 @@ def accuracy_figure(epochs, total_epochs: int) -> go.Figure:
     figure = go.Figure()
     for name, values in series.items():
         figure.add_scatter(x=x, y=values, mode="lines+markers", name=name, line=dict(color=COLOURS[name]))
-    figure.update_layout(title="Accuracy per epoch (%)", **CHART_LAYOUT)
+    # Inside the plot, bottom right, below the rising curves: the fixed margins leave no room beside it.
+    figure.update_layout(
+        title="Accuracy per epoch (%)", showlegend=True, legend=ACCURACY_LEGEND, **CHART_LAYOUT
+    )
     figure.update_xaxes(title="epoch", range=[0.5, total_epochs + 0.5], dtick=1, automargin=False)
     figure.update_yaxes(automargin=False)
     if not epochs:
@@ -331,7 +331,9 @@ def published(path: str) -> None:
     cols = st.columns(2)
     cols[0].button("Use as active model", on_click=ui.make_active, args=(path,))
     # A callable is read only on click, not on every rerun of this page.
-    cols[1].download_button("Download checkpoint", Path(path).read_bytes, file_name=Path(path).name)
+    cols[1].download_button(
+        "Download checkpoint", Path(path).read_bytes, file_name=Path(path).name, on_click=ui.KEEP_PAGE
+    )
 
 
-panels(st.session_state.get(JOB_KEY) == id(slot.job), running, int(epochs))
+panels(slot.job is not None and slot.job.may_stop(), running, int(epochs))

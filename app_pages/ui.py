@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from core.cache import cached_checkpoint, cached_checkpoint_list
 from core.checkpoint import Checkpoint, CheckpointError, CheckpointInfo, most_accurate
@@ -16,7 +17,7 @@ from core.corrections import StoreError, add_example, example_from_image
 from core.data import DATA_DIR_ENV, RAW_FILES, MissingDataError, data_present, download_mnist, raw_folder
 from core.models import NUM_CLASSES, count_parameters
 from core.predict import Prediction, saliency
-from core.preprocess import ImageError
+from core.preprocess import MAX_FILE_BYTES, ImageError
 from core.share import MODEL_PARAM
 
 MODEL_KEY = "model_path"
@@ -25,10 +26,16 @@ INSIDE_CANVAS = "inside-canvas"
 CANVAS_SIDE = 280
 PEN_WIDTH = 18  # px, the canvas pen's default
 MOBILE_AGENT_TOKEN = "Mobi"  # in the User-Agent of phone browsers (Chrome, Safari, Firefox)
+# Ten bars need no zoom or pan, and on a phone Plotly's toolbar would sit over them.
+NO_TOOLBAR = {"displayModeBar": False}
 PRIMARY, MUTED = "#4c9aff", "#7a869a"  # the chosen digit's bar, the others
 POSITIVE, NEGATIVE = "#b2182b", "#2166ac"  # red and blue, as core.inside's diverging colours
 LINK_READ_KEY = "model_link_read"
+MODEL_GONE_KEY = "model_gone"  # what the sidebar says once when the active model was deleted
 DIGIT_PIXELS = 140  # 28x28 inputs are shown 5x, pixel-sharp
+# A download click does not rerun the page: a rerun replaces the page's download links, and a click on
+# another one before the browser has the new links (a double click, a second download) got no file.
+KEEP_PAGE = "ignore"
 PICKER_HELP = "Shipped models come with the app; trained ones were trained on this server, newest first."
 
 
@@ -48,12 +55,27 @@ def _short_date(created_at: str) -> str:
 
 
 def _ensure_active_model() -> dict[str, str]:
-    """{path: label} of the available models; the active one defaults to the most accurate."""
+    """{path: label} of the available models; the active one defaults to the most accurate, also
+    when the active one has gone (deleted in another session), which the sidebar then says."""
     infos = cached_checkpoint_list()
     labels = {info.path: _model_label(info) for info in infos}
-    if labels and st.session_state.get(MODEL_KEY) not in labels:
-        st.session_state[MODEL_KEY] = most_accurate(infos).path
+    active = st.session_state.get(MODEL_KEY)
+    if labels and active not in labels:
+        fallback = most_accurate(infos).path
+        if active:
+            st.session_state[MODEL_GONE_KEY] = (
+                f"`{Path(active).name}` is no longer on this server (it was deleted): "
+                f"using the default, `{Path(fallback).name}`."
+            )
+        st.session_state[MODEL_KEY] = fallback
     return labels
+
+
+def rerun_if_model_gone(checkpoint: Checkpoint) -> None:
+    """In a fragment, which reruns alone: a model deleted since the page ran reruns the whole page,
+    which falls back to the default model and says so."""
+    if str(checkpoint.path) not in {info.path for info in cached_checkpoint_list()}:
+        st.rerun(scope="app")
 
 
 def _read_model_link(paths: list[str]) -> None:
@@ -71,10 +93,26 @@ def _read_model_link(paths: list[str]) -> None:
         st.sidebar.warning(f"The link's model `{name}` is not on this server: using the default.")
 
 
+# The image uploaders' keys. Their labels state the app's 20 MB limit (core.preprocess); their drop
+# zones would state the server's larger one (.streamlit/config.toml), which only lets a bigger file
+# reach the page to be refused there by name: that line is hidden, so the limit is stated once.
+MAX_UPLOAD_MB = MAX_FILE_BYTES // 2**20
+DIGIT_UPLOADS, NUMBER_UPLOAD, INSIDE_UPLOAD = "uploads", "number-upload", "inside-upload"
+IMAGE_UPLOADS = (DIGIT_UPLOADS, NUMBER_UPLOAD, INSIDE_UPLOAD)
+DROPZONE_LIMIT = '[data-testid="stFileUploaderDropzoneInstructions"]'
+
+
+def state_upload_limit_once() -> None:
+    hidden = ", ".join(f".st-key-{key} {DROPZONE_LIMIT}" for key in IMAGE_UPLOADS)
+    st.html(f"<style>{hidden} {{ display: none; }}</style>")
+
+
 def model_picker() -> None:
     """Sidebar selector of the active model, shared by every page through session state."""
     labels = _ensure_active_model()
     _read_model_link(list(labels))
+    if gone := st.session_state.pop(MODEL_GONE_KEY, None):
+        st.sidebar.warning(gone)
     if not labels:
         st.sidebar.warning("No trained models yet: train one on the Train page.")
         return
@@ -228,9 +266,10 @@ def prediction_details(prediction: Prediction | None, model, key: str) -> None:
     Drawn before the first stroke too (empty), so that the chart's frontend code is loaded and the
     first prediction shows as fast as the next ones."""
     if prediction is None or prediction.blank:
-        st.plotly_chart(probability_chart(EMPTY_PROBABILITIES, None), key=f"{key}-probs")
+        st.plotly_chart(probability_chart(EMPTY_PROBABILITIES, None), key=f"{key}-probs", config=NO_TOOLBAR)
         return
-    st.plotly_chart(probability_chart(prediction.probabilities, prediction.digit), key=f"{key}-probs")
+    chart = probability_chart(prediction.probabilities, prediction.digit)
+    st.plotly_chart(chart, key=f"{key}-probs", config=NO_TOOLBAR)
     heat = saliency(model, prediction.processed.tensor, prediction.digit)
     st.image(stage_strip(prediction, heat), caption=" · ".join(STAGE_CAPTIONS))
 
@@ -268,6 +307,22 @@ def remember_drawing(png: bytes, strokes: list) -> None:
     st.session_state.pop(f"{INSIDE_CANVAS}-initial", None)
 
 
+# On a touch screen the canvas's toolbar, invisible until hovered, lies over its top-right corner and
+# takes the touches there (streamlit-drawable-canvas 0.13; its card measured 133x30 px, 22 px of it
+# over the canvas): that corner is shown as not for drawing.
+TOOLBAR_CORNER = (140, 26)  # px, width and height, with a few px to spare
+TOOLBAR_CORNER_GREY = (70, 72, 82)
+
+
+@functools.cache
+def toolbar_corner_background(size: tuple[int, int]) -> Image.Image:
+    """A black canvas background whose top-right corner, where the toolbar takes touches, is grey."""
+    image = Image.new("RGB", size, (0, 0, 0))
+    width, height = TOOLBAR_CORNER
+    ImageDraw.Draw(image).rectangle([size[0] - width, 0, size[0] - 1, height - 1], fill=TOOLBAR_CORNER_GREY)
+    return image
+
+
 def on_phone() -> bool:
     """True when the browser says it runs on a phone (its User-Agent), where a wide canvas would not fit."""
     return MOBILE_AGENT_TOKEN in st.context.headers.get("User-Agent", "")
@@ -282,7 +337,9 @@ def drawing_canvas(
     """A pen-width slider, the canvas and its Undo and Clear buttons: (the PNG drawn, its strokes).
 
     `opening` ({"png", "objects"}, a drawing made on another page) is what the canvas starts with
-    until Undo or Clear. The canvas sends only what is drawn on it, so until then `opening` stands in."""
+    until Undo or Clear. The canvas sends only what is drawn on it, so until then `opening` stands in.
+    On a phone the toolbar's corner is marked on the background, which is not part of the PNG (then
+    transparent but for the ink)."""
     from streamlit_drawable_canvas import st_canvas  # tests stand in for it
 
     override = st.session_state.get(f"{key}-initial")
@@ -292,6 +349,7 @@ def drawing_canvas(
         stroke_width=stroke,
         stroke_color="#FFFFFF",
         background_color="#000000",
+        background_image=toolbar_corner_background(size) if on_phone() else None,
         width=size[0],
         height=size[1],
         drawing_mode="freedraw",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 import tempfile
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .errors import UserError
+from .errors import UserError, WriteError, reason
 from .models import build_model, count_parameters
 
 FORMAT_VERSION = 1
@@ -29,6 +30,8 @@ SUFFIX = ".pt"
 # What torch.load(weights_only=True) says when a file asks to import code.
 WEIGHTS_ONLY_REFUSAL = "Unsupported global"
 REQUIRED_KEYS = ("format", "state_dict", "model_config", "metrics")
+RECORDED_PACKAGES = ("torch", "torchvision")  # versions a checkpoint records
+UNKNOWN_VERSION = "unknown"
 
 
 class CheckpointError(UserError, ValueError):
@@ -68,18 +71,31 @@ class CheckpointInfo:
     shape: str  # ModelConfig.shape
     file_bytes: int
     train_seconds: float | None  # None for a model that does not say
+    finetuned_from: str | None = None  # the file name of the model it was fine-tuned from
+
+    @property
+    def origin(self) -> str:
+        """Where the model comes from, in a few words."""
+        if self.shipped:
+            return "shipped"
+        return f"fine-tuned from {self.finetuned_from}" if self.finetuned_from else "trained here"
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def _versions() -> dict:
-    import torchvision
+def _package_version(name: str) -> str:
+    """An installed package's version, read from its metadata without importing it; bookkeeping
+    never costs a trained model, so any failure is "unknown"."""
+    try:
+        return importlib.metadata.version(name)
+    except Exception:  # PackageNotFoundError, a broken install's metadata, ...
+        return UNKNOWN_VERSION
 
-    return {
-        "torch": str(torch.__version__),  # TorchVersion is not a weights-only type
-        "torchvision": str(torchvision.__version__),
-        "python": platform.python_version(),
+
+def _versions() -> dict:
+    return {name: _package_version(name) for name in RECORDED_PACKAGES} | {
+        "python": platform.python_version()
     }
 
 
@@ -107,11 +123,19 @@ def save_checkpoint(
     return write_atomically(path, lambda f: torch.save(payload, f))
 
 
+def _cannot_write(path: Path, exc: OSError) -> WriteError:
+    return WriteError(f"cannot write {path}: {exc.strerror or reason(exc)}")
+
+
 def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     """write(file) into a temp file in path's folder, then os.replace: readers see old or new, never half.
 
-    A killed writer leaves only its temp file; the mode is FILE_MODE (mkstemp's is 0600)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    A killed writer leaves only its temp file; the mode is FILE_MODE (mkstemp's is 0600). A file
+    that cannot be written raises WriteError, one line naming it."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _cannot_write(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -119,6 +143,9 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> Path:
             os.fchmod(f.fileno(), FILE_MODE)
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _cannot_write(path, exc) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -200,6 +227,7 @@ def _info(path: Path) -> CheckpointInfo:
         shape=ckpt.model_config.shape,
         file_bytes=path.stat().st_size,
         train_seconds=ckpt.metrics.get("train_seconds"),
+        finetuned_from=(ckpt.metrics.get("finetune") or {}).get("finetuned_from"),
     )
 
 

@@ -84,19 +84,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError("--corrections goes with --finetune CHECKPOINT")
     start = _finetune_start(args)
     arch = start.model_config.arch if start else args.arch
+    overrides = {k: v for k, v in _train_overrides(args).items() if v is not None}
+    # The settings are checked (ValueError: one line) before MNIST is loaded.
+    if start is None:
+        model_config = ModelConfig(arch=arch, **({"hidden": args.hidden} if args.hidden is not None else {}))
+        config = default_train_config(arch, **overrides)
+    else:
+        config = _finetune_config(start, overrides)
     stop = threading.Event()
     # Ctrl-C stops after the current batch; the partial model is still saved (none before epoch 1:
     # then save_result says so in one line).
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    overrides = {k: v for k, v in _train_overrides(args).items() if v is not None}
-    device = resolve_device(overrides["device"])
+    device = resolve_device(config.device)
     print(f"loading MNIST onto {device}…", file=sys.stderr, flush=True)
     data = load_mnist(args.data_dir, device=device, val_size=args.val_size, download=args.download)
     if start is None:
-        model_config = ModelConfig(arch=arch, **({"hidden": args.hidden} if args.hidden else {}))
-        result = train(model_config, default_train_config(arch, **overrides), data, _progress_printer(), stop)
+        result = train(model_config, config, data, _progress_printer(), stop)
     else:
-        result = _finetune(start, args, overrides, data, stop)
+        result = _finetune(start, args, config, data, stop)
     out = save_result(result, args.out or default_checkpoint_path(arch))
     summary = {
         "checkpoint": str(out),
@@ -124,11 +129,16 @@ def _finetune_start(args: argparse.Namespace):
     return load_checkpoint(args.finetune)
 
 
-def _finetune(start, args, overrides: dict, data, stop):
-    from .finetune import finetune, finetune_config, load_corrections
+def _finetune_config(start, overrides: dict) -> TrainConfig:
+    from .finetune import finetune_config
+
+    return finetune_config(start.model_config.arch, **overrides)
+
+
+def _finetune(start, args, config: TrainConfig, data, stop):
+    from .finetune import finetune, load_corrections
 
     corrections = load_corrections(args.corrections)
-    config = finetune_config(start.model_config.arch, **overrides)
     return finetune(start, corrections, data, config, _progress_printer(), stop)
 
 

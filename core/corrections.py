@@ -34,6 +34,9 @@ INPUT_SIDE = 28
 BUSY_TIMEOUT_S = 30  # how long a writer waits for another's transaction
 LABELS_CSV = "labels.csv"
 CSV_FIELDS = ("file", "label", "predicted", "confidence", "source", "created_at", "checkpoint")
+# A zip made by hand (scans and a labels.csv) needs only these; the other columns may be left out.
+REQUIRED_CSV_FIELDS = ("file", "label")
+HAND_MADE_SOURCE = "upload"  # an image without a source came from a file
 MAX_ZIP_BYTES = 512 * 1024 * 1024  # uncompressed, checked before anything is read
 MAX_ZIP_MEMBERS = 50_000
 
@@ -357,6 +360,11 @@ def _optional(value: str, parse, what: str, line: int):
         raise _refuse(f"{LABELS_CSV} line {line}: bad {what} {value!r}") from exc
 
 
+def _iso_time(value: str) -> str:
+    datetime.fromisoformat(value)  # ValueError when it is no time
+    return value
+
+
 def _confidence(value: str) -> float:
     number = float(value)
     if not 0 <= number <= 1:
@@ -372,7 +380,7 @@ def _rows(archive: zipfile.ZipFile, names: set[str]) -> list[dict]:
         rows = list(reader)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise _refuse(f"{LABELS_CSV} is not readable text ({reason(exc)})") from exc
-    missing = [f for f in CSV_FIELDS[:-1] if f not in (reader.fieldnames or [])]  # checkpoint is optional
+    missing = [f for f in REQUIRED_CSV_FIELDS if f not in (reader.fieldnames or [])]
     if missing:
         raise _refuse(f"{LABELS_CSV} lacks the column(s) {', '.join(missing)}")
     for line, row in enumerate(rows, start=2):
@@ -382,13 +390,13 @@ def _rows(archive: zipfile.ZipFile, names: set[str]) -> list[dict]:
         if row["label"] is None:
             raise _refuse(f"{LABELS_CSV} line {line}: no label")
         row["predicted"] = _optional(
-            row["predicted"], lambda v: _check_label(int(v)), "predicted digit", line
+            row.get("predicted") or "", lambda v: _check_label(int(v)), "predicted digit", line
         )
-        row["confidence"] = _optional(row["confidence"], _confidence, "confidence", line)
+        row["confidence"] = _optional(row.get("confidence") or "", _confidence, "confidence", line)
+        row["source"] = row.get("source") or HAND_MADE_SOURCE
         if row["source"] not in SOURCES:
             raise _refuse(f"{LABELS_CSV} line {line}: unknown source {row['source']!r}")
-        if _optional(row["created_at"], datetime.fromisoformat, "time", line) is None:
-            raise _refuse(f"{LABELS_CSV} line {line}: no time")
+        row["created_at"] = _optional(row.get("created_at") or "", _iso_time, "time", line)
     return rows
 
 

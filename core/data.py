@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import math
 import os
+import socket
 import struct
+import urllib.error
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,9 +144,16 @@ def _fetch_archive(archive: str, md5: str, root: Path) -> None:
             )
             return
         except Exception as exc:  # URLError, OSError, RuntimeError (checksum), ...
-            failures.append(reason(exc))
+            failures.append(download_failure(exc))
     # Every mirror usually fails the same way (no network): say it once.
     raise MissingDataError(raw_folder(root), "; ".join(dict.fromkeys(failures)))
+
+
+def download_failure(exc: BaseException) -> str:
+    """Why a download failed, in words: a network failure says there is no connection."""
+    if isinstance(exc, (urllib.error.URLError, ConnectionError, TimeoutError, socket.gaierror)):
+        return f"no connection to the internet ({reason(exc)})"
+    return reason(exc)
 
 
 def _new_folders(path: Path) -> list[Path]:
@@ -156,22 +165,25 @@ def download_mnist(
     data_dir: str | os.PathLike | None = None, progress: Callable[[int, int], None] | None = None
 ) -> None:
     """Fetch the missing MNIST files, calling progress(files_done, files_total) as they arrive.
-    Raises MissingDataError naming the folder, and leaves no empty folders behind."""
-    from torchvision.datasets import MNIST  # deferred: torchvision is slow to import
-
+    Raises MissingDataError naming the folder and why, whatever failed (an import, the disk, the
+    network), and leaves no empty folders behind."""
     root = data_dir_from_env(data_dir)
     created = _new_folders(raw_folder(root))
     try:
+        from torchvision.datasets import MNIST  # deferred: torchvision is slow to import
+
         for done, (archive, md5) in enumerate(MNIST.resources, 1):
             if not (raw_folder(root) / Path(archive).stem).is_file():
                 _fetch_archive(archive, md5, root)
             if progress:
                 progress(done, len(MNIST.resources))
-    except DataError:
+    except Exception as exc:
         for folder in created:
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
-        raise
+        if isinstance(exc, DataError):
+            raise
+        raise MissingDataError(raw_folder(root), download_failure(exc)) from exc
 
 
 def read_idx(path: Path) -> torch.Tensor:

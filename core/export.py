@@ -62,7 +62,4 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx") ->
     if fmt not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose from {', '.join(EXPORT_FORMATS)}")
     data = onnx_bytes(model)
-    try:
-        return write_atomically(Path(out), lambda f: f.write(data))
-    except OSError as exc:
-        raise ExportError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    return write_atomically(Path(out), lambda f: f.write(data))  # WriteError: one line naming `out`

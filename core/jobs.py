@@ -31,6 +31,11 @@ STANDBY_S = 600
 STANDBY_USE_S = STANDBY_S - 60
 
 
+# Who acts: a signed-in person's email, or LOCAL_USER where nobody signs in (a local run), who is
+# the one user and may do everything.
+LOCAL_USER = None
+
+
 class BusyError(RuntimeError):
     """Another training run is already in progress on this server."""
 
@@ -89,8 +94,10 @@ class TrainingJob:
         models_dir: str | Path | None = None,
         finetune_from: str | os.PathLike | None = None,
         corrections: str | os.PathLike | None = None,
+        started_by: str | None = LOCAL_USER,
     ):
         self.model_config, self.train_config = model_config, train_config
+        self.started_by = started_by
         out = default_checkpoint_path(model_config.arch, models_dir).absolute()
         start = str(Path(finetune_from).absolute()) if finetune_from else None
         where = str(Path(corrections).absolute()) if corrections else None
@@ -126,6 +133,11 @@ class TrainingJob:
         """Ask the child to stop after the current batch; the partial model is still saved."""
         with contextlib.suppress(OSError):  # the child has already gone
             self._process.stdin.close()
+
+    def may_stop(self, who: str | None = LOCAL_USER) -> bool:
+        """The person who started the run may stop it, from any session (a reload, a second tab);
+        the local user may stop any run."""
+        return who is LOCAL_USER or who == self.started_by
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the run's outcome (the child may take a moment longer to exit)."""

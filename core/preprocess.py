@@ -54,6 +54,9 @@ MAX_DOT_ELONGATION = 1.6
 # set), 0.72 at most: past this share the blob test decides, below it no mark is a dot.
 MIN_DOT_FILL = 0.6
 MAX_DIGIT_FLATNESS = 2.5
+# A dash is one pen width tall (at most 1.8 stroke widths measured, round caps and all); MNIST's
+# flattest test digits are 3.7 stroke widths tall or more.
+MAX_DASH_HEIGHT = 2.5
 DOT = "a dot or a tap, too small to be a digit"
 DASH = "a flat dash, not a digit"
 EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)  # pieces connect across corners too
@@ -322,8 +325,12 @@ def _not_a_digit(mark: torch.Tensor) -> str | None:
     if width > MAX_DIGIT_FLATNESS * height:
         return DASH
     inked = mark > 0
-    if max(height, width) >= MAX_DOT_ELONGATION * min(height, width) or inked.float().mean() < MIN_DOT_FILL:
-        return None  # elongated, or open like the strokes of a digit: the cheap tests come first
+    if max(height, width) >= MAX_DOT_ELONGATION * min(height, width):
+        # Elongated: a short flat stroke is a dash, however few pen widths long.
+        flat = width > height and height <= MAX_DASH_HEIGHT * _stroke_width(inked.float())
+        return DASH if flat else None
+    if inked.float().mean() < MIN_DOT_FILL:
+        return None  # open like the strokes of a digit: the cheap test comes first
     span, stroke = _span_and_width(inked)
     return DOT if span <= MAX_BLOB_SPAN * stroke else None
 

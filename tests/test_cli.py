@@ -124,6 +124,19 @@ def test_missing_data_is_one_error_line(tmp_path):
     assert "train-images-idx3-ubyte" in line and str(tmp_path / "MNIST" / "raw") in line
 
 
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [("--epochs", -1, "epochs, batch size and learning rate must be positive"),
+     ("--batch-size", 0, "epochs, batch size and learning rate must be positive"),
+     ("--lr", -1, "epochs, batch size and learning rate must be positive"),
+     ("--hidden", 0, "hidden size and channel counts must be positive")],
+)  # fmt: skip
+def test_bad_settings_are_refused_before_mnist_is_looked_for(tmp_path, flag, value, message):
+    nowhere = tmp_path / "no-mnist-here"  # a download would create it; a load would name it
+    line = _one_error_line(run_cli("train", "--device", "cpu", "--data-dir", nowhere, flag, value))
+    assert message in line and "MNIST" not in line and not nowhere.exists()
+
+
 def test_unavailable_device_and_bad_checkpoint_are_one_error_line_each(tmp_path):
     assert "cuda:5" in _one_error_line(run_cli("train", "--device", "cuda:5"))
     bogus = tmp_path / "bogus.pt"

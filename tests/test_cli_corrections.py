@@ -63,12 +63,13 @@ def test_the_store_defaults_to_the_environment(tmp_path, drawings):
         (["corrections", "import", "{bad}"], "not a zip"),
         (["train", "--corrections", "x.sqlite"], "--corrections goes with --finetune"),
         (["train", "--finetune", "x.pt"], "--finetune needs --corrections"),
+        (["corrections", "export", "{tmp}/no-such-folder/mine.zip"], "no-such-folder/mine.zip: No such file"),
     ],
 )
 def test_bad_input_is_one_error_line(tmp_path, args, message):
     bad = tmp_path / "bad.sqlite"
     bad.write_bytes(b"this is not SQLite")
-    result = run_cli(*[a.replace("{bad}", str(bad)) for a in args])
+    result = run_cli(*[a.replace("{bad}", str(bad)).replace("{tmp}", str(tmp_path)) for a in args])
     assert message in _one_error_line(result)
     assert bad.read_bytes() == b"this is not SQLite"
 

@@ -1,7 +1,9 @@
+import importlib.metadata
 import os
 import pickle
 import stat
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -43,6 +45,31 @@ def test_round_trip_gives_identical_logits_and_metadata(tmp_path, config):
     assert ckpt.train_config == {"epochs": 1} and ckpt.device == "cpu"
     assert {"torch", "torchvision", "python"} <= set(ckpt.versions) and ckpt.created_at
     assert not ckpt.model.training
+
+
+def test_versions_are_recorded_without_importing_torchvision(tmp_path):
+    """Where importing torchvision raised, a run trained to the end and then lost its model."""
+    script = (
+        "import sys; sys.modules['torchvision'] = None  # any import of it now raises ImportError\n"
+        "from core.checkpoint import load_checkpoint, save_checkpoint\n"
+        "from core.config import ModelConfig\n"
+        "from core.models import build_model\n"
+        f"path = save_checkpoint({str(tmp_path / 'm.pt')!r}, build_model(ModelConfig('mlp', hidden=8)),"
+        " ModelConfig('mlp', hidden=8), {})\n"
+        "print(load_checkpoint(path).versions['torchvision'])"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == importlib.metadata.version("torchvision")
+
+
+def test_bookkeeping_that_fails_never_costs_the_model(tmp_path, monkeypatch):
+    def broken(name):
+        raise RuntimeError(f"metadata of {name} unreadable")
+
+    monkeypatch.setattr(importlib.metadata, "version", broken)
+    _, path = saved(tmp_path)
+    assert load_checkpoint(path).versions["torchvision"] == "unknown"
 
 
 def test_save_leaves_no_temp_files_and_replaces_atomically(tmp_path):

@@ -3,6 +3,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+import core.data as data_module
 from core.config import AUGMENTATIONS
 from core.data import (
     BACKGROUND,
@@ -23,6 +24,7 @@ from core.data import (
     standardise,
     to_pixels,
 )
+from core.errors import reason
 from tests.conftest import TINY_TEST, TINY_TRAIN
 
 
@@ -69,7 +71,20 @@ def test_missing_data_names_the_four_files_and_the_folder(tmp_path, monkeypatch)
     assert str(tmp_path / "nowhere" / "MNIST" / "raw") in message  # absolute, though asked relatively
     assert "MNIST_DATA_DIR" in message and "\n" not in message
     assert message.count(info.value.why) == 1 and "; " not in info.value.why  # the same failure, once
+    assert info.value.why.startswith("no connection to the internet")
     assert not (tmp_path / "nowhere").exists()  # no empty folders left behind
+
+
+@pytest.mark.parametrize("failure", [ImportError("cannot import name 'MNIST'"), PermissionError(13, "denied")])
+def test_any_download_failure_is_one_message_saying_why(tmp_path, monkeypatch, failure):
+    def fetch(*_):
+        raise failure
+
+    monkeypatch.setattr(data_module, "_fetch_archive", fetch)
+    with pytest.raises(MissingDataError) as info:
+        download_mnist(tmp_path / "here")
+    assert info.value.why == reason(failure) and "\n" not in str(info.value)
+    assert not (tmp_path / "here").exists()  # no empty folders left behind
 
 
 def test_missing_data_without_downloads_says_so_in_one_line(tmp_path):

@@ -145,6 +145,17 @@ def test_a_flat_dash_is_not_a_digit(length):
     assert out.blank and out.not_a_digit == DASH
 
 
+@pytest.mark.parametrize("length", [8, 16, 22, 30])
+@pytest.mark.parametrize("width", [5, 10, 18, 30])
+def test_a_short_flat_dash_is_not_a_digit_whatever_the_pen(length, width):
+    """However short, a flat stroke is a dash (or, shorter than the pen is wide, a dot): the one from
+    0.45 to 0.53 of the canvas with the default pen was read as a 2."""
+    out = preprocess(pen([(140 - length / 2, 140), (140 + length / 2, 140)], width))
+    assert out.blank and out.not_a_digit in (DASH, DOT)
+    if length >= width:
+        assert out.not_a_digit == DASH
+
+
 @pytest.mark.parametrize("width", [5, 18, 30])
 def test_a_short_upright_stroke_is_read_as_a_digit(width):
     """A short 1, three pen widths long or more: taller than a tap, not flat like a dash."""
