@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sys
 import types
 from collections import Counter
@@ -11,6 +12,7 @@ import torch
 from streamlit.proto.Metric_pb2 import Metric
 from streamlit.testing.v1 import AppTest
 
+import core.data
 import core.preprocess
 from core import cache, export
 from core.cache import training_slot
@@ -18,7 +20,7 @@ from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
 from core.corrections import DB_ENV, add_example, example_from_image, list_examples, zip_bytes
 from core.data import load_split
 from core.evaluate import evaluate
-from core.jobs import STOPPED
+from core.jobs import FAILED, STOPPED
 from core.preprocess import DOT, MAX_FILE_BYTES, open_image
 from tests.conftest import ROOT, STOP_WITHIN_S, TINY_TEST, end_training, save_untrained_mlp, wait_until
 from tests.drawings import encode, number, one, pen, seven
@@ -159,6 +161,20 @@ def test_an_offline_download_fails_with_one_clean_message(without_data, canvas, 
     ].value
     assert not app.get("progress") and "Downloading" not in texts(app)
     assert not (tmp_path / "no-data-here").exists()  # no empty folders left behind
+
+
+def test_a_download_that_fails_in_any_way_is_one_plain_line(without_data, canvas, monkeypatch):
+    def fetch(*_):
+        raise ImportError("cannot import name 'MNIST' from 'torchvision.datasets'")
+
+    monkeypatch.setattr(core.data, "_fetch_archive", fetch)
+    app = open_page("app_pages/home.py")
+    button(app, "Download MNIST (about 11 MB)").click()
+    app.run()
+    assert not app.exception
+    assert [e.value for e in app.error] == [
+        "Could not download MNIST: cannot import name 'MNIST' from 'torchvision.datasets'."
+    ]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -321,8 +337,12 @@ def test_evaluate_shows_the_report_its_filters_and_gallery(with_data, canvas, ti
     assert gallery(app) == [] and "No mistakes match this filter." in texts(app)
 
 
-def test_a_short_training_run_completes_and_can_be_used(with_data, canvas, models):
+def test_a_short_training_run_completes_and_can_be_used(with_data, canvas, models, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # a GPU is offered first ...
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "NVIDIA H100 80GB HBM3")
     app = open_page("app_pages/train.py")
+    app.selectbox(key="device").set_value(next(d for d in app.selectbox(key="device").options if d == "CPU"))
+    app.number_input(key="hidden-mlp").set_value(24)
     app.number_input(key="epochs-mlp").set_value(1)
     app.select_slider(key="batch-mlp").set_value(64)
     augmentation = app.selectbox(key="aug-mlp")
@@ -336,8 +356,11 @@ def test_a_short_training_run_completes_and_can_be_used(with_data, canvas, model
     assert not app.exception and "Training finished" in texts(app)
     new = job.snapshot().checkpoint
     assert new.startswith(str(models)) and len(app.get("plotly_chart")) == 2
-    assert load_checkpoint(new).train_config["augment"] == "pen"
+    trained = load_checkpoint(new)
+    assert trained.train_config["augment"] == "pen" and trained.model_config.hidden == 24
+    assert trained.train_config["device"] == "cpu"  # ... and the CPU chosen is what trained
     assert any(b.label == "Use as active model" for b in app.button)  # switching: see test_browser
+    assert [b.proto.label for b in app.get("download_button")] == ["Download checkpoint"]
     accuracy = json.loads(app.get("plotly_chart")[1].proto.spec)
     assert accuracy["layout"]["xaxis"]["dtick"] == 1  # whole epochs, never 1.5
     train, test = (trace["line"]["color"] for trace in accuracy["data"])
@@ -370,6 +393,39 @@ def test_stop_ends_the_run_and_keeps_the_partial_model(with_data, canvas):
     assert "stopped early; the partial model was saved" in texts(app)
 
 
+def test_a_failed_run_shows_why(with_data, canvas, tiny_data_dir, tmp_path, monkeypatch):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_data_dir, damaged)
+    images = damaged / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:1000])  # present, so the page offers Start; cut short
+    monkeypatch.setenv("MNIST_DATA_DIR", str(damaged))
+    app = open_page("app_pages/train.py")
+    button(app, "Start training").click().run()
+    training_slot().job.join(timeout=TIMEOUT)
+    app.run()
+    assert [e.value for e in app.error] == [training_slot().job.snapshot().error]
+    assert "train-images-idx3-ubyte" in app.error[0].value and "Training finished" not in texts(app)
+
+
+def test_a_run_can_be_stopped_from_another_session_and_a_second_start_is_told_why(with_data, canvas):
+    """A reload or a second tab is a new session: locally, where nobody signs in, it may stop the run.
+    A Start pressed on a page drawn before the run began is told that a run is going."""
+    stale = open_page("app_pages/train.py")  # drawn before the run: its Start is enabled
+    starter = open_page("app_pages/train.py")
+    starter.radio[0].set_value("cnn").run()
+    starter.number_input(key="epochs-cnn").set_value(50)
+    button(starter, "Start training").click().run()
+    job = training_slot().job
+    button(stale, "Start training").click().run()
+    assert "Your run is still going: press Stop to end it first." in [w.value for w in stale.warning]
+    assert training_slot().job is job
+    reloaded = open_page("app_pages/train.py")  # the same person after a reload
+    assert button(reloaded, "Start training").disabled
+    button(reloaded, "Stop").click().run()
+    job.join(timeout=STOP_WITHIN_S)
+    assert job.snapshot().status in (STOPPED, FAILED)  # FAILED: stopped before the first epoch
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_a_checkpoint_without_an_accuracy_does_not_break_any_page(with_data, canvas, models, page):
     save_untrained_mlp(models / "unrated.pt", metrics={})
@@ -387,6 +443,26 @@ def test_a_model_that_cannot_be_read_any_more_is_explained(with_data, canvas, mo
     app.run()
     assert not app.exception
     assert any(e.value.startswith("Cannot use the selected model: ") for e in app.error)
+
+
+@pytest.mark.parametrize("page", ["app_pages/predict.py", "app_pages/inside.py", "app_pages/evaluate.py"])
+def test_a_model_deleted_in_another_session_is_replaced_by_the_default_and_said(
+    with_data, canvas, models, page
+):
+    save_untrained_mlp(models / "mine.pt", metrics={"test_accuracy": 50.0})
+    canvas.png = encode(seven())
+    app = open_page(page)
+    app.selectbox(key="model_path").set_value(str(models / "mine.pt")).run()
+    assert "`mine.pt`" in texts(app)
+    (models / "mine.pt").unlink()  # the Models page of another session deletes it
+    app.run()
+    assert not app.exception and app.selectbox(key="model_path").value.endswith("cnn.pt")
+    said = "`mine.pt` is no longer on this server (it was deleted): using the default, `cnn.pt`."
+    assert [w.value for w in app.sidebar.warning] == [said]
+    page_texts = texts(app).replace(said, "")
+    assert "`mine.pt`" not in page_texts and "`cnn.pt`" in page_texts
+    app.run()
+    assert not app.sidebar.warning  # said once
 
 
 def test_an_unreadable_file_dropped_in_the_folder_leaves_the_active_model_alone(with_data, canvas, models):
@@ -409,12 +485,19 @@ def test_low_confidence_is_flagged_on_predict(with_data, canvas, models):
 
 
 def test_models_page_lists_compares_activates_and_deletes(with_data, canvas, models):
-    trained = models / "mlp-trained.pt"
+    trained, tuned = models / "mlp-trained.pt", models / "mlp-tuned.pt"
     save_untrained_mlp(trained, {"test_accuracy": 11.0, "train_seconds": 1.5})
+    save_untrained_mlp(tuned, {"test_accuracy": 12.0, "finetune": {"finetuned_from": "mlp.pt"}})
     app = open_page("app_pages/models.py")
     table = app.dataframe[0].value
-    assert list(table["name"]) == ["cnn.pt", "mlp.pt", "mlp-trained.pt"]  # shipped by accuracy, then trained
-    assert list(table["origin"]) == ["shipped", "shipped", "trained here"]
+    assert dict(zip(table["name"], table["origin"], strict=True)) == {
+        "cnn.pt": "shipped", "mlp.pt": "shipped", "mlp-tuned.pt": "fine-tuned from mlp.pt",
+        "mlp-trained.pt": "trained here",
+    }  # fmt: skip
+    assert list(table.columns[:3]) == ["name", "origin", "test accuracy"]  # in view on a narrow screen
+    tuned.unlink()
+    app.run()
+    table = app.dataframe[0].value
     assert list(table["shape"]) == ["conv 16-32-64, 128", "784-128-10", "784-8-10"]
     assert list(table["test accuracy"]) == pytest.approx([99.57, 98.55, 11.0], abs=0.01)
     assert list(table["train s"])[2] == 1.5 and list(table["parameters"])[2] == 784 * 8 + 8 + 8 * 10 + 10

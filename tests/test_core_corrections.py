@@ -2,6 +2,7 @@
 import that lose nothing, hostile zips, concurrent writers, a killed writer and bad files."""
 
 import csv
+import dataclasses
 import io
 import os
 import signal
@@ -129,13 +130,15 @@ def test_export_then_import_loses_nothing(db, tmp_path):
     assert again == {"imported": 0, "skipped": 3, "total": 3}  # merged: duplicates skipped
 
 
-def _zip(members: dict[str, bytes], rows: list[list[str]] | None = None, header=None) -> bytes:
+def _zip(
+    members: dict[str, bytes], rows: list[list[str]] | None = None, header=None, method=zipfile.ZIP_STORED
+):
     table = io.StringIO()
     writer = csv.writer(table)
     writer.writerow(header or corrections.CSV_FIELDS)
     writer.writerows(rows or [])
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
+    with zipfile.ZipFile(buffer, "w", method) as archive:
         for name, data in members.items():
             archive.writestr(name, data)
         archive.writestr("labels.csv", table.getvalue())
@@ -160,7 +163,11 @@ PNG = encode(seven())
         (_zip({"a.png": PNG}, [_row("a.png", "12")]), "bad label '12'"),
         (_zip({"a.png": PNG}, [_row("a.png", "seven")]), "bad label 'seven'"),
         (_zip({"a.png": PNG}, [_row("b.png")]), "names 'b.png', which is not in the zip"),
-        (_zip({"a.png": PNG}, [["a.png", "7"]], header=["file", "label"]), "lacks the column"),
+        (_zip({"a.png": PNG}, [["a.png"]], header=["file"]), "lacks the column"),
+        (
+            _zip({"a.png": PNG}, [["a.png", "7", "yesterday"]], header=["file", "label", "created_at"]),
+            "bad time",
+        ),
         (_zip({"a.png": PNG}, [[*_row("a.png")[:4], "fax", *_row("a.png")[5:]]]), "unknown source 'fax'"),
     ],
 )
@@ -172,17 +179,52 @@ def test_a_hostile_or_malformed_zip_is_refused_and_nothing_is_imported(db, archi
 
 
 def test_a_zip_bomb_is_refused_before_anything_is_read(db, monkeypatch):
-    monkeypatch.setattr(corrections, "MAX_ZIP_BYTES", 10_000)
-    bomb = _zip({"a.png": PNG, "b.png": bytes(20_000)}, [_row("a.png"), _row("b.png")])
+    """Compressed, as real bombs are: the guard reads the sizes the members declare unpacked, not the
+    few bytes they take in the zip."""
+    monkeypatch.setattr(corrections, "MAX_ZIP_BYTES", 100_000)
+    bomb = _zip(
+        {"a.png": PNG, "b.png": bytes(200_000)}, [_row("a.png"), _row("b.png")], method=zipfile.ZIP_DEFLATED
+    )
+    assert len(bomb) < 10_000  # it packs to a few kB
     monkeypatch.setattr(zipfile.ZipFile, "read", lambda *a: pytest.fail("a member was read"))
     with pytest.raises(StoreError, match="zip bomb"):
         import_zip(bomb, db)
+
+
+def test_a_zip_made_by_hand_needs_only_file_and_label(db):
+    scans = {f"scan-{i}.png": encode(image) for i, image in enumerate(_strokes(2))}
+    rows = [[name, str(label)] for name, label in zip(scans, (4, 7), strict=True)]
+    assert import_zip(_zip(scans, rows, header=["file", "label"]), db)["imported"] == 2
+    stored = sorted(list_examples(db), key=lambda e: e.label)
+    assert [(e.label, e.predicted, e.confidence, e.source) for e in stored] == [
+        (4, None, None, "upload"), (7, None, None, "upload")
+    ]  # fmt: skip
+    assert all(e.created_at for e in stored)
 
 
 def test_an_image_over_the_pixel_limit_is_refused(db):
     huge = encode(Image.new("1", (8000, 5001)))  # 40 million pixels, a few kB as PNG
     with pytest.raises(StoreError, match="too large"):
         import_zip(_zip({"a.png": huge}, [_row("a.png")]), db)
+
+
+def test_an_import_that_fails_while_writing_leaves_the_store_as_it_was(db, monkeypatch):
+    """The rollback itself: the third of four writes fails, after two went in."""
+    add_example(_example(one(), 1), db)
+    before = content_hash(db)
+    good = {f"{i}.png": encode(image) for i, image in enumerate(_strokes(4))}
+    insert, written = corrections._insert, []
+
+    def failing_insert(conn, example):
+        if len(written) == 2:
+            raise sqlite3.OperationalError("disk I/O error")
+        written.append(example)
+        return insert(conn, example)
+
+    monkeypatch.setattr(corrections, "_insert", failing_insert)
+    with pytest.raises(sqlite3.OperationalError):
+        import_zip(_zip(good, [_row(name) for name in good]), db)
+    assert len(written) == 2 and content_hash(db) == before and len(list_examples(db)) == 1
 
 
 def test_an_import_is_all_or_nothing(db):
@@ -270,7 +312,11 @@ def test_the_store_path_comes_from_the_argument_then_the_environment(monkeypatch
     assert corrections.db_path() == corrections.DEFAULT_DB
 
 
-def test_labels_outside_0_to_9_are_refused(db):
+@pytest.mark.parametrize("label", [10, 12, -1])
+def test_labels_outside_0_to_9_are_refused(db, label):
     with pytest.raises(StoreError, match="0 to 9"):
-        add_example(_example(seven(), 10), db)
+        _example(seven(), label)
+    example = dataclasses.replace(_example(seven(), 7), label=label)  # past the helper's own check
+    with pytest.raises(StoreError, match=f"0 to 9, not {label}"):
+        add_example(example, db)
     assert not db.exists()  # refused before the store was opened

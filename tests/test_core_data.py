@@ -75,7 +75,9 @@ def test_missing_data_names_the_four_files_and_the_folder(tmp_path, monkeypatch)
     assert not (tmp_path / "nowhere").exists()  # no empty folders left behind
 
 
-@pytest.mark.parametrize("failure", [ImportError("cannot import name 'MNIST'"), PermissionError(13, "denied")])
+@pytest.mark.parametrize(
+    "failure", [ImportError("cannot import name 'MNIST'"), PermissionError(13, "denied")]
+)
 def test_any_download_failure_is_one_message_saying_why(tmp_path, monkeypatch, failure):
     def fetch(*_):
         raise failure

@@ -108,7 +108,15 @@ def test_the_map_is_the_same_for_a_seed_and_places_its_own_digits_where_they_are
     assert not torch.equal(first.indices, other.indices)
     assert first.points.shape == (100, 2) and len(first.thumbnails) == 100
     assert torch.allclose(first.axes.T @ first.axes, torch.eye(2), atol=1e-5)  # orthonormal directions
-    assert 0 < first.explained[1] <= first.explained[0] < 1
+    # The principal directions and their shares of the variance, found another way: the eigenvectors
+    # of the features' covariance, each pointing where its largest loading is positive.
+    centred = (first.features - first.features.mean(0)).double()
+    variances, vectors = torch.linalg.eigh(centred.T @ centred)
+    top = vectors[:, -2:].flip(1)
+    top *= torch.sign(top.gather(0, top.abs().argmax(0, keepdim=True)))
+    assert torch.allclose(first.axes.double(), top, atol=1e-4)
+    shares = (variances.flip(0)[:2] / variances.sum()).tolist()
+    assert first.explained == pytest.approx(shares, rel=1e-4)
     assert first.place(first.features[7]) == pytest.approx(first.points[7].tolist(), abs=1e-4)
     assert first.nearest(first.features[7])[0] == 7  # a digit is its own nearest neighbour
     assert first.thumbnails[0].startswith("data:image/png;base64,")

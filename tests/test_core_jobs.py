@@ -6,7 +6,7 @@ import pytest
 from core import jobs
 from core.checkpoint import load_checkpoint
 from core.config import ModelConfig, TrainConfig
-from core.jobs import DONE, FAILED, STOPPED, BusyError
+from core.jobs import DONE, FAILED, STOPPED, BusyError, TrainingJob
 from core.threads import THREADS_ENV
 from tests.conftest import end_training, wait_until
 
@@ -96,3 +96,10 @@ def test_a_child_that_dies_is_reported_not_awaited_forever(slot, tiny_data_dir, 
     job.join(timeout=10)
     snap = job.snapshot()
     assert snap.status == FAILED and "ended unexpectedly" in snap.error
+
+
+def test_a_run_may_be_stopped_by_who_started_it_and_locally_by_anyone(tmp_path):
+    job = TrainingJob(ModelConfig("mlp"), TrainConfig(), tmp_path, tmp_path, started_by="ada@school.org")
+    assert job.may_stop("ada@school.org") and not job.may_stop("bob@school.org")
+    assert job.may_stop()  # the local user, where nobody signs in
+    assert TrainingJob(ModelConfig("mlp"), TrainConfig(), tmp_path, tmp_path).may_stop()

@@ -8,7 +8,9 @@ from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
 from core.number import NEVER_ONE_DIGIT, NUMBER_WORK, read_number, segment
 from core.predict import predict
 from core.preprocess import clean_ink, open_image
-from tests.drawings import WHITE, encode, number, seven
+from tests.drawings import DIGIT_STROKES, WHITE, encode, number, seven
+
+BOX_TOLERANCE_PX = 4  # anti-aliased edges and the read boxes' rounding
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +24,26 @@ def test_separated_digits_are_read_left_to_right(cnn):
     boxes = [d.box for d in reading.digits]
     assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)  # left to right
     assert all(0 <= x0 < x1 <= 700 and 0 <= y0 < y1 <= 220 for x0, y0, x1, y1 in boxes)  # image pixels
+
+
+def _drawn_extent(text: str, i: int, scale: float = 1.0) -> tuple[float, ...]:
+    """Image pixels (x0, y0, x1, y1) of digit i's ink as tests.drawings.number draws it at its
+    defaults (first box at x 60, 130 px apart, y from 30, a 16 px pen), the image scaled by `scale`."""
+    points = [point for stroke in DIGIT_STROKES[text[i]] for point in stroke]
+    left, half_pen = 60 + 130 * i, 8
+    xs, ys = [left + x for x, _ in points], [30 + y for _, y in points]
+    box = (min(xs) - half_pen, min(ys) - half_pen, max(xs) + half_pen, max(ys) + half_pen)
+    return tuple(v * scale for v in box)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_each_digits_box_is_where_it_was_drawn(cnn, scale):
+    image = number("2047")
+    image = image.resize((round(image.width * scale), round(image.height * scale)))
+    reading = read_number(cnn, encode(image))
+    assert reading.number == "2047"
+    for i, digit in enumerate(reading.digits):
+        assert digit.box == pytest.approx(_drawn_extent("2047", i, scale), abs=BOX_TOLERANCE_PX)
 
 
 def test_a_seven_leaning_over_a_one_is_two_digits(cnn):

@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 from core.config import ModelConfig
 from core.data import BACKGROUND
 from core.models import build_model
-from core.predict import integrated_gradients, predict, predict_batch, saliency
+from core.predict import SALIENCY_STEPS, integrated_gradients, predict, predict_batch, saliency
 from core.preprocess import DASH, DIGIT_BOX, DOT, MAX_FILE_BYTES, ImageError, open_image, preprocess, to_ink
 from tests.drawings import encode, pen, seven
 
@@ -314,6 +314,32 @@ def test_integrated_gradients_of_a_linear_model_are_input_times_weight_and_add_u
         assert float(attribution.sum()) == pytest.approx(float(gain), rel=1e-4)
     heat_7, heat_3 = (saliency(model, x, d) for d in (7, 3))
     assert heat_7.max() == pytest.approx(1.0) and np.abs(heat_7 - heat_3).max() > 0.5  # another map
+
+
+class _SumOfSquares(torch.nn.Module):
+    """score_d = sum_i c_di * (x_i - blank)^2: its gradient grows along the path from the blank input,
+    so integrated gradients differ from any single step's gradient times the input."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = torch.sin(torch.arange(1.0, 11.0)[:, None] * torch.arange(784.0)[None, :] / 100)
+
+    def forward(self, x):
+        return ((x - BACKGROUND).flatten(1) ** 2) @ self.weights.T
+
+
+def test_integrated_gradients_average_the_gradient_along_the_whole_path():
+    model, x = _SumOfSquares(), preprocess(seven()).tensor
+    blank = torch.full_like(x, BACKGROUND)
+    squares = ((x - blank) ** 2).flatten()
+    for digit in (7, 3):
+        attribution = integrated_gradients(model, x, digit)
+        # The mean of alpha over the path's samples 1/S, 2/S, ..., 1 is (S + 1) / 2S; the gradient at
+        # alpha is 2 alpha c (x - blank): each pixel gets c (x - blank)^2 (1 + 1/S).
+        expected = (model.weights[digit] * squares * (1 + 1 / SALIENCY_STEPS)).view(28, 28)
+        assert torch.allclose(attribution, expected, atol=1e-4)
+        gain = float(model(x)[0, digit] - model(blank)[0, digit])
+        assert float(attribution.sum()) == pytest.approx(gain * (1 + 1 / SALIENCY_STEPS), rel=1e-4)
 
 
 def test_saliency_credits_only_ink_and_leaves_the_model_untouched(model):

@@ -27,3 +27,14 @@ def test_bad_values_are_left_out_with_a_notice_each_and_the_rest_kept():
 
 def test_an_empty_link_sets_nothing():
     assert read_setup({}) == ({}, [])
+
+
+def test_values_just_past_either_end_of_a_range_are_ignored_and_the_ends_kept():
+    tops = {"hidden": "1024", "epochs": "50", "lr": "1", "seed": str(2**31 - 1)}
+    assert read_setup(tops) == ({"hidden": 1024, "epochs": 50, "lr": 1.0, "seed": 2**31 - 1}, [])
+    past = {"hidden": "1025", "epochs": "51", "lr": "1.5", "seed": str(2**31)}
+    setup, notices = read_setup(past)
+    assert setup == {} and len(notices) == 4
+    assert "epochs='51' was ignored: it must be a whole number from 1 to 50" in notices
+    below = {"hidden": "7", "epochs": "0", "lr": "0.000001"}
+    assert read_setup(below)[0] == {} and len(read_setup(below)[1]) == 3
