@@ -28,8 +28,7 @@ def model_table(infos: list[CheckpointInfo]) -> list[int]:
         "name": [Path(i.path).name for i in infos],
         "origin": [i.origin for i in infos],
         "test accuracy": [i.test_accuracy for i in infos],
-        "arch": [i.arch.upper() for i in infos],
-        "shape": [i.shape for i in infos],
+        "model": [f"{i.arch.upper()} {i.shape}" for i in infos],
         "parameters": [i.parameters for i in infos],
         "file MB": [i.file_bytes / MB for i in infos],
         "train s": [i.train_seconds for i in infos],
@@ -44,7 +43,6 @@ def model_table(infos: list[CheckpointInfo]) -> list[int]:
         selection_mode="multi-row",
         key=TABLE_KEY,
         column_config={
-            "origin": st.column_config.TextColumn(width="medium"),
             "parameters": st.column_config.NumberColumn(format="localized"),
             "file MB": st.column_config.NumberColumn(format="%.2f"),
             "test accuracy": st.column_config.NumberColumn(format="%.2f%%"),

@@ -498,7 +498,7 @@ def test_models_page_lists_compares_activates_and_deletes(with_data, canvas, mod
     tuned.unlink()
     app.run()
     table = app.dataframe[0].value
-    assert list(table["shape"]) == ["conv 16-32-64, 128", "784-128-10", "784-8-10"]
+    assert list(table["model"]) == ["CNN conv 16-32-64, 128", "MLP 784-128-10", "MLP 784-8-10"]
     assert list(table["test accuracy"]) == pytest.approx([99.57, 98.55, 11.0], abs=0.01)
     assert list(table["train s"])[2] == 1.5 and list(table["parameters"])[2] == 784 * 8 + 8 + 8 * 10 + 10
     assert list(table["file MB"]) == pytest.approx([p.stat().st_size / 2**20 for p in (
