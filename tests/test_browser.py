@@ -303,7 +303,11 @@ def test_training_to_the_end_and_using_the_model(training_server, page, browser)
     for label, value in LONG_RUN_FIELDS.items():  # the form still holds the run's settings, not minimums
         expect(page.get_by_label(label)).to_have_value(value)
     accuracy = page.locator(".js-plotly-plot").nth(1)
-    expect(accuracy.locator(".legendtext")).to_have_text(["train", "test"])  # which line is which
+    expect(accuracy.locator(".legendtext")).to_have_text(["train", "test"])  # which line is which ...
+    legend, chart = accuracy.locator(".legend").bounding_box(), accuracy.bounding_box()
+    assert (
+        chart["x"] <= legend["x"] and legend["x"] + legend["width"] <= chart["x"] + chart["width"]
+    )  # ... in view
     accuracy.screenshot(path=str(ARTIFACTS / "train-accuracy.png"))
     shot(page, "train")
     page.get_by_role("button", name="Use as active model").click()
