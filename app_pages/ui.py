@@ -7,6 +7,12 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+
+# Plotly takes pandas from sys.modules without the import lock: a session whose chart ran while
+# another session's first st.dataframe was importing pandas got a half-imported module ("partially
+# initialized module 'pandas'", in a browser test's server log). Every run imports this module
+# first, so pandas is whole before any page draws.
+import pandas  # noqa: F401
 import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image, ImageDraw
