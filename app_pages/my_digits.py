@@ -5,11 +5,11 @@ from app_pages import ui
 from core.corrections import (
     StoreError,
     counts,
-    db_path,
     delete,
     import_zip,
     list_examples,
     relabel,
+    where_stored,
     zip_bytes,
 )
 from core.models import NUM_CLASSES
@@ -27,7 +27,7 @@ MESSAGE_KEY = "my_digits_message"
 st.title("My digits")
 st.caption(
     "The digits you marked Right or Wrong on Predict, with their true label: the Train page can fine-tune "
-    f"the active model on them. Stored in `{db_path()}`."
+    f"the active model on them. Stored in `{where_stored()}`."
 )
 st.info(CLOUD_NOTICE, icon=":material/cloud_off:")
 

@@ -7,7 +7,7 @@ import streamlit as st
 from app_pages import ui
 from core.cache import cached_checkpoint, training_slot
 from core.config import AUGMENT_HELP, ModelConfig, default_train_config
-from core.corrections import StoreError, counts, db_path
+from core.corrections import StoreError, counts
 from core.data import data_dir_from_env
 from core.devices import available_devices
 from core.finetune import CORRECTION_SHARE, FINETUNE_EPOCHS, HOLD_OUT_RULE, MIN_CORRECTIONS, finetune_config
@@ -22,6 +22,7 @@ from core.share import (
     read_setup,
     setup_query,
 )
+from core.store import store_url
 
 # A watched run shares the CPU with the server and the browser: each redraw is CPU the run loses.
 LOSS_POLL_S = 1.0  # the loss curve moves once a second
@@ -119,7 +120,9 @@ def start_finetune(path: str) -> None:
     """The fine-tune button's callback: a run from the active checkpoint, corrections mixed in."""
     start = cached_checkpoint(path)
     config = finetune_config(start.model_config.arch, device=st.session_state[DEVICE_KEY].id)
-    start_in_slot(start.model_config, config, data_dir_from_env(), finetune_from=path, corrections=db_path())
+    start_in_slot(
+        start.model_config, config, data_dir_from_env(), finetune_from=path, corrections=store_url()
+    )
 
 
 def finetune_offer(running: bool) -> None:

@@ -8,7 +8,7 @@ import platform
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -118,7 +118,7 @@ def save_checkpoint(
         "train_config": train_config or {},
         "device": device,
         "versions": _versions(),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     return write_atomically(path, lambda f: torch.save(payload, f))
 

@@ -334,7 +334,7 @@ def _add_train_verb(verbs) -> None:
     p.add_argument(
         "--finetune", metavar="CKPT", help="start from this checkpoint and fine-tune it on --corrections"
     )
-    p.add_argument("--corrections", metavar="PATH", help="a corrections store (.sqlite) or an exported .zip")
+    p.add_argument("--corrections", metavar="PATH", help="a store (URL or .sqlite file) or an exported .zip")
     _add_download_flag(p)
     p.set_defaults(run=cmd_train)
 
@@ -342,7 +342,10 @@ def _add_train_verb(verbs) -> None:
 def _add_corrections_verb(verbs) -> None:
     p = verbs.add_parser("corrections", help="the store of digits users labelled: add, list, export, import")
     actions = p.add_subparsers(dest="action", metavar="{add,list,export,import}", required=True)
-    db_help = "the store (default: $MNIST_CORRECTIONS_DB, else data/corrections.sqlite)"
+    db_help = (
+        "the store: a SQLite file or a database URL (default: $MNIST_STORE_URL, else [connections.store] url "
+        "in .streamlit/secrets.toml, else $MNIST_CORRECTIONS_DB, else data/store.sqlite)"
+    )
     a = actions.add_parser("add", help="store image files with their true digit, one JSON line per file")
     a.add_argument("files", nargs="+", metavar="FILE")
     a.add_argument(

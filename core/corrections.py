@@ -1,8 +1,8 @@
-"""The corrections store: digits users labelled, in one SQLite file, with zip export and import.
+"""Corrections: digits users labelled, kept in the store (core.store), with zip export and import.
 
-One connection per call (Streamlit serves sessions from many threads), WAL, one transaction per
-change, parameterised queries only. A file that is corrupt or not SQLite is reported and left as it
-is. Torch-free, so that the CLI's `corrections` verbs start fast.
+One transaction per change, through SQLAlchemy Core. A store that is corrupt, unreachable or newer
+is reported in one line and left as it is. Torch-free, so that the CLI's `corrections` verbs start
+fast. `where`, in every function, is the store: a URL, a SQLite file's path, or None for the settings.
 """
 
 from __future__ import annotations
@@ -11,27 +11,25 @@ import csv
 import hashlib
 import io
 import os
-import sqlite3
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
+from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import IntegrityError
 
 from .errors import UserError, reason
+from .store import StoreError, describe, read, store_url, write
+from .store.schema import examples as table
 
-DB_ENV = "MNIST_CORRECTIONS_DB"
-DEFAULT_DB = Path("data") / "corrections.sqlite"
 SOURCES = ("canvas", "upload", "cli")
 MAX_PNG_BYTES = 1024 * 1024  # an example's stored image; larger ones are downscaled
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DOWNSCALE_STEP = 0.7
 INPUT_SIDE = 28
-BUSY_TIMEOUT_S = 30  # how long a writer waits for another's transaction
 LABELS_CSV = "labels.csv"
 CSV_FIELDS = ("file", "label", "predicted", "confidence", "source", "created_at", "checkpoint")
 # A zip made by hand (scans and a labels.csv) needs only these; the other columns may be left out.
@@ -39,31 +37,6 @@ REQUIRED_CSV_FIELDS = ("file", "label")
 HAND_MADE_SOURCE = "upload"  # an image without a source came from a file
 MAX_ZIP_BYTES = 512 * 1024 * 1024  # uncompressed, checked before anything is read
 MAX_ZIP_MEMBERS = 50_000
-
-# Each entry takes the schema from its index to the next version; a store records its version.
-MIGRATIONS = (
-    """
-    CREATE TABLE examples (
-        id INTEGER PRIMARY KEY,
-        image_sha256 TEXT NOT NULL,
-        label INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),
-        predicted INTEGER CHECK (predicted BETWEEN 0 AND 9),
-        confidence REAL CHECK (confidence BETWEEN 0 AND 1),
-        checkpoint TEXT,
-        source TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        png BLOB NOT NULL,
-        input28 BLOB NOT NULL,
-        UNIQUE (image_sha256, label)
-    );
-    CREATE INDEX examples_label ON examples (label);
-    """,
-)
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class StoreError(UserError):
-    """The store cannot be used (corrupt, not SQLite, newer schema) or an input is refused."""
 
 
 @dataclass
@@ -79,79 +52,13 @@ class Example:
     input28: np.ndarray  # (28, 28) float32, the normalised model input
 
 
-def db_path(path: str | os.PathLike | None = None) -> Path:
-    """The store: the argument, else $MNIST_CORRECTIONS_DB, else data/corrections.sqlite."""
-    return Path(path or os.environ.get(DB_ENV) or DEFAULT_DB)
-
-
-@contextmanager
-def _connect(path: str | os.PathLike | None) -> Iterator[sqlite3.Connection]:
-    """A connection for one call, schema up to date. Autocommit: callers open their transactions."""
-    file = db_path(path)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        conn = sqlite3.connect(file, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open the corrections store {file}: {reason(exc)}") from exc
-    try:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            _migrate(conn, file)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"{file} is not a usable corrections store ({reason(exc)}); it was left as it is: "
-                f"move it away or set {DB_ENV} to another file"
-            ) from exc
-        yield conn
-    finally:
-        conn.close()
-
-
-def _version(conn: sqlite3.Connection) -> int | None:
-    """The store's schema version, read without taking the write lock; None for a new file."""
-    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-    if conn.execute(query).fetchone() is None:
-        return None
-    row = conn.execute("SELECT version FROM schema_version").fetchone()
-    return row[0] if row else None
-
-
-def _migrate(conn: sqlite3.Connection, file: Path) -> None:
-    if _version(conn) == SCHEMA_VERSION:  # the usual case: readers never wait for a writer
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        row = conn.execute("SELECT version FROM schema_version").fetchone()
-        version = row[0] if row else 0
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{file} was written by a newer version of this app (schema {version})")
-        for migration in MIGRATIONS[version:]:
-            for statement in filter(str.strip, migration.split(";")):
-                conn.execute(statement)
-        if row is None:
-            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-        elif version < SCHEMA_VERSION:
-            conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no deadlock between two upgrades
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+def where_stored(where: str | os.PathLike | None = None) -> str:
+    """The store, for people (a password never shows)."""
+    return describe(store_url(where))
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _png(image: Image.Image) -> bytes:
@@ -177,82 +84,80 @@ def _check_label(label: int, what: str = "label") -> int:
     return int(label)
 
 
-def _insert(conn: sqlite3.Connection, example: Example) -> tuple[int, bool]:
+def _insert(conn: Connection, example: Example) -> tuple[int, bool]:
     """(id, True) for a new row; (the existing id, False) when this image has this label already."""
     digest = hashlib.sha256(example.png).hexdigest()
-    cursor = conn.execute(
-        "INSERT OR IGNORE INTO examples (image_sha256, label, predicted, confidence, checkpoint, source,"
-        " created_at, png, input28) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (digest, example.label, example.predicted, example.confidence, example.checkpoint, example.source,
-         example.created_at, example.png, example.input28.astype(np.float32).tobytes()),
-    )  # fmt: skip
-    if cursor.rowcount:
-        return cursor.lastrowid, True
-    found = conn.execute(
-        "SELECT id FROM examples WHERE image_sha256 = ? AND label = ?", (digest, example.label)
-    ).fetchone()
-    return found[0], False
+    same = (table.c.image_sha256 == digest) & (table.c.label == example.label)
+    found = conn.execute(select(table.c.id).where(same)).scalar()
+    if found is not None:
+        return found, False
+    row = {
+        "image_sha256": digest, "label": example.label, "predicted": example.predicted,
+        "confidence": example.confidence, "checkpoint": example.checkpoint, "source": example.source,
+        "created_at": example.created_at, "png": example.png,
+        "input28": example.input28.astype(np.float32).tobytes(),
+    }  # fmt: skip
+    return conn.execute(table.insert().values(row).returning(table.c.id)).scalar_one(), True
 
 
-def add_example(example: Example, path: str | os.PathLike | None = None) -> tuple[int, bool]:
+def add_example(example: Example, where: str | os.PathLike | None = None) -> tuple[int, bool]:
     """Save one example in its own transaction: (its id, whether it was new)."""
     _check_label(example.label)
     if example.source not in SOURCES:
         raise StoreError(f"source must be one of {', '.join(SOURCES)}, not {example.source!r}")
-    with _connect(path) as conn, _transaction(conn):
+    with write(where) as conn:
         return _insert(conn, example)
 
 
-def _row(row: tuple) -> Example:
-    id_, label, predicted, confidence, checkpoint, source, created_at, png, input28 = row
-    pixels = np.frombuffer(input28, dtype=np.float32).reshape(INPUT_SIDE, INPUT_SIDE)
-    return Example(id_, label, predicted, confidence, checkpoint, source, created_at, png, pixels)
-
-
-COLUMNS = "id, label, predicted, confidence, checkpoint, source, created_at, png, input28"
+def _example(row) -> Example:
+    pixels = np.frombuffer(row.input28, dtype=np.float32).reshape(INPUT_SIDE, INPUT_SIDE)
+    return Example(row.id, row.label, row.predicted, row.confidence, row.checkpoint, row.source,
+                   row.created_at, bytes(row.png), pixels)  # fmt: skip
 
 
 def list_examples(
-    path: str | os.PathLike | None = None, label: int | None = None, newest: int | None = None
+    where: str | os.PathLike | None = None, label: int | None = None, newest: int | None = None
 ) -> list[Example]:
     """Every example (or those of one label), oldest first; or only the `newest` few, newest first."""
-    where, values = ("", []) if label is None else ("WHERE label = ?", [_check_label(label)])
-    order = "ORDER BY id" if newest is None else "ORDER BY id DESC LIMIT ?"
-    values += [] if newest is None else [newest]
-    with _connect(path) as conn:
-        rows = conn.execute(f"SELECT {COLUMNS} FROM examples {where} {order}", values).fetchall()
-    return [_row(row) for row in rows]
+    query = select(table)
+    if label is not None:
+        query = query.where(table.c.label == _check_label(label))
+    query = query.order_by(table.c.id) if newest is None else query.order_by(table.c.id.desc()).limit(newest)
+    with read(where) as conn:
+        return [_example(row) for row in conn.execute(query)]
 
 
-def counts(path: str | os.PathLike | None = None) -> dict[int, int]:
+def counts(where: str | os.PathLike | None = None) -> dict[int, int]:
     """Examples per label, for every digit (0 where there are none)."""
-    with _connect(path) as conn:
-        found = dict(conn.execute("SELECT label, COUNT(*) FROM examples GROUP BY label").fetchall())
+    with read(where) as conn:
+        found = dict(conn.execute(select(table.c.label, func.count()).group_by(table.c.label)).all())
     return {digit: found.get(digit, 0) for digit in range(10)}
 
 
-def relabel(example_id: int, label: int, path: str | os.PathLike | None = None) -> None:
+def relabel(example_id: int, label: int, where: str | os.PathLike | None = None) -> None:
     """Give an example another label; refused if the same image already has that label."""
     label = _check_label(label)
-    with _connect(path) as conn, _transaction(conn):
-        try:
-            changed = conn.execute("UPDATE examples SET label = ? WHERE id = ?", (label, example_id)).rowcount
-        except sqlite3.IntegrityError as exc:
-            raise StoreError(f"this image is already stored as a {label}") from exc
+    try:
+        with write(where) as conn:
+            changed = conn.execute(
+                table.update().where(table.c.id == example_id).values(label=label)
+            ).rowcount
+    except IntegrityError as exc:
+        raise StoreError(f"this image is already stored as a {label}") from exc
     if not changed:
         raise StoreError(f"no example with id {example_id}")
 
 
-def delete(example_id: int, path: str | os.PathLike | None = None) -> None:
-    with _connect(path) as conn, _transaction(conn):
-        if not conn.execute("DELETE FROM examples WHERE id = ?", (example_id,)).rowcount:
+def delete(example_id: int, where: str | os.PathLike | None = None) -> None:
+    with write(where) as conn:
+        if not conn.execute(table.delete().where(table.c.id == example_id)).rowcount:
             raise StoreError(f"no example with id {example_id}")
 
 
-def content_hash(path: str | os.PathLike | None = None) -> str:
+def content_hash(where: str | os.PathLike | None = None) -> str:
     """A digest of what the store holds (each image and its label), whatever the ids and times."""
-    with _connect(path) as conn:
-        return _digest(conn.execute("SELECT image_sha256, label FROM examples").fetchall())
+    with read(where) as conn:
+        return _digest(conn.execute(select(table.c.image_sha256, table.c.label)).all())
 
 
 def examples_hash(examples: list[Example]) -> str:
@@ -269,11 +174,11 @@ def _member_name(example: Example) -> str:
     return f"{example.id:06d}-{example.label}.png"
 
 
-def export_zip(out: str | os.PathLike, path: str | os.PathLike | None = None) -> dict:
+def export_zip(out: str | os.PathLike, where: str | os.PathLike | None = None) -> dict:
     """Every example as PNG, plus labels.csv; written atomically. Returns a summary."""
     from .checkpoint import write_atomically
 
-    examples = list_examples(path)
+    examples = list_examples(where)
     data = zip_bytes(examples)
     write_atomically(Path(out), lambda f: f.write(data))
     return {"exported": len(examples), "out": str(out), "bytes": len(data)}
@@ -426,9 +331,9 @@ def read_zip(data: bytes) -> list[Example]:
     return examples
 
 
-def import_zip(data: bytes, path: str | os.PathLike | None = None) -> dict:
+def import_zip(data: bytes, where: str | os.PathLike | None = None) -> dict:
     """Merge an exported zip into the store in one transaction: all of it or none."""
     examples = read_zip(data)
-    with _connect(path) as conn, _transaction(conn):
+    with write(where) as conn:
         new = sum(_insert(conn, example)[1] for example in examples)
     return {"imported": new, "skipped": len(examples) - new, "total": len(examples)}

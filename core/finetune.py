@@ -45,15 +45,14 @@ class Corrections:
     digest: str  # what the store held: each image and its label
 
 
-def load_corrections(path: str | os.PathLike) -> Corrections:
-    """A `.sqlite` store or an exported `.zip`."""
-    path = Path(path)
-    if not path.exists():
-        raise FineTuneError(f"no corrections at {path}")
-    if path.suffix.lower() == ".zip":
-        examples = read_zip(path.read_bytes())
+def load_corrections(where: str | os.PathLike) -> Corrections:
+    """An exported `.zip`, or a store: its URL or a SQLite file's path."""
+    if "://" not in str(where) and not Path(where).exists():
+        raise FineTuneError(f"no corrections at {where}")
+    if str(where).lower().endswith(".zip"):
+        examples = read_zip(Path(where).read_bytes())
         return Corrections(examples, examples_hash(examples))
-    return Corrections(list_examples(path), content_hash(path))
+    return Corrections(list_examples(where), content_hash(where))
 
 
 def split_corrections(examples: list[Example]) -> tuple[list[Example], list[Example]]:

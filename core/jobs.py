@@ -49,7 +49,7 @@ class TrainingTask:
     data_dir: str
     out: str
     finetune_from: str | None = None  # a checkpoint to start from, fine-tuned on `corrections`
-    corrections: str | None = None  # a corrections store (.sqlite) or an exported .zip
+    corrections: str | None = None  # a store's URL, or an exported .zip
 
 
 @dataclass
@@ -73,6 +73,11 @@ class JobSnapshot:
     losses: list[tuple[float, float]] = field(default_factory=list)  # (epochs done, smoothed loss) per report
     error: str | None = None
     checkpoint: str | None = None
+
+
+def _absolute(where: str | os.PathLike) -> str:
+    """A URL as it is, a file's path made absolute: the child may start in another folder."""
+    return str(where) if "://" in str(where) else str(Path(where).absolute())
 
 
 def launch_child() -> subprocess.Popen:
@@ -100,7 +105,7 @@ class TrainingJob:
         self.started_by = started_by
         out = default_checkpoint_path(model_config.arch, models_dir).absolute()
         start = str(Path(finetune_from).absolute()) if finetune_from else None
-        where = str(Path(corrections).absolute()) if corrections else None
+        where = _absolute(corrections) if corrections else None
         self._task = TrainingTask(
             model_config, train_config, str(Path(data_dir).absolute()), str(out), start, where
         )

@@ -15,10 +15,10 @@ import torch
 
 from core.checkpoint import save_checkpoint
 from core.config import ModelConfig
-from core.corrections import DB_ENV as CORRECTIONS_DB_ENV
 from core.data import DATA_DIR_ENV, RAW_FILES, data_present
 from core.jobs import TrainingSlot
 from core.models import build_model
+from core.store.engine import CORRECTIONS_DB_ENV, STORE_URL_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 IDX_IMAGES_MAGIC = 0x00000803
@@ -129,4 +129,5 @@ def mnist_dir() -> Path:
 @pytest.fixture(autouse=True)
 def corrections_store_in_tmp(tmp_path, monkeypatch):
     """No test writes to the checkout's data/corrections.sqlite, nor sees a user's."""
+    monkeypatch.delenv(STORE_URL_ENV, raising=False)
     monkeypatch.setenv(CORRECTIONS_DB_ENV, str(tmp_path / "corrections.sqlite"))

@@ -17,11 +17,12 @@ import core.preprocess
 from core import cache, export
 from core.cache import training_slot
 from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
-from core.corrections import DB_ENV, add_example, example_from_image, list_examples, zip_bytes
+from core.corrections import add_example, example_from_image, list_examples, zip_bytes
 from core.data import load_split
 from core.evaluate import evaluate
 from core.jobs import FAILED, STOPPED
 from core.preprocess import DOT, MAX_FILE_BYTES, open_image
+from core.store.engine import CORRECTIONS_DB_ENV as DB_ENV
 from tests.conftest import ROOT, STOP_WITHIN_S, TINY_TEST, end_training, save_untrained_mlp, wait_until
 from tests.drawings import encode, number, one, pen, seven
 

@@ -59,7 +59,7 @@ def test_the_store_defaults_to_the_environment(tmp_path, drawings):
         (["corrections", "add", "x.png", "--label", "12"], "invalid choice: 12"),
         (["corrections", "add", "x.png"], "--label"),
         (["corrections", "import", "missing.zip"], "cannot read missing.zip"),
-        (["corrections", "list", "--db", "{bad}"], "not a usable corrections store"),
+        (["corrections", "list", "--db", "{bad}"], "is not a usable store"),
         (["corrections", "import", "{bad}"], "not a zip"),
         (["train", "--corrections", "x.sqlite"], "--corrections goes with --finetune"),
         (["train", "--finetune", "x.pt"], "--finetune needs --corrections"),

@@ -3,6 +3,7 @@ import that lose nothing, hostile zips, concurrent writers, a killed writer and 
 
 import csv
 import dataclasses
+import hashlib
 import io
 import os
 import signal
@@ -18,7 +19,6 @@ from PIL import Image
 from core import corrections
 from core.corrections import (
     MAX_PNG_BYTES,
-    SCHEMA_VERSION,
     StoreError,
     add_example,
     content_hash,
@@ -30,6 +30,7 @@ from core.corrections import (
     list_examples,
     relabel,
 )
+from core.store import describe, engine, store_url
 from tests.conftest import ROOT
 from tests.drawings import encode, one, pen, seven
 
@@ -59,7 +60,7 @@ def test_an_example_keeps_everything_it_was_saved_with(db):
     assert stored.input28.max() > 2.0  # normalised ink, as the models see it
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
 
 
 def test_the_same_image_with_the_same_label_is_stored_once(db):
@@ -104,7 +105,8 @@ def test_the_newest_examples_come_first_and_only_as_many_as_asked(db):
 
 def test_reading_the_store_does_not_wait_for_a_writer(db, monkeypatch):
     add_example(_example(seven(), 7), db)
-    monkeypatch.setattr(corrections, "BUSY_TIMEOUT_S", 0.1)  # waiting for the lock would fail at once
+    monkeypatch.setattr(engine, "SQLITE_BUSY_S", 0.1)  # waiting for the lock would fail at once
+    engine._engines.clear()
     writer = sqlite3.connect(db, isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")  # another session is saving
     try:
@@ -250,8 +252,9 @@ def test_eight_processes_adding_at_once_store_every_example(db, tmp_path):
 WRITER = """
 import sys, time
 from core import corrections
+from core.store import write
 from tests.drawings import encode, seven
-with corrections._connect(sys.argv[1]) as conn, corrections._transaction(conn):
+with write(sys.argv[1]) as conn:
     corrections._insert(conn, corrections.example_from_image(encode(seven()), 2, "cli"))
     print("inside", flush=True)
     time.sleep(120)
@@ -278,38 +281,88 @@ def test_a_writer_killed_in_the_middle_of_a_save_leaves_a_sound_store(db):
 def test_a_corrupt_store_is_reported_and_left_as_it_is(tmp_path, content):
     bad = tmp_path / "store.sqlite"
     bad.write_bytes(content)
-    with pytest.raises(StoreError, match="not a usable corrections store.*left as it is"):
+    with pytest.raises(StoreError, match="not a usable store.*left as it is"):
         list_examples(bad)
     with pytest.raises(StoreError):
         add_example(_example(seven(), 7), bad)
     assert bad.read_bytes() == content
 
 
-def test_a_store_from_a_newer_version_is_refused(db):
+def test_a_store_from_a_newer_version_is_refused_and_left_alone(db):
     add_example(_example(seven(), 7), db)
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
-    with pytest.raises(StoreError, match="newer version"):
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    engine._ready.clear()  # as a new process would
+    with pytest.raises(StoreError, match="newer version of this app"):
         list_examples(db)
-
-
-def test_an_older_store_is_migrated_and_keeps_its_examples(db, monkeypatch):
-    add_example(_example(seven(), 7), db)
-    later = (*corrections.MIGRATIONS, "ALTER TABLE examples ADD COLUMN note TEXT")
-    monkeypatch.setattr(corrections, "MIGRATIONS", later)
-    monkeypatch.setattr(corrections, "SCHEMA_VERSION", len(later))
-    assert [e.label for e in list_examples(db)] == [7]
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == len(later)
-        assert "note" in [column[1] for column in conn.execute("PRAGMA table_info(examples)")]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "9999"
 
 
-def test_the_store_path_comes_from_the_argument_then_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv(corrections.DB_ENV, str(tmp_path / "env.sqlite"))
-    assert corrections.db_path() == tmp_path / "env.sqlite"
-    assert corrections.db_path(tmp_path / "arg.sqlite") == tmp_path / "arg.sqlite"
-    monkeypatch.delenv(corrections.DB_ENV)
-    assert corrections.db_path() == corrections.DEFAULT_DB
+LEGACY_COLUMNS = "image_sha256, label, predicted, confidence, checkpoint, source, created_at, png, input28"
+LEGACY_SCHEMA = """
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version VALUES (1);
+CREATE TABLE examples (
+    id INTEGER PRIMARY KEY, image_sha256 TEXT NOT NULL,
+    label INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9), predicted INTEGER CHECK (predicted BETWEEN 0 AND 9),
+    confidence REAL CHECK (confidence BETWEEN 0 AND 1), checkpoint TEXT, source TEXT NOT NULL,
+    created_at TEXT NOT NULL, png BLOB NOT NULL, input28 BLOB NOT NULL, UNIQUE (image_sha256, label)
+);
+CREATE INDEX examples_label ON examples (label);
+"""
+
+
+def _legacy_store(path, examples) -> None:
+    """A corrections.sqlite as the app wrote it before the store had Alembic migrations."""
+    with sqlite3.connect(path) as conn:
+        conn.executescript(LEGACY_SCHEMA)
+        for e in examples:
+            values = (hashlib.sha256(e.png).hexdigest(), e.label, e.predicted, e.confidence, e.checkpoint,
+                      e.source, e.created_at, e.png, e.input28.tobytes())  # fmt: skip
+            conn.execute(f"INSERT INTO examples ({LEGACY_COLUMNS}) VALUES ({', '.join('?' * 9)})", values)
+
+
+def test_an_older_store_is_upgraded_in_place_and_keeps_its_examples(db):
+    _legacy_store(db, [_example(seven(), 7, predicted=1, confidence=0.5), _example(one(), 1)])
+    assert [(e.label, e.predicted) for e in list_examples(db)] == [(7, 1), (1, None)]
+    with sqlite3.connect(db) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"examples", "alembic_version", "moved_in"} <= tables and "schema_version" not in tables
+    add_example(_example(pen([(60, 60), (200, 200)]), 4), db)
+    assert len(list_examples(db)) == 3
+
+
+def test_an_older_apps_corrections_are_moved_in_once_and_their_file_kept(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(engine.CORRECTIONS_DB_ENV)  # the store of the settings: data/store.sqlite
+    (tmp_path / "data").mkdir()
+    legacy = tmp_path / "data" / "corrections.sqlite"
+    _legacy_store(legacy, [_example(seven(), 7), _example(one(), 1)])
+    before = legacy.read_bytes()
+    assert sorted(e.label for e in list_examples()) == [1, 7]
+    assert store_url() == f"sqlite:///{tmp_path / 'data' / 'store.sqlite'}"
+    delete(list_examples()[0].id)
+    engine._ready.clear()  # the next start
+    assert len(list_examples()) == 1  # not copied twice
+    assert legacy.read_bytes() == before
+
+
+def test_the_store_comes_from_the_argument_then_the_environment_then_the_secrets(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(engine.CORRECTIONS_DB_ENV)
+    assert store_url() == f"sqlite:///{tmp_path / 'data' / 'store.sqlite'}"  # embedded, no set-up
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text(
+        '[connections.store]\nurl = "postgresql+psycopg://app:s3cret@db.example:5432/mnist"\n'
+    )
+    assert store_url() == "postgresql+psycopg://app:s3cret@db.example:5432/mnist"
+    assert describe(store_url()) == "postgresql+psycopg://app:***@db.example:5432/mnist"
+    monkeypatch.setenv(engine.CORRECTIONS_DB_ENV, "old.sqlite")  # the way to write sqlite:///PATH
+    assert store_url() == f"sqlite:///{tmp_path / 'old.sqlite'}"
+    monkeypatch.setenv(engine.STORE_URL_ENV, "sqlite:///elsewhere.sqlite")  # the environment wins
+    assert store_url() == "sqlite:///elsewhere.sqlite"
+    assert store_url(tmp_path / "arg.sqlite") == f"sqlite:///{tmp_path / 'arg.sqlite'}"
 
 
 @pytest.mark.parametrize("label", [10, 12, -1])

@@ -6,9 +6,9 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 
 import pytest
-import tomllib
 import torch
 
 from core.checkpoint import load_checkpoint, save_checkpoint

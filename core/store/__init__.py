@@ -1,0 +1,10 @@
+"""The store: what users teach the app, in one database that outlives the app's disk.
+
+SQLite, embedded, by default (`data/store.sqlite`); PostgreSQL for a deployment, chosen by a URL
+(`core.store.engine.store_url`). SQLAlchemy Core, schema changes by Alembic migrations, one
+transaction per change. Free of Streamlit and torch, so that the CLI's store verbs start fast.
+"""
+
+from .engine import StoreError, describe, read, store_url, write
+
+__all__ = ["StoreError", "describe", "read", "store_url", "write"]

@@ -1,0 +1,246 @@
+"""Which database the store is, a connection to it, and its schema brought up to date.
+
+The URL comes from, in order: the caller (a `--db PATH` or a URL), $MNIST_STORE_URL,
+$MNIST_CORRECTIONS_DB (a SQLite file, as before the store), Streamlit's secrets
+(`[connections.store] url` in .streamlit/secrets.toml), and else `sqlite:///data/store.sqlite`.
+A password is never printed: messages name the store by `describe`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy.pool import NullPool
+
+from ..errors import UserError, reason
+from .schema import examples, moved_in
+
+STORE_URL_ENV = "MNIST_STORE_URL"
+CORRECTIONS_DB_ENV = "MNIST_CORRECTIONS_DB"  # a SQLite file: another way to write sqlite:///PATH
+DEFAULT_SQLITE = Path("data") / "store.sqlite"
+LEGACY_CORRECTIONS = Path("data") / "corrections.sqlite"  # the app's store before this one
+SECRETS_FILE = Path(".streamlit") / "secrets.toml"
+CONNECT_TIMEOUT_S = 5  # a PostgreSQL server that does not answer: no page waits longer
+SQLITE_BUSY_S = 30  # how long a SQLite writer waits for another's transaction
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+IMMEDIATE = "immediate"  # execution option: a SQLite write takes the write lock at BEGIN
+CHECK_URL = f"check the server and the URL (${STORE_URL_ENV} or [connections.store] url in {SECRETS_FILE})"
+
+
+class StoreError(UserError):
+    """The store cannot be used (unreachable, corrupt, newer schema) or an input is refused."""
+
+
+def store_url(where: str | os.PathLike | None = None) -> str:
+    """The store's SQLAlchemy URL: `where` (a URL, or a SQLite file's path), else the settings."""
+    if where:
+        return _as_url(where)
+    for candidate in (os.environ.get(STORE_URL_ENV), os.environ.get(CORRECTIONS_DB_ENV)):
+        if candidate:  # the environment wins over the secrets file
+            return _as_url(candidate)
+    if secret := _secrets_url():
+        return _as_url(secret)
+    return _as_url(DEFAULT_SQLITE)
+
+
+def _as_url(where: str | os.PathLike) -> str:
+    text = str(where)
+    return text if "://" in text else f"sqlite:///{Path(text).absolute()}"
+
+
+def _secrets_url() -> str | None:
+    """Streamlit's convention: `[connections.store] url = "..."` in .streamlit/secrets.toml."""
+    if not SECRETS_FILE.is_file():
+        return None
+    try:
+        secrets = tomllib.loads(SECRETS_FILE.read_text())
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
+        raise StoreError(f"{SECRETS_FILE} cannot be read: {reason(exc)}") from exc
+    return secrets.get("connections", {}).get("store", {}).get("url")
+
+
+def describe(url: str) -> str:
+    """The store for people: a SQLite file's path, or the URL with its password hidden."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "a store URL that is not a database URL"
+    if parsed.get_backend_name() == "sqlite":
+        return str(parsed.database)
+    return parsed.render_as_string(hide_password=True)
+
+
+_engines: dict[str, Engine] = {}
+_ready: set[str] = set()  # URLs whose schema is up to date in this process
+_lock = threading.Lock()
+
+
+def _new_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
+    except ArgumentError as exc:
+        raise StoreError(f"{describe(url)}: use sqlite:///PATH or postgresql+psycopg://...") from exc
+    if backend == "sqlite":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # One connection per call, as Streamlit serves sessions from many threads.
+        engine = create_engine(
+            url, poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_S, "check_same_thread": False}
+        )
+        event.listen(engine, "connect", _sqlite_connected)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if backend == "postgresql":
+        try:
+            return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+        except NoSuchModuleError as exc:
+            raise StoreError(f"{describe(url)}: unknown driver; use postgresql+psycopg://...") from exc
+    raise StoreError(f"{describe(url)}: the store is SQLite or PostgreSQL")
+
+
+def _sqlite_connected(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (_sqlite_begin)
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    """Writes take the write lock at once (two upgrades cannot deadlock); reads never wait for it."""
+    immediate = connection.get_execution_options().get(IMMEDIATE)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _engine(url: str, settings: bool) -> Engine:
+    """The engine for `url`, its schema up to date; `settings`: the URL came from the settings, not
+    from the caller (then an older app's corrections are moved in)."""
+    with _lock:
+        if url not in _engines:
+            _engines[url] = _new_engine(url)
+        engine = _engines[url]
+        if url not in _ready:
+            with _failures_explained(url):
+                _migrate(engine, url)
+                if settings and not os.environ.get(CORRECTIONS_DB_ENV):
+                    _move_in_once(engine, url)
+            _ready.add(url)
+    return engine
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _migrate(engine: Engine, url: str) -> None:
+    """Bring the schema to the newest revision; a store of a newer app is refused, untouched."""
+    scripts = ScriptDirectory(str(MIGRATIONS_DIR))
+    with engine.connect() as connection:  # the usual case, a read: no write lock taken
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current == scripts.get_current_head():
+        return
+    if current is not None and current not in {script.revision for script in scripts.walk_revisions()}:
+        raise StoreError(f"{describe(url)} was written by a newer version of this app (schema {current})")
+    with engine.connect().execution_options(**{IMMEDIATE: True}) as connection, connection.begin():
+        if connection.dialect.name == "postgresql":  # two servers starting at once upgrade in turn
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(20261205)")
+        command.upgrade(_alembic_config(connection), "head")
+
+
+@contextmanager
+def _failures_explained(url: str) -> Iterator[None]:
+    """Database errors as one StoreError line; integrity errors go to the caller, which knows why."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except DBAPIError as exc:
+        raise StoreError(_why(url, exc)) from exc
+
+
+def _why(url: str, exc: DBAPIError) -> str:
+    what = reason(exc.orig) if exc.orig is not None else reason(exc)
+    damaged = any(sign in what for sign in ("not a database", "malformed", "no such table"))
+    if make_url(url).get_backend_name() == "sqlite" and damaged:
+        return (
+            f"{describe(url)} is not a usable store ({what}); it was left as it is: move it away "
+            f"or set ${STORE_URL_ENV} to another store"
+        )
+    return f"cannot use the store {describe(url)}: {what}; {CHECK_URL}"
+
+
+@contextmanager
+def read(where: str | os.PathLike | None = None) -> Iterator[Connection]:
+    """A connection for reading (no write lock)."""
+    url = store_url(where)
+    engine = _engine(url, settings=not where)
+    with _failures_explained(url), engine.connect() as connection:
+        yield connection
+
+
+@contextmanager
+def write(where: str | os.PathLike | None = None) -> Iterator[Connection]:
+    """One transaction: all of it is stored, or none."""
+    url = store_url(where)
+    engine = _engine(url, settings=not where)
+    with (
+        _failures_explained(url),
+        engine.connect() as connection,
+        connection.execution_options(**{IMMEDIATE: True}).begin(),
+    ):
+        yield connection
+
+
+def _move_in_once(engine: Engine, url: str) -> None:
+    """An older app's data/corrections.sqlite is copied into the store of the settings the first
+    time it is used (the file stays where it is); recorded in the store, so never twice."""
+    legacy = LEGACY_CORRECTIONS.absolute()
+    if not legacy.is_file() or url == _as_url(legacy):
+        return
+    with engine.connect().execution_options(**{IMMEDIATE: True}) as connection, connection.begin():
+        done = select(moved_in.c.source).where(moved_in.c.source == str(legacy))
+        if connection.execute(done).first():
+            return
+        copied = sum(_insert_if_new(connection, row) for row in _legacy_rows(legacy))
+        connection.execute(moved_in.insert().values(source=str(legacy), rows=copied, at=_now()))
+
+
+def _legacy_rows(path: Path) -> list[dict]:
+    """The old file's examples, read only: neither migrated nor switched to WAL, left as it was."""
+    columns = [column.name for column in examples.columns if column.name != "id"]
+    legacy = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    try:
+        rows = legacy.execute(f"SELECT {', '.join(columns)} FROM examples ORDER BY id").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(
+            f"{path} cannot be moved into the store ({reason(exc)}); it was left as it is"
+        ) from exc
+    finally:
+        legacy.close()
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def _insert_if_new(connection: Connection, row: dict) -> bool:
+    same = (examples.c.image_sha256 == row["image_sha256"]) & (examples.c.label == row["label"])
+    if connection.execute(select(func.count()).where(same)).scalar():
+        return False
+    connection.execute(examples.insert().values(row))
+    return True
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

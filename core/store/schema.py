@@ -1,0 +1,43 @@
+"""The store's tables (SQLAlchemy Core). Changing them means a new migration in migrations/versions."""
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+examples = Table(
+    "examples",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("image_sha256", String(64), nullable=False),
+    Column("label", Integer, CheckConstraint("label BETWEEN 0 AND 9"), nullable=False),
+    Column("predicted", Integer, CheckConstraint("predicted BETWEEN 0 AND 9")),
+    Column("confidence", Float, CheckConstraint("confidence BETWEEN 0 AND 1")),
+    Column("checkpoint", Text),
+    Column("source", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("png", LargeBinary, nullable=False),
+    Column("input28", LargeBinary, nullable=False),
+    UniqueConstraint("image_sha256", "label"),
+    Index("examples_label", "label"),
+)
+
+# Files whose contents were copied in once (an older app's corrections.sqlite): never twice.
+moved_in = Table(
+    "moved_in",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("rows", Integer, nullable=False),
+    Column("at", Text, nullable=False),
+)
