@@ -1,4 +1,4 @@
-"""Command line: python -m core train|evaluate|predict|models|export|corrections.
+"""Command line: python -m core train|evaluate|predict|models|export|corrections|store.
 
 Only the verb that runs imports torch: `--help` and usage errors answer at once.
 """
@@ -35,7 +35,7 @@ PROGRESS_INTERVAL_S = 0.2
 PERCENT_DECIMALS = 2  # accuracies, in percent, rounded for people
 FRACTION_DECIMALS = 4  # probabilities and per-class scores: two decimals of a percent
 LOSS_DECIMALS = 4
-VERBS = ("train", "evaluate", "predict", "models", "export", "corrections")
+VERBS = ("train", "evaluate", "predict", "models", "export", "corrections", "store")
 
 
 def _emit(obj: dict) -> None:
@@ -290,6 +290,13 @@ def cmd_corrections_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_store_copy(args: argparse.Namespace) -> int:
+    from .corrections import copy_store
+
+    _emit(copy_store(args.source, args.target))
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one `error:` line (argparse would print the usage and a second line)."""
 
@@ -365,6 +372,17 @@ def _add_corrections_verb(verbs) -> None:
     p.set_defaults(run=cmd_corrections)
 
 
+def _add_store_verb(verbs) -> None:
+    p = verbs.add_parser("store", help="the store of what users teach: copy one into another")
+    actions = p.add_subparsers(dest="action", metavar="{copy}", required=True)
+    a = actions.add_parser("copy", help="copy every example into another store; prints counts and hashes")
+    a.add_argument(
+        "--from", dest="source", required=True, metavar="URL", help="a database URL or .sqlite file"
+    )
+    a.add_argument("--to", dest="target", required=True, metavar="URL", help="a database URL or .sqlite file")
+    p.set_defaults(run=cmd_store_copy)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m core", description="Train, evaluate and use MNIST models.")
     verbs = parser.add_subparsers(dest="verb", metavar="{" + ",".join(VERBS) + "}")
@@ -393,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the file to write, e.g. model.onnx")
     p.set_defaults(run=cmd_export)
     _add_corrections_verb(verbs)
+    _add_store_verb(verbs)
     return parser
 
 

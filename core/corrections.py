@@ -160,6 +160,27 @@ def content_hash(where: str | os.PathLike | None = None) -> str:
         return _digest(conn.execute(select(table.c.image_sha256, table.c.label)).all())
 
 
+def copy_store(source: str | os.PathLike, target: str | os.PathLike) -> dict:
+    """Every example of one store into another (duplicates skipped), in one transaction; then both
+    are counted and hashed, and the copy is refused as incomplete unless the target holds all of
+    the source's content."""
+    if store_url(source) == store_url(target):
+        raise StoreError("the two stores are the same")
+    examples = list_examples(source)
+    with write(target) as conn:
+        copied = sum(_insert(conn, example)[1] for example in examples)
+    source_hash, target_hash = content_hash(source), content_hash(target)
+    target_pairs = {(e.label, hashlib.sha256(e.png).hexdigest()) for e in list_examples(target)}
+    complete = {(e.label, hashlib.sha256(e.png).hexdigest()) for e in examples} <= target_pairs
+    if not complete:
+        raise StoreError(f"the copy into {where_stored(target)} is incomplete")
+    return {
+        "from": where_stored(source), "to": where_stored(target), "copied": copied,
+        "skipped": len(examples) - copied, "from_rows": len(examples), "to_rows": len(target_pairs),
+        "from_hash": source_hash, "to_hash": target_hash,
+    }  # fmt: skip
+
+
 def examples_hash(examples: list[Example]) -> str:
     """content_hash of a store that held these examples."""
     return _digest([(hashlib.sha256(e.png).hexdigest(), e.label) for e in examples])

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import shlex
 import shutil
+import socket
 import struct
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +137,89 @@ def corrections_store_in_tmp(tmp_path, monkeypatch):
     """No test writes to the checkout's data/corrections.sqlite, nor sees a user's."""
     monkeypatch.delenv(STORE_URL_ENV, raising=False)
     monkeypatch.setenv(CORRECTIONS_DB_ENV, str(tmp_path / "corrections.sqlite"))
+
+
+# A throwaway PostgreSQL server for the store's tests: Debian's package (.ci/run installs it), on a
+# loopback port, data and socket in a temporary folder. It refuses to run as root, so as root (CI)
+# it runs as the postgres user the package creates.
+POSTGRES_BINS = Path("/usr/lib/postgresql")
+POSTGRES_USER = "postgres"
+POSTGRES_START_S = 60
+
+
+@dataclass
+class Postgres:
+    port: int
+    bin: Path
+    data: Path
+    log: Path
+
+    def url(self, database: str = POSTGRES_USER) -> str:
+        return f"postgresql+psycopg://{POSTGRES_USER}@127.0.0.1:{self.port}/{database}"
+
+    def run(self, tool: str, *args: str) -> subprocess.CompletedProcess:
+        command = [str(self.bin / tool), *args]
+        if os.geteuid() == 0:
+            command = ["su", POSTGRES_USER, "-c", " ".join(map(shlex.quote, command))]
+        return subprocess.run(command, capture_output=True, text=True, timeout=POSTGRES_START_S)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server for the session; fails in CI where it is missing, skips elsewhere."""
+    found = sorted(POSTGRES_BINS.glob("*/bin/pg_ctl"))
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is missing: .ci/run installs Debian's postgresql package")
+        pytest.skip("needs Debian's postgresql package")
+    folder = Path(tempfile.mkdtemp(prefix="mnist-postgres-"))
+    if os.geteuid() == 0:
+        shutil.chown(folder, POSTGRES_USER, POSTGRES_USER)
+    server = Postgres(_free_port(), found[-1].parent, folder / "data", folder / "server.log")
+    init = server.run("initdb", "-D", str(server.data), "-U", POSTGRES_USER, "--auth=trust", "-E", "UTF8")
+    assert init.returncode == 0, init.stderr
+    options = f"-p {server.port} -k {folder} -c listen_addresses=127.0.0.1"
+    started = server.run(
+        "pg_ctl", "-D", str(server.data), "-o", options, "-l", str(server.log), "-w", "start"
+    )
+    assert started.returncode == 0, started.stderr + server.log.read_text()
+    yield server
+    server.run("pg_ctl", "-D", str(server.data), "-m", "immediate", "stop")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture
+def postgres_url(postgres):
+    """A new, empty database on the session's server: its URL."""
+    import psycopg
+
+    name = f"test_{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(
+        f"host=127.0.0.1 port={postgres.port} user={POSTGRES_USER}", autocommit=True
+    ) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield postgres.url(name)
+    forget_engine(postgres.url(name))
+    with psycopg.connect(
+        f"host=127.0.0.1 port={postgres.port} user={POSTGRES_USER}", autocommit=True
+    ) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def forget_engine(url: str) -> None:
+    """Close the store's pooled connections to `url`, as a new process would start without them."""
+    from core.store import engine
+
+    cached = engine._engines.pop(url, None)
+    if cached is not None:
+        cached.dispose()
+    engine._ready.discard(url)

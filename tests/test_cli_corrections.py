@@ -5,7 +5,7 @@ import json
 import pytest
 
 from core.checkpoint import load_checkpoint
-from core.corrections import list_examples
+from core.corrections import content_hash, list_examples
 from tests.conftest import save_untrained_mlp
 from tests.drawings import encode, pen
 from tests.test_cli import _one_error_line, last_json, run_cli
@@ -24,8 +24,29 @@ def drawings(tmp_path):
     return files
 
 
-def test_add_list_export_import_speak_json_lines(tmp_path, drawings):
-    db, other = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def stores(request, tmp_path):
+    """Two stores of one backend: SQLite files, or two databases on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return tmp_path / "a.sqlite", tmp_path / "b.sqlite"
+    return request.getfixturevalue("postgres_url"), request.getfixturevalue("other_postgres_url")
+
+
+@pytest.fixture
+def other_postgres_url(postgres_url, postgres):
+    """A second database on the same server (postgres_url's fixture makes one per request)."""
+    import psycopg
+
+    name = postgres_url.rsplit("/", 1)[1] + "_other"
+    with psycopg.connect(f"host=127.0.0.1 port={postgres.port} user=postgres", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield postgres.url(name)
+    with psycopg.connect(f"host=127.0.0.1 port={postgres.port} user=postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_add_list_export_import_speak_json_lines(tmp_path, drawings, stores):
+    db, other = stores
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     added = run_cli("corrections", "add", drawings[0], bad, drawings[1], "--label", "1", "--db", db)
@@ -45,6 +66,25 @@ def test_add_list_export_import_speak_json_lines(tmp_path, drawings):
     assert last_json(imported.stdout) == {"imported": 2, "skipped": 0, "total": 2}
     again = run_cli("corrections", "import", tmp_path / "out.zip", "--db", other)
     assert last_json(again.stdout) == {"imported": 0, "skipped": 2, "total": 2}
+
+
+def test_store_copy_moves_everything_and_proves_it_with_counts_and_hashes(tmp_path, drawings, postgres_url):
+    """SQLite to PostgreSQL and back, as a deployment moves in: nothing lost, nothing twice."""
+    local, back = tmp_path / "local.sqlite", tmp_path / "back.sqlite"
+    for label, drawing in enumerate(drawings[:5]):
+        assert run_cli("corrections", "add", drawing, "--label", label, "--db", local).returncode == 0
+    there = run_cli("store", "copy", "--from", local, "--to", postgres_url)
+    report = last_json(there.stdout)
+    assert there.returncode == 0 and (report["copied"], report["from_rows"], report["to_rows"]) == (5, 5, 5)
+    assert report["from_hash"] == report["to_hash"] == content_hash(local)
+    assert report["to"] == postgres_url  # no password in it to hide here; describe() hides one
+    again = last_json(run_cli("store", "copy", "--from", local, "--to", postgres_url).stdout)
+    assert (again["copied"], again["skipped"], again["to_rows"]) == (0, 5, 5)
+    home = last_json(run_cli("store", "copy", "--from", postgres_url, "--to", back).stdout)
+    assert home["to_hash"] == content_hash(local)
+    assert "the two stores are the same" in _one_error_line(
+        run_cli("store", "copy", "--from", local, "--to", local)
+    )
 
 
 def test_the_store_defaults_to_the_environment(tmp_path, drawings):

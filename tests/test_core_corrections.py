@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,8 +36,17 @@ from tests.conftest import ROOT
 from tests.drawings import encode, one, pen, seven
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path):
+    """The store each test runs against: a SQLite file, then a database on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return tmp_path / "store.sqlite"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-def db(tmp_path):
+def sqlite_db(tmp_path):
+    """For what only a SQLite file has: its bytes, its pragmas, its write lock."""
     return tmp_path / "store.sqlite"
 
 
@@ -49,16 +59,16 @@ def _strokes(n: int) -> list[Image.Image]:
     return [pen([(100 + 3 * i, 60), (140, 220)]) for i in range(n)]
 
 
-def test_an_example_keeps_everything_it_was_saved_with(db):
+def test_an_example_keeps_everything_it_was_saved_with(sqlite_db):
     example = _example(seven(), 3, predicted=7, confidence=0.91, checkpoint="cnn.pt", source="upload")
-    example_id, new = add_example(example, db)
-    (stored,) = list_examples(db)
+    example_id, new = add_example(example, sqlite_db)
+    (stored,) = list_examples(sqlite_db)
     assert new and stored.id == example_id and (stored.label, stored.predicted) == (3, 7)
     assert (stored.confidence, stored.checkpoint, stored.source) == (0.91, "cnn.pt", "upload")
     assert stored.png == encode(seven()) and stored.created_at == example.created_at
     assert stored.input28.shape == (28, 28) and np.array_equal(stored.input28, example.input28)
     assert stored.input28.max() > 2.0  # normalised ink, as the models see it
-    with sqlite3.connect(db) as conn:
+    with sqlite3.connect(sqlite_db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
 
@@ -103,15 +113,15 @@ def test_the_newest_examples_come_first_and_only_as_many_as_asked(db):
     assert [e.id for e in list_examples(db)] == ids  # without a limit: all of them, oldest first
 
 
-def test_reading_the_store_does_not_wait_for_a_writer(db, monkeypatch):
-    add_example(_example(seven(), 7), db)
+def test_reading_the_store_does_not_wait_for_a_writer(sqlite_db, monkeypatch):
+    add_example(_example(seven(), 7), sqlite_db)
     monkeypatch.setattr(engine, "SQLITE_BUSY_S", 0.1)  # waiting for the lock would fail at once
     engine._engines.clear()
-    writer = sqlite3.connect(db, isolation_level=None)
+    writer = sqlite3.connect(sqlite_db, isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")  # another session is saving
     try:
-        assert counts(db)[7] == 1
-        assert [e.label for e in list_examples(db)] == [7]
+        assert counts(sqlite_db)[7] == 1
+        assert [e.label for e in list_examples(sqlite_db)] == [7]
     finally:
         writer.execute("ROLLBACK")
         writer.close()
@@ -272,9 +282,11 @@ def test_a_writer_killed_in_the_middle_of_a_save_leaves_a_sound_store(db):
         writer.wait(timeout=30)
     finally:
         writer.kill()
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    if isinstance(db, Path):  # SQLite: the file itself is sound; PostgreSQL aborted the transaction
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert [e.label for e in list_examples(db)] == [1]  # the killed save left nothing behind
+    add_example(_example(seven(), 2), db)  # and the store takes the next save
 
 
 @pytest.mark.parametrize("content", [b"garbage, not SQLite", b"SQLite format 3\x00" + bytes(200)])
@@ -288,14 +300,14 @@ def test_a_corrupt_store_is_reported_and_left_as_it_is(tmp_path, content):
     assert bad.read_bytes() == content
 
 
-def test_a_store_from_a_newer_version_is_refused_and_left_alone(db):
-    add_example(_example(seven(), 7), db)
-    with sqlite3.connect(db) as conn:
+def test_a_store_from_a_newer_version_is_refused_and_left_alone(sqlite_db):
+    add_example(_example(seven(), 7), sqlite_db)
+    with sqlite3.connect(sqlite_db) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '9999'")
     engine._ready.clear()  # as a new process would
     with pytest.raises(StoreError, match="newer version of this app"):
-        list_examples(db)
-    with sqlite3.connect(db) as conn:
+        list_examples(sqlite_db)
+    with sqlite3.connect(sqlite_db) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "9999"
 
 
@@ -323,14 +335,14 @@ def _legacy_store(path, examples) -> None:
             conn.execute(f"INSERT INTO examples ({LEGACY_COLUMNS}) VALUES ({', '.join('?' * 9)})", values)
 
 
-def test_an_older_store_is_upgraded_in_place_and_keeps_its_examples(db):
-    _legacy_store(db, [_example(seven(), 7, predicted=1, confidence=0.5), _example(one(), 1)])
-    assert [(e.label, e.predicted) for e in list_examples(db)] == [(7, 1), (1, None)]
-    with sqlite3.connect(db) as conn:
+def test_an_older_store_is_upgraded_in_place_and_keeps_its_examples(sqlite_db):
+    _legacy_store(sqlite_db, [_example(seven(), 7, predicted=1, confidence=0.5), _example(one(), 1)])
+    assert [(e.label, e.predicted) for e in list_examples(sqlite_db)] == [(7, 1), (1, None)]
+    with sqlite3.connect(sqlite_db) as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"examples", "alembic_version", "moved_in"} <= tables and "schema_version" not in tables
-    add_example(_example(pen([(60, 60), (200, 200)]), 4), db)
-    assert len(list_examples(db)) == 3
+    add_example(_example(pen([(60, 60), (200, 200)]), 4), sqlite_db)
+    assert len(list_examples(sqlite_db)) == 3
 
 
 def test_an_older_apps_corrections_are_moved_in_once_and_their_file_kept(tmp_path, monkeypatch):
@@ -366,10 +378,10 @@ def test_the_store_comes_from_the_argument_then_the_environment_then_the_secrets
 
 
 @pytest.mark.parametrize("label", [10, 12, -1])
-def test_labels_outside_0_to_9_are_refused(db, label):
+def test_labels_outside_0_to_9_are_refused(sqlite_db, label):
     with pytest.raises(StoreError, match="0 to 9"):
         _example(seven(), label)
     example = dataclasses.replace(_example(seven(), 7), label=label)  # past the helper's own check
     with pytest.raises(StoreError, match=f"0 to 9, not {label}"):
-        add_example(example, db)
-    assert not db.exists()  # refused before the store was opened
+        add_example(example, sqlite_db)
+    assert not sqlite_db.exists()  # refused before the store was opened
