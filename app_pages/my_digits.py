@@ -13,14 +13,16 @@ from core.corrections import (
     zip_bytes,
 )
 from core.models import NUM_CLASSES
+from core.store import embedded, store_url
 
 ANY = "any"
 GALLERY_COLUMNS = 6
 MAX_SHOWN = 60  # examples drawn at once; a filter narrows them down
 THUMBNAIL_PX = 84
 CLOUD_NOTICE = (
-    "On Streamlit Community Cloud the disk is **not kept** across restarts and redeploys: your digits "
-    "are lost then. **Export** them to keep them, and import the zip after a restart."
+    "This store is a file on the server's disk. On Streamlit Community Cloud that disk is **not kept** "
+    "across restarts and redeploys: give the app a PostgreSQL store (docs/deploying.md), or **export** "
+    "your digits and import the zip after a restart."
 )
 MESSAGE_KEY = "my_digits_message"
 
@@ -29,7 +31,8 @@ st.caption(
     "The digits you marked Right or Wrong on Predict, with their true label: the Train page can fine-tune "
     f"the active model on them. Stored in `{where_stored()}`."
 )
-st.info(CLOUD_NOTICE, icon=":material/cloud_off:")
+if embedded(store_url()):
+    st.info(CLOUD_NOTICE, icon=":material/cloud_off:")
 
 
 def say(kind: str, text: str) -> None:

@@ -74,14 +74,14 @@ def _wait_healthy(url: str, process: subprocess.Popen) -> float:
     raise TimeoutError("streamlit did not become healthy")
 
 
-def _start_streamlit(env: dict[str, str], log) -> tuple[subprocess.Popen, str]:
+def _start_streamlit(env: dict[str, str], log, root: Path = ROOT) -> tuple[subprocess.Popen, str]:
     """Start the app on a free loopback port, trying again on another one if it exits at once: the
     port can be taken between finding it free and Streamlit binding it."""
     for _ in range(START_TRIES):
         port = _free_port()
         command = [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
                    "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
-        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=log)
+        process = subprocess.Popen(command, cwd=root, env={**os.environ, **env}, stdout=log, stderr=log)
         url = f"http://127.0.0.1:{port}"
         try:
             print(f"server healthy after {_wait_healthy(url, process):.1f} s")
@@ -95,10 +95,11 @@ def _start_streamlit(env: dict[str, str], log) -> tuple[subprocess.Popen, str]:
 
 
 @contextmanager
-def serve_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """`streamlit run Home.py` on a free loopback port; yields its URL once healthy."""
+def serve_app(env: dict[str, str], log_path: Path, root: Path = ROOT) -> Iterator[str]:
+    """`streamlit run Home.py` (of the checkout at `root`) on a free loopback port; yields its URL once
+    healthy."""
     with open(log_path, "w") as log:
-        process, url = _start_streamlit(env, log)
+        process, url = _start_streamlit(env, log, root)
         try:
             yield url
         finally:

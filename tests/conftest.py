@@ -144,6 +144,7 @@ def corrections_store_in_tmp(tmp_path, monkeypatch):
 # it runs as the postgres user the package creates.
 POSTGRES_BINS = Path("/usr/lib/postgresql")
 POSTGRES_USER = "postgres"
+POSTGRES_PASSWORD = "s3cret-pw"  # over TCP a password is asked, so tests can show it is never printed
 POSTGRES_START_S = 60
 
 
@@ -151,17 +152,35 @@ POSTGRES_START_S = 60
 class Postgres:
     port: int
     bin: Path
-    data: Path
+    folder: Path
     log: Path
 
-    def url(self, database: str = POSTGRES_USER) -> str:
-        return f"postgresql+psycopg://{POSTGRES_USER}@127.0.0.1:{self.port}/{database}"
+    @property
+    def data(self) -> Path:
+        return self.folder / "data"
+
+    def url(self, database: str = POSTGRES_USER, password: str = POSTGRES_PASSWORD) -> str:
+        return f"postgresql+psycopg://{POSTGRES_USER}:{password}@127.0.0.1:{self.port}/{database}"
+
+    def admin(self):
+        import psycopg
+
+        credentials = f"user={POSTGRES_USER} password={POSTGRES_PASSWORD}"
+        return psycopg.connect(f"host=127.0.0.1 port={self.port} {credentials}", autocommit=True)
 
     def run(self, tool: str, *args: str) -> subprocess.CompletedProcess:
         command = [str(self.bin / tool), *args]
         if os.geteuid() == 0:
             command = ["su", POSTGRES_USER, "-c", " ".join(map(shlex.quote, command))]
         return subprocess.run(command, capture_output=True, text=True, timeout=POSTGRES_START_S)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+        started = self.run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start")
+        assert started.returncode == 0, started.stderr + self.log.read_text()
+
+    def stop(self) -> None:
+        self.run("pg_ctl", "-D", str(self.data), "-m", "fast", "stop")
 
 
 def _free_port() -> int:
@@ -170,28 +189,35 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def postgres():
-    """A PostgreSQL server for the session; fails in CI where it is missing, skips elsewhere."""
+def start_postgres() -> Postgres:
+    """A new PostgreSQL server in a temporary folder, running; fails in CI where it is missing."""
     found = sorted(POSTGRES_BINS.glob("*/bin/pg_ctl"))
     if not found:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL is missing: .ci/run installs Debian's postgresql package")
         pytest.skip("needs Debian's postgresql package")
     folder = Path(tempfile.mkdtemp(prefix="mnist-postgres-"))
+    (folder / "password").write_text(POSTGRES_PASSWORD)
     if os.geteuid() == 0:
-        shutil.chown(folder, POSTGRES_USER, POSTGRES_USER)
-    server = Postgres(_free_port(), found[-1].parent, folder / "data", folder / "server.log")
-    init = server.run("initdb", "-D", str(server.data), "-U", POSTGRES_USER, "--auth=trust", "-E", "UTF8")
+        for path in (folder, folder / "password"):
+            shutil.chown(path, POSTGRES_USER, POSTGRES_USER)
+    server = Postgres(_free_port(), found[-1].parent, folder, folder / "server.log")
+    init = server.run(
+        "initdb", "-D", str(server.data), "-U", POSTGRES_USER, "-E", "UTF8", "--auth-local=trust",
+        "--auth-host=scram-sha-256", f"--pwfile={folder / 'password'}",
+    )  # fmt: skip
     assert init.returncode == 0, init.stderr
-    options = f"-p {server.port} -k {folder} -c listen_addresses=127.0.0.1"
-    started = server.run(
-        "pg_ctl", "-D", str(server.data), "-o", options, "-l", str(server.log), "-w", "start"
-    )
-    assert started.returncode == 0, started.stderr + server.log.read_text()
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server for the session."""
+    server = start_postgres()
     yield server
-    server.run("pg_ctl", "-D", str(server.data), "-m", "immediate", "stop")
-    shutil.rmtree(folder, ignore_errors=True)
+    server.stop()
+    shutil.rmtree(server.folder, ignore_errors=True)
 
 
 _databases = itertools.count()
@@ -200,18 +226,12 @@ _databases = itertools.count()
 @pytest.fixture
 def postgres_url(postgres):
     """A new, empty database on the session's server: its URL."""
-    import psycopg
-
     name = f"test_{os.getpid()}_{next(_databases)}"
-    with psycopg.connect(
-        f"host=127.0.0.1 port={postgres.port} user={POSTGRES_USER}", autocommit=True
-    ) as admin:
+    with postgres.admin() as admin:
         admin.execute(f"CREATE DATABASE {name}")
     yield postgres.url(name)
     forget_engine(postgres.url(name))
-    with psycopg.connect(
-        f"host=127.0.0.1 port={postgres.port} user={POSTGRES_USER}", autocommit=True
-    ) as admin:
+    with postgres.admin() as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 

@@ -4,6 +4,7 @@ import csv
 import io
 import os
 import re
+import subprocess
 import time
 import zipfile
 from collections import Counter
@@ -38,7 +39,8 @@ from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
 from core.data import load_split
 from core.evaluate import evaluate
 from core.preprocess import DASH, DOT
-from tests.conftest import ROOT, save_untrained_mlp
+from core.store import describe
+from tests.conftest import POSTGRES_PASSWORD, ROOT, save_untrained_mlp
 from tests.drawings import DIGIT_STROKES, encode, one
 
 pytestmark = pytest.mark.browser
@@ -581,3 +583,47 @@ def test_the_phone_canvas_shows_where_its_toolbar_takes_touches(server, phone):
     assert pixels.getpixel((width - 2, round(covered[1]) + 6)) == black  # below it the canvas is free
     assert pixels.getpixel((10, 10)) == black and pixels.getpixel((width // 2, height // 2)) == black
     shot(phone, "predict-number-phone-corner")
+
+
+def _mark_a_seven_as(page, url: str, label: str) -> None:
+    open_app(page, url, "predict")
+    page.get_by_text("Nothing drawn yet.").wait_for(timeout=WAIT_MS)
+    draw_and_time(page, "7")
+    wrong = page.get_by_role("tabpanel").locator('[data-testid="stButtonGroup"]')
+    wrong.get_by_role("radio", name=label, exact=True).click()  # "Wrong? It is a" ...
+    expect(page.get_by_text(f"Saved to My digits as a {label}.")).to_be_visible(timeout=WAIT_MS)
+
+
+def _my_digits_captions(page, url: str) -> list[str]:
+    open_app(page, url, "my_digits")
+    expect(page.get_by_text("Showing")).to_be_visible(timeout=WAIT_MS)
+    return sorted(gallery_captions(page))
+
+
+def test_two_servers_and_a_fresh_clone_share_one_postgresql_store(
+    postgres_url, tiny_data_dir, tmp_path, browser
+):
+    """A deployment: two app servers on one PostgreSQL see each other's corrections; a fresh clone with
+    no data/ folder (a Cloud restart) started with the same URL shows them all."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=WAIT_MS / 1000)
+    env = {"MNIST_DATA_DIR": str(tiny_data_dir), "MNIST_STORE_URL": postgres_url,
+           "MNIST_MODELS_DIR": str(tmp_path / "trained")}  # fmt: skip
+    first, second = (browser.new_context(viewport=VIEWPORT).new_page() for _ in range(2))
+    with serve_app(env, tmp_path / "first.log") as one, serve_app(env, tmp_path / "second.log", clone) as two:
+        _mark_a_seven_as(first, one, "1")
+        _mark_a_seven_as(second, two, "2")
+        said = ["a 1 · said 7", "a 2 · said 7"]
+        assert [c.split(" (")[0] for c in _my_digits_captions(first, one)] == said
+        assert [c.split(" (")[0] for c in _my_digits_captions(second, two)] == said
+        expect(second.get_by_text(describe(postgres_url))).to_be_visible()  # no password on the page
+        assert POSTGRES_PASSWORD not in second.content()
+        expect(second.get_by_text("not kept")).to_have_count(0)  # no warning: this store is kept
+        shot(second, "my-digits-postgresql")
+    restarted = tmp_path / "restarted"  # nothing of the first run's disk
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(restarted)], check=True, timeout=WAIT_MS / 1000)
+    assert not (restarted / "data").exists()
+    with serve_app(env, tmp_path / "restarted.log", restarted) as again:
+        assert [c.split(" (")[0] for c in _my_digits_captions(first, again)] == said
+    first.context.close()
+    second.context.close()

@@ -6,7 +6,7 @@ import pytest
 
 from core.checkpoint import load_checkpoint
 from core.corrections import content_hash, list_examples
-from tests.conftest import save_untrained_mlp
+from tests.conftest import POSTGRES_PASSWORD, save_untrained_mlp
 from tests.drawings import encode, pen
 from tests.test_cli import _one_error_line, last_json, run_cli
 
@@ -35,13 +35,11 @@ def stores(request, tmp_path):
 @pytest.fixture
 def other_postgres_url(postgres_url, postgres):
     """A second database on the same server (postgres_url's fixture makes one per request)."""
-    import psycopg
-
     name = postgres_url.rsplit("/", 1)[1] + "_other"
-    with psycopg.connect(f"host=127.0.0.1 port={postgres.port} user=postgres", autocommit=True) as admin:
+    with postgres.admin() as admin:
         admin.execute(f"CREATE DATABASE {name}")
     yield postgres.url(name)
-    with psycopg.connect(f"host=127.0.0.1 port={postgres.port} user=postgres", autocommit=True) as admin:
+    with postgres.admin() as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
@@ -77,7 +75,10 @@ def test_store_copy_moves_everything_and_proves_it_with_counts_and_hashes(tmp_pa
     report = last_json(there.stdout)
     assert there.returncode == 0 and (report["copied"], report["from_rows"], report["to_rows"]) == (5, 5, 5)
     assert report["from_hash"] == report["to_hash"] == content_hash(local)
-    assert report["to"] == postgres_url  # no password in it to hide here; describe() hides one
+    assert (
+        report["to"] == postgres_url.replace(POSTGRES_PASSWORD, "***")
+        and POSTGRES_PASSWORD not in there.stdout
+    )
     again = last_json(run_cli("store", "copy", "--from", local, "--to", postgres_url).stdout)
     assert (again["copied"], again["skipped"], again["to_rows"]) == (0, 5, 5)
     home = last_json(run_cli("store", "copy", "--from", postgres_url, "--to", back).stdout)
@@ -145,3 +146,26 @@ def test_finetune_with_fewer_than_10_corrections_is_refused(tiny_data_dir, tmp_p
                      "--data-dir", tiny_data_dir, "--out", tmp_path / "no.pt")  # fmt: skip
     assert "at least 10 corrections; there are 9" in _one_error_line(result)
     assert not (tmp_path / "no.pt").exists()
+
+
+@pytest.mark.parametrize("problem", ["wrong password", "no such server", "no rights", "not a database URL"])
+def test_a_store_that_cannot_be_used_is_one_line_that_never_shows_the_password(
+    postgres, postgres_url, problem
+):
+    with postgres.admin() as admin:  # a user who may connect but not create the store's tables
+        admin.execute("DROP ROLE IF EXISTS visitor")
+        admin.execute("CREATE ROLE visitor LOGIN PASSWORD 'visitor-pw'")
+    urls = {
+        "wrong password": postgres.url(postgres_url.rsplit("/", 1)[1], password="not-the-pw"),
+        "no such server": postgres_url.replace(str(postgres.port), "9"),  # a closed port
+        "no rights": postgres_url.replace(f"postgres:{POSTGRES_PASSWORD}@", "visitor:visitor-pw@"),
+        "not a database URL": "mysql://someone:pw-123@127.0.0.1/x",
+    }
+    result = run_cli("corrections", "list", "--db", urls[problem])
+    line = _one_error_line(result)
+    assert "Traceback" not in result.stderr
+    for secret in (POSTGRES_PASSWORD, "not-the-pw", "visitor-pw", "pw-123"):
+        assert secret not in result.stderr + result.stdout
+    expected = {"wrong password": "password authentication failed", "no such server": "Connection refused",
+                "no rights": "permission denied", "not a database URL": "SQLite or PostgreSQL"}  # fmt: skip
+    assert expected[problem] in line, line

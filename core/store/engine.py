@@ -73,6 +73,11 @@ def _secrets_url() -> str | None:
     return secrets.get("connections", {}).get("store", {}).get("url")
 
 
+def embedded(url: str) -> bool:
+    """A SQLite file on this machine's disk: on Community Cloud, lost at every restart."""
+    return url.startswith("sqlite:")
+
+
 def describe(url: str) -> str:
     """The store for people: a SQLite file's path, or the URL with its password hidden."""
     try:
