@@ -594,10 +594,11 @@ def _mark_a_seven_as(page, url: str, label: str) -> None:
     expect(page.get_by_text(f"Saved to My digits as a {label}.")).to_be_visible(timeout=WAIT_MS)
 
 
-def _my_digits_captions(page, url: str) -> list[str]:
+def _my_digits_captions(page, url: str, count: int) -> list[str]:
+    """The captions of My digits' gallery, once it shows `count` examples, without their confidence."""
     open_app(page, url, "my_digits")
-    expect(page.get_by_text("Showing")).to_be_visible(timeout=WAIT_MS)
-    return sorted(gallery_captions(page))
+    expect(page.locator('[data-testid="stImageCaption"]')).to_have_count(count, timeout=WAIT_MS)
+    return sorted(caption.split(" (")[0] for caption in gallery_captions(page))
 
 
 def test_two_servers_and_a_fresh_clone_share_one_postgresql_store(
@@ -614,8 +615,8 @@ def test_two_servers_and_a_fresh_clone_share_one_postgresql_store(
         _mark_a_seven_as(first, one, "1")
         _mark_a_seven_as(second, two, "2")
         said = ["a 1 · said 7", "a 2 · said 7"]
-        assert [c.split(" (")[0] for c in _my_digits_captions(first, one)] == said
-        assert [c.split(" (")[0] for c in _my_digits_captions(second, two)] == said
+        assert _my_digits_captions(first, one, len(said)) == said
+        assert _my_digits_captions(second, two, len(said)) == said
         expect(second.get_by_text(describe(postgres_url))).to_be_visible()  # no password on the page
         assert POSTGRES_PASSWORD not in second.content()
         expect(second.get_by_text("not kept")).to_have_count(0)  # no warning: this store is kept
@@ -624,6 +625,6 @@ def test_two_servers_and_a_fresh_clone_share_one_postgresql_store(
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(restarted)], check=True, timeout=WAIT_MS / 1000)
     assert not (restarted / "data").exists()
     with serve_app(env, tmp_path / "restarted.log", restarted) as again:
-        assert [c.split(" (")[0] for c in _my_digits_captions(first, again)] == said
+        assert _my_digits_captions(first, again, len(said)) == said
     first.context.close()
     second.context.close()
