@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import sys
+import time
 import types
 from collections import Counter
 
@@ -22,8 +23,18 @@ from core.data import load_split
 from core.evaluate import evaluate
 from core.jobs import FAILED, STOPPED
 from core.preprocess import DOT, MAX_FILE_BYTES, open_image
+from core.store.engine import CONNECT_TIMEOUT_S, STORE_URL_ENV
 from core.store.engine import CORRECTIONS_DB_ENV as DB_ENV
-from tests.conftest import ROOT, STOP_WITHIN_S, TINY_TEST, end_training, save_untrained_mlp, wait_until
+from tests.conftest import (
+    ROOT,
+    STOP_WITHIN_S,
+    TINY_TEST,
+    end_training,
+    forget_engine,
+    save_untrained_mlp,
+    start_postgres,
+    wait_until,
+)
 from tests.drawings import encode, number, one, pen, seven
 
 NO_ARROW = Metric.MetricDirection.NONE
@@ -689,6 +700,38 @@ def test_a_corrupt_store_does_not_stop_predict(with_data, canvas, store):
     assert not app.exception and predictions(app) == ["7"]
     assert any("Not saved" in e.value and "left as it is" in e.value for e in app.error)
     assert store.read_bytes() == b"not a database"
+
+
+def test_a_postgresql_store_that_stops_and_comes_back(with_data, canvas, monkeypatch):
+    """The server stops while the app runs: Predict and the shipped models go on, teaching and My
+    digits say plainly what is wrong and what to check, no page waits past the connect timeout, and
+    nothing is half-written when the server is back."""
+    server = start_postgres()
+    try:
+        monkeypatch.setenv(STORE_URL_ENV, server.url())
+        canvas.png = encode(seven())
+        app = open_page("app_pages/predict.py")
+        app.get("button_group")[0].set_value(4).run()
+        assert "Saved to My digits as a 4." in texts(app)
+        server.stop()
+        started = time.monotonic()
+        button(app, "Right").click().run()
+        assert time.monotonic() - started < CONNECT_TIMEOUT_S + 5
+        assert not app.exception and predictions(app) == ["7"]  # Predict goes on
+        (error,) = [e.value for e in app.error]
+        assert error.startswith("Not saved: cannot use the store") and "check the server and the URL" in error
+        app.switch_page("app_pages/my_digits.py").run()
+        assert not app.exception and "cannot use the store" in app.error[0].value
+        server.start()
+        assert [e.label for e in list_examples(server.url())] == [4]  # nothing half-written
+        app.switch_page("app_pages/predict.py").run()
+        button(app, "Right").click().run()
+        assert "Saved to My digits as a 7." in texts(app)
+        assert sorted(e.label for e in list_examples(server.url())) == [4, 7]
+    finally:
+        forget_engine(server.url())
+        server.stop()
+        shutil.rmtree(server.folder, ignore_errors=True)
 
 
 def _store_drawings(store, labels: list[int]) -> None:
