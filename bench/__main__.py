@@ -25,11 +25,13 @@ from core.train import EpochReport, train
 from .app_training import PAIRS
 from .app_training import measure as measure_app_training
 from .classic import classic_eval_rate, classic_mlp, train_classic
+from .store import measure_both as measure_store
 
 MLP_THRESHOLDS = (97.5, 98.0)
 CNN_THRESHOLDS = (99.0, 99.4)
 CLASSIC_EPOCHS = {"quick": 6, "full": 15}
 LATENCY_SAMPLES = {"quick": 100, "full": 400}
+STORE_SAMPLES = {"quick": 60, "full": 200}  # saves (each a new drawing) and listings
 BATCH_IMAGES = 256
 WARMUP_RUNS = 10  # predictions before timing: first calls allocate and load kernels
 P99 = 0.99
@@ -143,6 +145,7 @@ def run(args: argparse.Namespace) -> dict:
     cnn_inside = inside_ms_p50(cpu_cnn, cnn_map, LATENCY_SAMPLES[mode])
     classic_97_5 = first_time_to(classic, 97.5)
     mlp_97_5 = first_time_to(mlp_history, 97.5)
+    store = measure_store(STORE_SAMPLES[mode])
     # Last: it runs a server. 0 pairs skips it (a GPU machine without Chromium or Streamlit).
     watched = measure_app_training(["mlp", "cnn"], data_dir, args.app_pairs) if args.app_pairs else {}
     return {
@@ -180,6 +183,7 @@ def run(args: argparse.Namespace) -> dict:
         "embedding_build_s": max(mlp_map_s, cnn_map_s),
         "mlp_embedding_build_s": mlp_map_s,
         "cnn_embedding_build_s": cnn_map_s,
+        **store,
         **watched,
     }
 
@@ -212,6 +216,10 @@ def markdown(r: dict) -> str:
          f"{r['mlp_inspect_ms_p50']} / {r['cnn_inspect_ms_p50']} ms", None),
         ("embedding map first build, MLP / CNN", "",
          f"{r['mlp_embedding_build_s']} / {r['cnn_embedding_build_s']} s", None),
+        ("store: mark a drawing p50, SQLite / PostgreSQL", "",
+         f"{r['store_add_ms_p50']} / {r['postgresql_store_add_ms_p50']} ms", None),
+        ("store: list My digits' 60 newest p50, SQLite / PostgreSQL", "",
+         f"{r['store_list_ms_p50']} / {r['postgresql_store_list_ms_p50']} ms", None),
     ]  # fmt: skip
     rows += [
         (f"training watched in Chromium / CLI, {arch.upper()}", "",

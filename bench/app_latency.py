@@ -54,7 +54,7 @@ SHOWN_AFTER_RELEASE_JS = """([digit, timeoutMs]) => new Promise((resolve, reject
 RECORD_RELEASE_JS = "addEventListener('pointerup', () => { window.__released = performance.now(); }, true)"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -78,7 +78,7 @@ def _start_streamlit(env: dict[str, str], log, root: Path = ROOT) -> tuple[subpr
     """Start the app on a free loopback port, trying again on another one if it exits at once: the
     port can be taken between finding it free and Streamlit binding it."""
     for _ in range(START_TRIES):
-        port = _free_port()
+        port = free_port()
         command = [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
                    "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
         process = subprocess.Popen(command, cwd=root, env={**os.environ, **env}, stdout=log, stderr=log)

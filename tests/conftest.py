@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import itertools
 import os
-import shlex
 import shutil
-import socket
 import struct
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from bench.postgres import Postgres, PostgresMissing, start_server
 from core.checkpoint import save_checkpoint
 from core.config import ModelConfig
 from core.data import DATA_DIR_ENV, RAW_FILES, data_present
@@ -139,76 +135,14 @@ def corrections_store_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv(CORRECTIONS_DB_ENV, str(tmp_path / "corrections.sqlite"))
 
 
-# A throwaway PostgreSQL server for the store's tests: Debian's package (.ci/run installs it), on a
-# loopback port, data and socket in a temporary folder. It refuses to run as root, so as root (CI)
-# it runs as the postgres user the package creates.
-POSTGRES_BINS = Path("/usr/lib/postgresql")
-POSTGRES_USER = "postgres"
-POSTGRES_PASSWORD = "s3cret-pw"  # over TCP a password is asked, so tests can show it is never printed
-POSTGRES_START_S = 60
-
-
-@dataclass
-class Postgres:
-    port: int
-    bin: Path
-    folder: Path
-    log: Path
-
-    @property
-    def data(self) -> Path:
-        return self.folder / "data"
-
-    def url(self, database: str = POSTGRES_USER, password: str = POSTGRES_PASSWORD) -> str:
-        return f"postgresql+psycopg://{POSTGRES_USER}:{password}@127.0.0.1:{self.port}/{database}"
-
-    def admin(self):
-        import psycopg
-
-        credentials = f"user={POSTGRES_USER} password={POSTGRES_PASSWORD}"
-        return psycopg.connect(f"host=127.0.0.1 port={self.port} {credentials}", autocommit=True)
-
-    def run(self, tool: str, *args: str) -> subprocess.CompletedProcess:
-        command = [str(self.bin / tool), *args]
-        if os.geteuid() == 0:
-            command = ["su", POSTGRES_USER, "-c", " ".join(map(shlex.quote, command))]
-        return subprocess.run(command, capture_output=True, text=True, timeout=POSTGRES_START_S)
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
-        started = self.run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start")
-        assert started.returncode == 0, started.stderr + self.log.read_text()
-
-    def stop(self) -> None:
-        self.run("pg_ctl", "-D", str(self.data), "-m", "fast", "stop")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_postgres() -> Postgres:
-    """A new PostgreSQL server in a temporary folder, running; fails in CI where it is missing."""
-    found = sorted(POSTGRES_BINS.glob("*/bin/pg_ctl"))
-    if not found:
+    """A throwaway PostgreSQL server (bench.postgres); fails in CI where it is missing, skips elsewhere."""
+    try:
+        return start_server()
+    except PostgresMissing as exc:
         if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is missing: .ci/run installs Debian's postgresql package")
-        pytest.skip("needs Debian's postgresql package")
-    folder = Path(tempfile.mkdtemp(prefix="mnist-postgres-"))
-    (folder / "password").write_text(POSTGRES_PASSWORD)
-    if os.geteuid() == 0:
-        for path in (folder, folder / "password"):
-            shutil.chown(path, POSTGRES_USER, POSTGRES_USER)
-    server = Postgres(_free_port(), found[-1].parent, folder, folder / "server.log")
-    init = server.run(
-        "initdb", "-D", str(server.data), "-U", POSTGRES_USER, "-E", "UTF8", "--auth-local=trust",
-        "--auth-host=scram-sha-256", f"--pwfile={folder / 'password'}",
-    )  # fmt: skip
-    assert init.returncode == 0, init.stderr
-    server.start()
-    return server
+            pytest.fail(f"{exc}: .ci/run installs Debian's postgresql package")
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,10 @@ REQUIRED = {
     "inspect_ms_p50",
     "number_ms_p50",
     "embedding_build_s",
+    "store_add_ms_p50",
+    "store_list_ms_p50",
+    "postgresql_store_add_ms_p50",
+    "postgresql_store_list_ms_p50",
 }
 
 
@@ -35,6 +39,7 @@ def test_quick_bench_prints_a_table_and_a_json_last_line(tiny_data_dir, tmp_path
     assert summary["eval_images_per_s"] > 0 and summary["classic_eval_images_per_s"] > 0
     assert summary["inspect_ms_p50"] == max(summary["mlp_inspect_ms_p50"], summary["cnn_inspect_ms_p50"]) > 0
     assert summary["embedding_build_s"] > 0
+    assert summary["store_add_ms_p50"] > 0 and summary["postgresql_store_list_ms_p50"] > 0  # both stores
     assert "| time to 97.5 % (MLP) |" in report.read_text()
     assert summary["app_train_ratio_mlp"] > 0 and summary["app_train_ratio_cnn"] > 0  # both ran, watched
     assert len(summary["mlp_app_train_s"]) == len(summary["cnn_cli_train_s"]) == 1

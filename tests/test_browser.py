@@ -35,12 +35,13 @@ from bench.app_latency import (
     visible_canvas,
     write_number,
 )
+from bench.postgres import POSTGRES_PASSWORD
 from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
 from core.data import load_split
 from core.evaluate import evaluate
 from core.preprocess import DASH, DOT
 from core.store import describe
-from tests.conftest import POSTGRES_PASSWORD, ROOT, save_untrained_mlp
+from tests.conftest import ROOT, save_untrained_mlp
 from tests.drawings import DIGIT_STROKES, encode, one
 
 pytestmark = pytest.mark.browser

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
+from bench.postgres import POSTGRES_PASSWORD
 from core.checkpoint import load_checkpoint
 from core.corrections import content_hash, list_examples
-from tests.conftest import POSTGRES_PASSWORD, save_untrained_mlp
+from tests.conftest import save_untrained_mlp
 from tests.drawings import encode, pen
 from tests.test_cli import _one_error_line, last_json, run_cli
 

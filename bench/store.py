@@ -1,0 +1,81 @@
+"""The store's speed as the app uses it: mark one drawing right or wrong, list My digits' newest.
+
+Measured on a SQLite file and on a throwaway local PostgreSQL server (bench.postgres), one after the
+other in one process. Each save is a new drawing, as each click saves another example.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from core.corrections import add_example, example_from_image, list_examples
+
+from .postgres import PostgresMissing, start_server
+
+MS = 1000.0
+NEWEST = 60  # what My digits shows at once
+CANVAS = 280
+PEN = 18
+
+
+def _drawing(i: int) -> bytes:
+    """A canvas stroke of its own for each i: every save is a new example."""
+    image = Image.new("RGBA", (CANVAS, CANVAS), (0, 0, 0, 255))
+    ImageDraw.Draw(image).line(
+        [(60 + i % 150, 50), (200, 60 + i // 150), (120, 240)], fill="white", width=PEN
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _p50_ms(calls) -> float:
+    times = []
+    for call in calls:
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * MS)
+    return round(statistics.median(times), 2)
+
+
+def measure(where: str, samples: int) -> dict[str, float]:
+    """add_ms_p50 and list_ms_p50 on the store at `where` (its schema made by the first save)."""
+    examples = [
+        example_from_image(_drawing(i), i % 10, "canvas", 7, 0.9, "cnn.pt") for i in range(samples + 1)
+    ]
+    add_example(examples[0], where)  # the first call creates the schema: not what a click costs
+    add = _p50_ms(lambda e=e: add_example(e, where) for e in examples[1:])
+    listing = _p50_ms(lambda: list_examples(where, newest=NEWEST) for _ in range(samples))
+    return {"add_ms_p50": add, "list_ms_p50": listing}
+
+
+def measure_both(samples: int) -> dict[str, float | None]:
+    """The store_* keys of the bench's JSON: SQLite, then PostgreSQL (None where it is not installed)."""
+    folder = Path(tempfile.mkdtemp(prefix="mnist-bench-store-"))
+    try:
+        sqlite = measure(str(folder / "store.sqlite"), samples)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        server = start_server()
+    except PostgresMissing:
+        postgres = {"add_ms_p50": None, "list_ms_p50": None}
+    else:
+        try:
+            postgres = measure(server.url(), samples)
+        finally:
+            server.stop()
+            shutil.rmtree(server.folder, ignore_errors=True)
+    return {
+        "store_add_ms_p50": sqlite["add_ms_p50"],
+        "store_list_ms_p50": sqlite["list_ms_p50"],
+        "postgresql_store_add_ms_p50": postgres["add_ms_p50"],
+        "postgresql_store_list_ms_p50": postgres["list_ms_p50"],
+    }
