@@ -37,6 +37,7 @@ SECRETS_FILE = Path(".streamlit") / "secrets.toml"
 CONNECT_TIMEOUT_S = 5  # a PostgreSQL server that does not answer: no page waits longer
 SQLITE_BUSY_S = 30  # how long a SQLite writer waits for another's transaction
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 20261205  # the PostgreSQL advisory lock every server of this app takes to migrate
 IMMEDIATE = "immediate"  # execution option: a SQLite write takes the write lock at BEGIN
 CHECK_URL = f"check the server and the URL (${STORE_URL_ENV} or [connections.store] url in {SECRETS_FILE})"
 
@@ -162,7 +163,7 @@ def _migrate(engine: Engine, url: str) -> None:
         raise StoreError(f"{describe(url)} was written by a newer version of this app (schema {current})")
     with engine.connect().execution_options(**{IMMEDIATE: True}) as connection, connection.begin():
         if connection.dialect.name == "postgresql":  # two servers starting at once upgrade in turn
-            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(20261205)")
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         command.upgrade(_alembic_config(connection), "head")
 
 
