@@ -7,7 +7,14 @@ import streamlit as st
 
 from app_pages import ui
 from core.cache import cached_checkpoint, cached_checkpoint_list, cached_latency_ms, cached_onnx
-from core.checkpoint import CheckpointError, CheckpointInfo, delete_checkpoint
+from core.checkpoint import (
+    CheckpointError,
+    CheckpointInfo,
+    checkpoint_bytes,
+    delete_checkpoint,
+    file_name,
+    stored_models_problem,
+)
 from core.export import NEEDS, onnx_available
 
 MB = 2**20
@@ -104,14 +111,16 @@ def confirm_delete(info: CheckpointInfo) -> None:
 
 
 def actions(info: CheckpointInfo) -> None:
-    name = Path(info.path).name
+    name = file_name(info.path)
     active = st.session_state.get(ui.MODEL_KEY) == info.path
     cols = st.columns(4)
     cols[0].button(
         "Active" if active else "Make active", on_click=ui.make_active, args=(info.path,), disabled=active
     )
     # Callables are read on click only: no file is read and no ONNX exported on every rerun.
-    cols[1].download_button("Download .pt", Path(info.path).read_bytes, file_name=name, on_click=ui.KEEP_PAGE)
+    cols[1].download_button(
+        "Download .pt", lambda: checkpoint_bytes(info.path), file_name=name, on_click=ui.KEEP_PAGE
+    )
     exportable = onnx_available()
     cols[2].download_button(
         "Download ONNX",
@@ -128,6 +137,8 @@ def actions(info: CheckpointInfo) -> None:
 
 
 st.title("Models")
+if problem := stored_models_problem():
+    st.warning(f"The models trained here cannot be listed: {problem}")
 infos = cached_checkpoint_list()
 if not infos:
     st.info("No models yet: train one on the Train page.")

@@ -6,6 +6,7 @@ import streamlit as st
 
 from app_pages import ui
 from core.cache import cached_checkpoint, training_slot
+from core.checkpoint import checkpoint_bytes, file_name
 from core.config import AUGMENT_HELP, ModelConfig, default_train_config
 from core.corrections import StoreError, counts
 from core.data import data_dir_from_env
@@ -335,7 +336,10 @@ def published(path: str) -> None:
     cols[0].button("Use as active model", on_click=ui.make_active, args=(path,))
     # A callable is read only on click, not on every rerun of this page.
     cols[1].download_button(
-        "Download checkpoint", Path(path).read_bytes, file_name=Path(path).name, on_click=ui.KEEP_PAGE
+        "Download checkpoint",
+        lambda: checkpoint_bytes(path),
+        file_name=file_name(path),
+        on_click=ui.KEEP_PAGE,
     )
 
 

@@ -220,6 +220,8 @@ def markdown(r: dict) -> str:
          f"{r['store_add_ms_p50']} / {r['postgresql_store_add_ms_p50']} ms", None),
         ("store: list My digits' 60 newest p50, SQLite / PostgreSQL", "",
          f"{r['store_list_ms_p50']} / {r['postgresql_store_list_ms_p50']} ms", None),
+        ("store: load a stored CNN, uncached, SQLite / PostgreSQL", "",
+         f"{r['store_load_model_ms']} / {r['postgresql_store_load_model_ms']} ms", None),
     ]  # fmt: skip
     rows += [
         (f"training watched in Chromium / CLI, {arch.upper()}", "",

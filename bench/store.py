@@ -7,20 +7,27 @@ other in one process. Each save is a new drawing, as each click saves another ex
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import statistics
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
 from core.corrections import add_example, example_from_image, list_examples
+from core.store import models as stored
+from core.store import store_url
+from core.store.engine import STORE_URL_ENV
 
 from .postgres import PostgresMissing, start_server
 
 MS = 1000.0
 NEWEST = 60  # what My digits shows at once
+MODEL_LOADS = 5
 CANVAS = 280
 PEN = 18
 
@@ -45,15 +52,40 @@ def _p50_ms(calls) -> float:
     return round(statistics.median(times), 2)
 
 
+def load_model_ms(where: str) -> float:
+    """Milliseconds to load the shipped CNN from the store the first time (no cache), median of a few:
+    what the first page that uses a stored model waits for."""
+    stored.save(
+        "bench-cnn.pt", (SHIPPED_MODELS_DIR / "cnn.pt").read_bytes(), "2026-12-05T00:00:00+00:00", where
+    )
+    with _store_of(where):
+        return _p50_ms(lambda: load_checkpoint("store:bench-cnn.pt") for _ in range(MODEL_LOADS))
+
+
+@contextmanager
+def _store_of(where: str):
+    """core.checkpoint reads store:NAME from the store of the settings: point them at `where`."""
+    before = os.environ.get(STORE_URL_ENV)
+    os.environ[STORE_URL_ENV] = store_url(where)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[STORE_URL_ENV]
+        else:
+            os.environ[STORE_URL_ENV] = before
+
+
 def measure(where: str, samples: int) -> dict[str, float]:
-    """add_ms_p50 and list_ms_p50 on the store at `where` (its schema made by the first save)."""
+    """add_ms_p50, list_ms_p50 and load_model_ms on the store at `where` (its schema made by the
+    first save)."""
     examples = [
         example_from_image(_drawing(i), i % 10, "canvas", 7, 0.9, "cnn.pt") for i in range(samples + 1)
     ]
     add_example(examples[0], where)  # the first call creates the schema: not what a click costs
     add = _p50_ms(lambda e=e: add_example(e, where) for e in examples[1:])
     listing = _p50_ms(lambda: list_examples(where, newest=NEWEST) for _ in range(samples))
-    return {"add_ms_p50": add, "list_ms_p50": listing}
+    return {"add_ms_p50": add, "list_ms_p50": listing, "load_model_ms": load_model_ms(where)}
 
 
 def measure_both(samples: int) -> dict[str, float | None]:
@@ -66,7 +98,7 @@ def measure_both(samples: int) -> dict[str, float | None]:
     try:
         server = start_server()
     except PostgresMissing:
-        postgres = {"add_ms_p50": None, "list_ms_p50": None}
+        postgres = {"add_ms_p50": None, "list_ms_p50": None, "load_model_ms": None}
     else:
         try:
             postgres = measure(server.url(), samples)
@@ -78,4 +110,6 @@ def measure_both(samples: int) -> dict[str, float | None]:
         "store_list_ms_p50": sqlite["list_ms_p50"],
         "postgresql_store_add_ms_p50": postgres["add_ms_p50"],
         "postgresql_store_list_ms_p50": postgres["list_ms_p50"],
+        "store_load_model_ms": sqlite["load_model_ms"],
+        "postgresql_store_load_model_ms": postgres["load_model_ms"],
     }

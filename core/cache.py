@@ -9,7 +9,15 @@ import os
 
 import streamlit as st
 
-from .checkpoint import Checkpoint, CheckpointInfo, list_checkpoints, load_checkpoint, model_folders
+from .checkpoint import (
+    Checkpoint,
+    CheckpointInfo,
+    checkpoint_version,
+    list_checkpoints,
+    load_checkpoint,
+    model_folders,
+    stored_models_stamp,
+)
 from .data import Split, data_dir_from_env, load_split
 from .evaluate import EvalReport, evaluate
 from .export import onnx_bytes
@@ -28,8 +36,8 @@ def _checkpoint(path: str, modified: float) -> Checkpoint:
 
 
 def cached_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """A loaded checkpoint, keyed by path and modification time (a re-saved file reloads)."""
-    return _checkpoint(str(path), os.path.getmtime(path))
+    """A loaded checkpoint, keyed by path and version (a re-saved file reloads)."""
+    return _checkpoint(str(path), checkpoint_version(path))
 
 
 @st.cache_data(max_entries=MAX_CACHED_FILES, show_spinner=False)
@@ -39,7 +47,7 @@ def _latency_ms(path: str, modified: float) -> float:
 
 def cached_latency_ms(path: str | os.PathLike) -> float:
     """Single-image predict latency of a checkpoint, measured once per file version."""
-    return _latency_ms(str(path), os.path.getmtime(path))
+    return _latency_ms(str(path), checkpoint_version(path))
 
 
 @st.cache_data(max_entries=MAX_CACHED_MODELS, show_spinner=False)
@@ -49,7 +57,7 @@ def _onnx(path: str, modified: float) -> bytes:
 
 def cached_onnx(path: str | os.PathLike) -> bytes:
     """A checkpoint's model as ONNX (core.export), exported once per file version."""
-    return _onnx(str(path), os.path.getmtime(path))
+    return _onnx(str(path), checkpoint_version(path))
 
 
 @st.cache_data(show_spinner=False)
@@ -58,9 +66,9 @@ def _listing(stamp: tuple) -> list[CheckpointInfo]:
 
 
 def cached_checkpoint_list() -> list[CheckpointInfo]:
-    """The shipped and trained checkpoints, re-read only when a file is added, removed or changed."""
-    stamp = tuple(sorted((str(p), p.stat().st_mtime) for f in model_folders() for p in f.glob("*.pt")))
-    return _listing(stamp)
+    """The shipped, trained and stored checkpoints, re-read only when one is added, removed or changed."""
+    files = tuple(sorted((str(p), p.stat().st_mtime) for f in model_folders() for p in f.glob("*.pt")))
+    return _listing((files, stored_models_stamp()))
 
 
 @st.cache_resource(show_spinner=False)
@@ -81,7 +89,7 @@ def _evaluation(path: str, modified: float, data_dir: str) -> EvalReport:
 
 def cached_evaluation(path: str | os.PathLike) -> EvalReport:
     """The test-set evaluation of a checkpoint, computed once per file version."""
-    return _evaluation(str(path), os.path.getmtime(path), str(data_dir_from_env()))
+    return _evaluation(str(path), checkpoint_version(path), str(data_dir_from_env()))
 
 
 @st.cache_resource(max_entries=MAX_CACHED_MODELS, show_spinner=False)
@@ -91,7 +99,7 @@ def _embedding_map(path: str, modified: float, data_dir: str) -> EmbeddingMap:
 
 def cached_embedding_map(path: str | os.PathLike) -> EmbeddingMap:
     """The embedding map of a checkpoint's features (core.inside), built once per file version."""
-    return _embedding_map(str(path), os.path.getmtime(path), str(data_dir_from_env()))
+    return _embedding_map(str(path), checkpoint_version(path), str(data_dir_from_env()))
 
 
 @st.cache_resource

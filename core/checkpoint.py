@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import os
 import platform
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,15 +20,17 @@ from torch import nn
 from .config import ModelConfig
 from .errors import UserError, WriteError, reason
 from .models import build_model, count_parameters
+from .store import StoreError
+from .store import models as stored
+from .store.engine import legacy_models_dir
 
 FORMAT_VERSION = 1
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODELS_DIR = PROJECT_ROOT / "models"  # committed, read-only for the app
-# Models trained here go under data/, which git ignores, so they are never committed by accident.
-TRAINED_MODELS_DIR = PROJECT_ROOT / "data" / "models"
-MODELS_DIR_ENV = "MNIST_MODELS_DIR"
 FILE_MODE = 0o644  # as the shipped checkpoints; mkstemp's temp files are 0600
 SUFFIX = ".pt"
+# Models trained here live in the store (core.store), named store:NAME wherever a path is accepted.
+STORE_PREFIX = "store:"
 # What torch.load(weights_only=True) says when a file asks to import code.
 WEIGHTS_ONLY_REFUSAL = "Unsupported global"
 REQUIRED_KEYS = ("format", "state_dict", "model_config", "metrics")
@@ -109,7 +113,6 @@ def save_checkpoint(
 ) -> Path:
     """Write atomically: a temp file in the same folder, then os.replace."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT_VERSION,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -120,7 +123,49 @@ def save_checkpoint(
         "versions": _versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if is_stored(path):
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        with _store_errors(path):
+            stored.save(stored_name(path), buffer.getvalue(), payload["created_at"])
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
     return write_atomically(path, lambda f: torch.save(payload, f))
+
+
+def is_stored(path: str | os.PathLike) -> bool:
+    return str(path).startswith(STORE_PREFIX)
+
+
+def stored_name(path: str | os.PathLike) -> str:
+    return str(path).removeprefix(STORE_PREFIX)
+
+
+def file_name(path: str | os.PathLike) -> str:
+    """What a download of the checkpoint is called: its file's name, or its name in the store."""
+    return stored_name(Path(path).name)
+
+
+@contextmanager
+def _store_errors(path: str | os.PathLike) -> Iterator[None]:
+    try:
+        yield
+    except StoreError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+
+
+def checkpoint_bytes(path: str | os.PathLike) -> bytes:
+    """The checkpoint as it is saved: a file's bytes, or the store's."""
+    if is_stored(path):
+        with _store_errors(path):
+            return stored.load(stored_name(path))
+    return Path(path).read_bytes()
+
+
+def checkpoint_version(path: str | os.PathLike) -> float:
+    """Changes when the checkpoint does: a file's modification time (OSError when it has gone); a
+    stored model is written once, never changed."""
+    return 0.0 if is_stored(path) else os.path.getmtime(path)
 
 
 def _cannot_write(path: Path, exc: OSError) -> WriteError:
@@ -153,10 +198,11 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> Path:
 
 
 def _read_payload(path: Path) -> dict:
-    if not path.is_file():
+    if not is_stored(path) and not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    source = io.BytesIO(checkpoint_bytes(path)) if is_stored(path) else path
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and torch errors: unsafe, damaged or foreign
         # torch's own message suggests loading with weights_only=False: advice never to pass on.
         if WEIGHTS_ONLY_REFUSAL in str(exc):
@@ -202,8 +248,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
 
 def trained_models_dir() -> Path:
-    """Where models trained here are saved: $MNIST_MODELS_DIR, else data/models."""
-    return Path(os.environ.get(MODELS_DIR_ENV) or TRAINED_MODELS_DIR)
+    """A folder of checkpoint files listed beside the store's: $MNIST_MODELS_DIR, else data/models
+    (where the app saved its models before the store, which git ignores)."""
+    return legacy_models_dir()
 
 
 def model_folders() -> list[Path]:
@@ -213,7 +260,7 @@ def model_folders() -> list[Path]:
     return [SHIPPED_MODELS_DIR] if same else [SHIPPED_MODELS_DIR, trained]
 
 
-def _info(path: Path) -> CheckpointInfo:
+def _info(path: Path, size: int) -> CheckpointInfo:
     ckpt = load_checkpoint(path)
     return CheckpointInfo(
         path=str(path),
@@ -225,7 +272,7 @@ def _info(path: Path) -> CheckpointInfo:
         hidden=ckpt.model_config.hidden,
         shipped=is_shipped(path),
         shape=ckpt.model_config.shape,
-        file_bytes=path.stat().st_size,
+        file_bytes=size,
         train_seconds=ckpt.metrics.get("train_seconds"),
         finetuned_from=(ckpt.metrics.get("finetune") or {}).get("finetuned_from"),
     )
@@ -233,7 +280,7 @@ def _info(path: Path) -> CheckpointInfo:
 
 def is_shipped(path: str | os.PathLike) -> bool:
     """One of the committed models/: read-only for the app."""
-    return Path(path).resolve().parent == SHIPPED_MODELS_DIR.resolve()
+    return not is_stored(path) and Path(path).resolve().parent == SHIPPED_MODELS_DIR.resolve()
 
 
 def delete_checkpoint(path: str | os.PathLike) -> None:
@@ -241,6 +288,9 @@ def delete_checkpoint(path: str | os.PathLike) -> None:
     path = Path(path)
     if is_shipped(path):
         raise CheckpointError(f"{path.name} ships with the app and cannot be deleted")
+    if is_stored(path):
+        with _store_errors(path):
+            return stored.delete(stored_name(path))
     try:
         path.unlink()
     except FileNotFoundError:
@@ -255,15 +305,52 @@ def list_checkpoints(folder: str | os.PathLike | None = None) -> list[Checkpoint
     Shipped models come first, most accurate first; then trained ones, newest first.
     """
     folders = [Path(folder)] if folder else model_folders()
+    files = [(path, path.stat().st_size) for path in sorted(p for f in folders for p in f.glob(f"*{SUFFIX}"))]
+    in_store = [] if folder else _stored_models()
+    moved = set() if folder else _moved_in_files()  # listed from the store only, even once deleted there
+    files = [(path, size) for path, size in files if str(path.absolute()) not in moved]
     infos = []
-    for path in sorted(p for f in folders for p in f.glob(f"*{SUFFIX}")):
+    for path, size in files + in_store:
         try:
-            infos.append(_info(path))
+            infos.append(_info(path, size))
         except CheckpointError:
             continue
     shipped = sorted((i for i in infos if i.shipped), key=lambda i: -(i.test_accuracy or 0.0))
     trained = sorted((i for i in infos if not i.shipped), key=lambda i: i.created_at, reverse=True)
     return shipped + trained
+
+
+def _stored_models() -> list[tuple[Path, int]]:
+    """(store:NAME, size) of each model in the store; none while the store cannot be used (pages
+    that need it say so: stored_models_problem)."""
+    try:
+        return [(Path(f"{STORE_PREFIX}{name}"), size) for name, _, size in stored.listing()]
+    except StoreError:
+        return []
+
+
+def _moved_in_files() -> set[str]:
+    try:
+        return stored.moved_in_files()
+    except StoreError:
+        return set()
+
+
+def stored_models_stamp() -> tuple:
+    """What changes when a model is stored or deleted (for caches), () while the store is unusable."""
+    try:
+        return tuple(sorted((name, created) for name, created, _ in stored.listing()))
+    except StoreError:
+        return ()
+
+
+def stored_models_problem() -> str | None:
+    """Why the models in the store cannot be listed, or None."""
+    try:
+        stored.listing()
+    except StoreError as exc:
+        return str(exc)
+    return None
 
 
 def most_accurate(infos: list[CheckpointInfo]) -> CheckpointInfo:
@@ -281,5 +368,6 @@ def default_checkpoint(folder: str | os.PathLike | None = None) -> Path:
 
 
 def default_checkpoint_path(arch: str, folder: str | os.PathLike | None = None) -> Path:
-    """A fresh, time-stamped checkpoint path in `folder` (default: trained_models_dir())."""
-    return Path(folder or trained_models_dir()) / f"{arch}-{datetime.now():%Y%m%d-%H%M%S}{SUFFIX}"
+    """A fresh, time-stamped checkpoint name: in the store (store:NAME), or a file in `folder`."""
+    name = f"{arch}-{datetime.now():%Y%m%d-%H%M%S}{SUFFIX}"
+    return Path(folder) / name if folder else Path(f"{STORE_PREFIX}{name}")

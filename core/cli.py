@@ -75,7 +75,7 @@ def _train_overrides(args: argparse.Namespace) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .checkpoint import default_checkpoint_path
+    from .checkpoint import default_checkpoint_path, is_stored
     from .data import load_mnist
     from .devices import resolve_device
     from .train import save_result, train
@@ -105,6 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = save_result(result, args.out or default_checkpoint_path(arch))
     summary = {
         "checkpoint": str(out),
+        **({"model": str(out)} if is_stored(out) else {}),
         "arch": arch,
         "test_accuracy": round(result.final.test_accuracy, PERCENT_DECIMALS),
         "train_seconds": round(result.train_seconds, 2),
@@ -337,7 +338,7 @@ def _add_train_verb(verbs) -> None:
     p.add_argument("--seed", type=int, default=TrainConfig.seed, help="random seed")
     p.add_argument("--data-dir", help="folder holding MNIST/raw (default: $MNIST_DATA_DIR or data/)")
     p.add_argument("--val-size", type=int, default=0, help="training images held out for validation")
-    p.add_argument("--out", help="checkpoint path (default: data/models/<arch>-<time>.pt)")
+    p.add_argument("--out", help="a checkpoint file (default: the store, as store:<arch>-<time>.pt)")
     p.add_argument(
         "--finetune", metavar="CKPT", help="start from this checkpoint and fine-tune it on --corrections"
     )

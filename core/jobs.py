@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .checkpoint import PROJECT_ROOT, default_checkpoint_path
+from .checkpoint import PROJECT_ROOT, default_checkpoint_path, is_stored
 from .config import ModelConfig, TrainConfig
 from .train import BatchReport, EpochReport
 
@@ -76,8 +76,9 @@ class JobSnapshot:
 
 
 def _absolute(where: str | os.PathLike) -> str:
-    """A URL as it is, a file's path made absolute: the child may start in another folder."""
-    return str(where) if "://" in str(where) else str(Path(where).absolute())
+    """A URL or a stored model's name as it is, a file's path made absolute: the child may start in
+    another folder."""
+    return str(where) if "://" in str(where) or is_stored(where) else str(Path(where).absolute())
 
 
 def launch_child() -> subprocess.Popen:
@@ -103,8 +104,8 @@ class TrainingJob:
     ):
         self.model_config, self.train_config = model_config, train_config
         self.started_by = started_by
-        out = default_checkpoint_path(model_config.arch, models_dir).absolute()
-        start = str(Path(finetune_from).absolute()) if finetune_from else None
+        out = _absolute(default_checkpoint_path(model_config.arch, models_dir))
+        start = _absolute(finetune_from) if finetune_from else None
         where = _absolute(corrections) if corrections else None
         self._task = TrainingTask(
             model_config, train_config, str(Path(data_dir).absolute()), str(out), start, where

@@ -367,7 +367,7 @@ def test_a_short_training_run_completes_and_can_be_used(with_data, canvas, model
     app.run()
     assert not app.exception and "Training finished" in texts(app)
     new = job.snapshot().checkpoint
-    assert new.startswith(str(models)) and len(app.get("plotly_chart")) == 2
+    assert new.startswith("store:") and len(app.get("plotly_chart")) == 2  # trained into the store
     trained = load_checkpoint(new)
     assert trained.train_config["augment"] == "pen" and trained.model_config.hidden == 24
     assert trained.train_config["device"] == "cpu"  # ... and the CPU chosen is what trained
@@ -722,6 +722,11 @@ def test_a_postgresql_store_that_stops_and_comes_back(with_data, canvas, monkeyp
         assert error.startswith("Not saved: cannot use the store") and "check the server and the URL" in error
         app.switch_page("app_pages/my_digits.py").run()
         assert not app.exception and "cannot use the store" in app.error[0].value
+        app.switch_page("app_pages/models.py").run()  # the shipped models are still listed
+        assert not app.exception and list(app.dataframe[0].value["name"]) == ["cnn.pt", "mlp.pt"]
+        assert app.warning[0].value.startswith(
+            "The models trained here cannot be listed: cannot use the store"
+        )
         server.start()
         assert [e.label for e in list_examples(server.url())] == [4]  # nothing half-written
         app.switch_page("app_pages/predict.py").run()

@@ -24,6 +24,8 @@ REQUIRED = {
     "store_list_ms_p50",
     "postgresql_store_add_ms_p50",
     "postgresql_store_list_ms_p50",
+    "store_load_model_ms",
+    "postgresql_store_load_model_ms",
 }
 
 

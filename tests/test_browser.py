@@ -41,6 +41,7 @@ from core.data import load_split
 from core.evaluate import evaluate
 from core.preprocess import DASH, DOT
 from core.store import describe
+from core.store import models as stored
 from tests.conftest import ROOT, save_untrained_mlp
 from tests.drawings import DIGIT_STROKES, encode, one
 
@@ -71,7 +72,8 @@ PHOTO_SIZE = (4000, 3000)  # 12 megapixels, as phones take them
 class Server:
     url: str
     log: Path
-    models: Path  # where models trained on it are saved
+    models: Path  # a folder of checkpoint files it lists too
+    store: Path  # its store: corrections and the models trained on it
 
 
 @contextmanager
@@ -81,7 +83,7 @@ def _serve(data_dir, tmp_path_factory):
     env = {"MNIST_DATA_DIR": str(data_dir), "MNIST_MODELS_DIR": str(folder / "trained"),
            "MNIST_CORRECTIONS_DB": str(folder / "corrections.sqlite")}  # fmt: skip
     with serve_app(env, folder / "streamlit.log") as url:
-        yield Server(url, folder / "streamlit.log", folder / "trained")
+        yield Server(url, folder / "streamlit.log", folder / "trained", folder / "corrections.sqlite")
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +288,7 @@ def test_pressing_enter_in_a_train_field_starts_nothing(server, page):
     page.wait_for_timeout(ENTER_GRACE_MS)
     expect(page.get_by_role("button", name="Stop")).to_have_count(0)
     expect(page.get_by_text("Choose settings and press Start.")).to_be_visible()
-    assert not list(server.models.glob("*.pt"))
+    assert not list(server.models.glob("*.pt")) and not stored.listing(server.store)  # nothing trained
 
 
 LONG_RUN = "train?epochs=40"  # a few seconds on the tiny set, so that the page polls the run
@@ -595,6 +597,21 @@ def _mark_a_seven_as(page, url: str, label: str) -> None:
     expect(page.get_by_text(f"Saved to My digits as a {label}.")).to_be_visible(timeout=WAIT_MS)
 
 
+def _train_one_epoch(page, url: str) -> str:
+    """Train an MLP for one epoch on the page's server; the stored model's name."""
+    open_app(page, url, "train?arch=mlp&epochs=1")
+    page.get_by_role("button", name="Start training").click()
+    finished = page.get_by_text(re.compile(r"Training finished: store:mlp-\S+\.pt"))
+    expect(finished).to_be_visible(timeout=WAIT_MS)
+    return finished.inner_text().split(": ", 1)[1].strip()
+
+
+def _expect_listed(page, url: str, name: str) -> None:
+    open_app(page, url, "models")
+    names = page.locator('[data-testid="stDataFrame"] td[role="gridcell"][aria-colindex="1"]')
+    expect(names).to_contain_text([name], timeout=WAIT_MS)
+
+
 def _my_digits_captions(page, url: str, count: int) -> list[str]:
     """The captions of My digits' gallery, once it shows `count` examples, without their confidence."""
     open_app(page, url, "my_digits")
@@ -619,6 +636,8 @@ def test_two_servers_and_a_fresh_clone_share_one_postgresql_store(
         assert _my_digits_captions(first, one, len(said)) == said
         assert _my_digits_captions(second, two, len(said)) == said
         expect(second.get_by_text(describe(postgres_url))).to_be_visible()  # no password on the page
+        trained = _train_one_epoch(first, one)  # a model trained on one server ...
+        _expect_listed(second, two, trained)  # ... is listed on the other at its next page load
         assert POSTGRES_PASSWORD not in second.content()
         expect(second.get_by_text("not kept")).to_have_count(0)  # no warning: this store is kept
         shot(second, "my-digits-postgresql")
@@ -627,5 +646,6 @@ def test_two_servers_and_a_fresh_clone_share_one_postgresql_store(
     assert not (restarted / "data").exists()
     with serve_app(env, tmp_path / "restarted.log", restarted) as again:
         assert _my_digits_captions(first, again, len(said)) == said
+        _expect_listed(first, again, trained)
     first.context.close()
     second.context.close()

@@ -12,14 +12,18 @@ from core.checkpoint import (
     PROJECT_ROOT,
     SHIPPED_MODELS_DIR,
     CheckpointError,
+    checkpoint_bytes,
     default_checkpoint,
     default_checkpoint_path,
+    delete_checkpoint,
     list_checkpoints,
     load_checkpoint,
     save_checkpoint,
 )
 from core.config import ModelConfig
 from core.models import build_model
+from core.store import models as stored
+from core.store.engine import DEFAULT_SQLITE, STORE_URL_ENV
 
 METRICS = {"test_accuracy": 97.5, "test_loss": 0.1}
 
@@ -166,11 +170,10 @@ def test_the_app_lists_shipped_models_first_then_those_trained_here(tmp_path, mo
     assert default_checkpoint() == tmp_path / "mine.pt"
 
 
-def test_trained_models_go_where_git_ignores_them_with_normal_permissions(monkeypatch):
-    monkeypatch.delenv("MNIST_MODELS_DIR", raising=False)
-    path = default_checkpoint_path("mlp")
-    assert path.parent == PROJECT_ROOT / "data" / "models" and path.parent != SHIPPED_MODELS_DIR
-    ignored = subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=PROJECT_ROOT)
+def test_trained_models_go_to_the_store_whose_default_file_git_ignores(monkeypatch):
+    assert str(default_checkpoint_path("mlp")).startswith("store:mlp-")
+    default = PROJECT_ROOT / DEFAULT_SQLITE
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(default)], cwd=PROJECT_ROOT)
     assert ignored.returncode == 0  # git check-ignore: 0 when the path is ignored
 
 
@@ -183,3 +186,40 @@ def test_a_saved_checkpoint_is_readable_by_everyone_like_the_shipped_ones(tmp_pa
 def test_empty_models_dir_has_no_default(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoints"):
         default_checkpoint(tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path, monkeypatch):
+    """Models saved as store:NAME go to this store: a SQLite file, or a database on a real PostgreSQL."""
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}" if request.param == "sqlite" else None
+    url = url or request.getfixturevalue("postgres_url")
+    monkeypatch.setenv(STORE_URL_ENV, url)
+    return url
+
+
+def test_a_model_in_the_store_round_trips_and_is_listed_deleted_and_refused_when_unsafe(tmp_path, store):
+    torch.manual_seed(0)
+    model = build_model(SMALL_MLP).eval()
+    name = default_checkpoint_path("mlp")
+    assert str(name).startswith("store:mlp-") and not (tmp_path / name.name).exists()
+    save_checkpoint(name, model, SMALL_MLP, METRICS, train_config={"epochs": 1})
+    loaded = load_checkpoint(str(name))
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded.model(x))
+    assert loaded.test_accuracy == 97.5 and loaded.train_config == {"epochs": 1}
+    (listed,) = [info for info in list_checkpoints() if info.path == str(name)]
+    assert (
+        not listed.shipped
+        and listed.origin == "trained here"
+        and listed.file_bytes == len(checkpoint_bytes(name))
+    )
+    with pytest.raises(CheckpointError, match="already holds a model"):
+        save_checkpoint(name, model, SMALL_MLP, METRICS)  # written once, never changed
+    stored.save("evil.pt", pickle.dumps(os.system), "2026-12-05T00:00:00+00:00")  # not plain weights
+    with pytest.raises(CheckpointError, match="refused as damaged or unsafe"):
+        load_checkpoint("store:evil.pt")
+    assert "store:evil.pt" not in [info.path for info in list_checkpoints()]
+    delete_checkpoint(name)
+    with pytest.raises(CheckpointError, match="no model named"):
+        load_checkpoint(str(name))

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from core import corrections
+from core.checkpoint import delete_checkpoint, list_checkpoints, load_checkpoint
 from core.corrections import (
     MAX_PNG_BYTES,
     StoreError,
@@ -32,7 +33,7 @@ from core.corrections import (
     relabel,
 )
 from core.store import describe, engine, store_url
-from tests.conftest import ROOT
+from tests.conftest import ROOT, save_untrained_mlp
 from tests.drawings import encode, one, pen, seven
 
 
@@ -70,7 +71,7 @@ def test_an_example_keeps_everything_it_was_saved_with(sqlite_db):
     assert stored.input28.max() > 2.0  # normalised ink, as the models see it
     with sqlite3.connect(sqlite_db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0002"
 
 
 def test_the_same_image_with_the_same_label_is_stored_once(db):
@@ -345,19 +346,27 @@ def test_an_older_store_is_upgraded_in_place_and_keeps_its_examples(sqlite_db):
     assert len(list_examples(sqlite_db)) == 3
 
 
-def test_an_older_apps_corrections_are_moved_in_once_and_their_file_kept(tmp_path, monkeypatch):
+def test_an_older_apps_corrections_and_models_are_moved_in_once_and_their_files_kept(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(engine.CORRECTIONS_DB_ENV)  # the store of the settings: data/store.sqlite
-    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("MNIST_MODELS_DIR", str(tmp_path / "data" / "models"))  # the trained models' folder
+    (tmp_path / "data" / "models").mkdir(parents=True)
     legacy = tmp_path / "data" / "corrections.sqlite"
     _legacy_store(legacy, [_example(seven(), 7), _example(one(), 1)])
-    before = legacy.read_bytes()
+    old_model = tmp_path / "data" / "models" / "mlp-20261101-101010.pt"
+    save_untrained_mlp(old_model, {"test_accuracy": 42.0})
+    before = legacy.read_bytes(), old_model.read_bytes()
     assert sorted(e.label for e in list_examples()) == [1, 7]
     assert store_url() == f"sqlite:///{tmp_path / 'data' / 'store.sqlite'}"
+    listed = [info.path for info in list_checkpoints() if not info.shipped]
+    assert listed == ["store:mlp-20261101-101010.pt"]  # listed once, from the store
+    assert load_checkpoint("store:mlp-20261101-101010.pt").test_accuracy == 42.0
     delete(list_examples()[0].id)
+    delete_checkpoint("store:mlp-20261101-101010.pt")
     engine._ready.clear()  # the next start
     assert len(list_examples()) == 1  # not copied twice
-    assert legacy.read_bytes() == before
+    assert not [info for info in list_checkpoints() if not info.shipped]  # the file is not listed again
+    assert (legacy.read_bytes(), old_model.read_bytes()) == before
 
 
 def test_the_store_comes_from_the_argument_then_the_environment_then_the_secrets(monkeypatch, tmp_path):

@@ -27,12 +27,14 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModu
 from sqlalchemy.pool import NullPool
 
 from ..errors import UserError, reason
-from .schema import examples, moved_in
+from .schema import examples, models, moved_in
 
 STORE_URL_ENV = "MNIST_STORE_URL"
 CORRECTIONS_DB_ENV = "MNIST_CORRECTIONS_DB"  # a SQLite file: another way to write sqlite:///PATH
 DEFAULT_SQLITE = Path("data") / "store.sqlite"
 LEGACY_CORRECTIONS = Path("data") / "corrections.sqlite"  # the app's store before this one
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+MODELS_DIR_ENV = "MNIST_MODELS_DIR"
 SECRETS_FILE = Path(".streamlit") / "secrets.toml"
 CONNECT_TIMEOUT_S = 5  # a PostgreSQL server that does not answer: no page waits longer
 SQLITE_BUSY_S = 30  # how long a SQLite writer waits for another's transaction
@@ -212,17 +214,33 @@ def write(where: str | os.PathLike | None = None) -> Iterator[Connection]:
 
 
 def _move_in_once(engine: Engine, url: str) -> None:
-    """An older app's data/corrections.sqlite is copied into the store of the settings the first
-    time it is used (the file stays where it is); recorded in the store, so never twice."""
-    legacy = LEGACY_CORRECTIONS.absolute()
-    if not legacy.is_file() or url == _as_url(legacy):
-        return
+    """What an older app kept on its disk is copied into the store of the settings the first time
+    it is used: the rows of data/corrections.sqlite and each checkpoint in data/models/. The files
+    stay where they are; each copy is recorded in the store, so it never happens twice."""
     with engine.connect().execution_options(**{IMMEDIATE: True}) as connection, connection.begin():
-        done = select(moved_in.c.source).where(moved_in.c.source == str(legacy))
-        if connection.execute(done).first():
-            return
-        copied = sum(_insert_if_new(connection, row) for row in _legacy_rows(legacy))
-        connection.execute(moved_in.insert().values(source=str(legacy), rows=copied, at=_now()))
+        done = set(connection.execute(select(moved_in.c.source)).scalars())
+        legacy = LEGACY_CORRECTIONS.absolute()
+        if legacy.is_file() and url != _as_url(legacy) and str(legacy) not in done:
+            copied = sum(_insert_if_new(connection, row) for row in _legacy_rows(legacy))
+            connection.execute(moved_in.insert().values(source=str(legacy), rows=copied, at=_now()))
+        for file in sorted(legacy_models_dir().glob("*.pt")):
+            if str(file) not in done:
+                copied = _model_if_new(connection, file)
+                connection.execute(moved_in.insert().values(source=str(file), rows=copied, at=_now()))
+
+
+def legacy_models_dir() -> Path:
+    """Where the app kept the models it trained before the store: $MNIST_MODELS_DIR, else data/models."""
+    return Path(os.environ.get(MODELS_DIR_ENV) or PROJECT_DIR / "data" / "models").absolute()
+
+
+def _model_if_new(connection: Connection, file: Path) -> int:
+    """A checkpoint file into the models table under its file name, unless that name is taken."""
+    if connection.execute(select(models.c.name).where(models.c.name == file.name)).first():
+        return 0
+    made = datetime.fromtimestamp(file.stat().st_mtime, UTC).isoformat(timespec="seconds")
+    connection.execute(models.insert().values(name=file.name, created_at=made, checkpoint=file.read_bytes()))
+    return 1
 
 
 def _legacy_rows(path: Path) -> list[dict]:

@@ -41,3 +41,13 @@ moved_in = Table(
     Column("rows", Integer, nullable=False),
     Column("at", Text, nullable=False),
 )
+
+# Models trained or fine-tuned in the app or by the CLI: the checkpoint file's bytes, loaded with
+# torch.load(weights_only=True) like any checkpoint (core.checkpoint names them store:NAME).
+models = Table(
+    "models",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("created_at", Text, nullable=False),
+    Column("checkpoint", LargeBinary, nullable=False),
+)
