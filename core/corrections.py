@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .errors import UserError, reason
 from .store import StoreError, describe, read, store_url, write
+from .store import models as stored_models
 from .store.schema import examples as table
 
 SOURCES = ("canvas", "upload", "cli")
@@ -161,24 +162,51 @@ def content_hash(where: str | os.PathLike | None = None) -> str:
 
 
 def copy_store(source: str | os.PathLike, target: str | os.PathLike) -> dict:
-    """Every example of one store into another (duplicates skipped), in one transaction; then both
-    are counted and hashed, and the copy is refused as incomplete unless the target holds all of
-    the source's content."""
+    """Everything of one store into another: the examples (duplicates skipped) and the models (a
+    name the target holds already is skipped), each in one transaction. Then both stores are counted
+    and hashed, and the copy is refused as incomplete unless the target holds all of the source."""
     if store_url(source) == store_url(target):
         raise StoreError("the two stores are the same")
     examples = list_examples(source)
     with write(target) as conn:
         copied = sum(_insert(conn, example)[1] for example in examples)
-    source_hash, target_hash = content_hash(source), content_hash(target)
-    target_pairs = {(e.label, hashlib.sha256(e.png).hexdigest()) for e in list_examples(target)}
-    complete = {(e.label, hashlib.sha256(e.png).hexdigest()) for e in examples} <= target_pairs
-    if not complete:
+    models = {name: stored_models.load(name, source) for name, _, _ in stored_models.listing(source)}
+    taken = {name for name, _, _ in stored_models.listing(target)}
+    for name, created, _ in stored_models.listing(source):
+        if name not in taken:
+            stored_models.save(name, models[name], created, target)
+    report = {"from": where_stored(source), "to": where_stored(target),
+              "examples": _compared(examples, list_examples(target), _example_key, copied),
+              "models": _compared(list(models.items()), _stored_models_of(target), _model_key,
+                                  len(set(models) - taken))}  # fmt: skip
+    if any(part["missing"] for part in (report["examples"], report["models"])):
         raise StoreError(f"the copy into {where_stored(target)} is incomplete")
-    return {
-        "from": where_stored(source), "to": where_stored(target), "copied": copied,
-        "skipped": len(examples) - copied, "from_rows": len(examples), "to_rows": len(target_pairs),
-        "from_hash": source_hash, "to_hash": target_hash,
-    }  # fmt: skip
+    return report
+
+
+def _example_key(example: Example) -> str:
+    return f"{hashlib.sha256(example.png).hexdigest()}:{example.label}"
+
+
+def _model_key(model: tuple[str, bytes]) -> str:
+    return f"{model[0]}:{hashlib.sha256(model[1]).hexdigest()}"
+
+
+def _stored_models_of(where: str | os.PathLike) -> list[tuple[str, bytes]]:
+    return [(name, stored_models.load(name, where)) for name, _, _ in stored_models.listing(where)]
+
+
+def _compared(source: list, target: list, key, copied: int) -> dict:
+    """Counts and content hashes of one kind of row in both stores, and how many of the source's
+    rows the target lacks (0 for a complete copy)."""
+    source_keys, target_keys = {key(row) for row in source}, {key(row) for row in target}
+    return {"copied": copied, "skipped": len(source) - copied, "from_rows": len(source),
+            "to_rows": len(target), "from_hash": _keys_digest(source_keys),
+            "to_hash": _keys_digest(target_keys), "missing": len(source_keys - target_keys)}  # fmt: skip
+
+
+def _keys_digest(keys: set[str]) -> str:
+    return hashlib.sha256("".join(f"{k};" for k in sorted(keys)).encode()).hexdigest()
 
 
 def examples_hash(examples: list[Example]) -> str:
@@ -187,8 +215,7 @@ def examples_hash(examples: list[Example]) -> str:
 
 
 def _digest(pairs: list[tuple[str, int]]) -> str:
-    text = "".join(f"{digest}:{label};" for digest, label in sorted(pairs))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return _keys_digest({f"{digest}:{label}" for digest, label in pairs})
 
 
 def _member_name(example: Example) -> str:
