@@ -23,6 +23,7 @@ from core.data import load_split
 from core.evaluate import evaluate
 from core.jobs import FAILED, STOPPED
 from core.preprocess import DOT, MAX_FILE_BYTES, open_image
+from core.store import models as stored
 from core.store.engine import CONNECT_TIMEOUT_S, STORE_URL_ENV
 from core.store.engine import CORRECTIONS_DB_ENV as DB_ENV
 from tests.conftest import (
@@ -575,6 +576,32 @@ def test_a_link_with_bad_values_keeps_the_good_ones_and_says_what_it_ignored(wit
     assert any("batch='100' was ignored" in w for w in warnings)
     assert "The link's model `gone.pt` is not on this server: using the default." in warnings
     assert app.selectbox(key="model_path").value.endswith("cnn.pt")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_stored_model_is_listed_used_by_every_page_and_deleted(with_data, canvas, models, request, backend):
+    if backend == "postgresql":
+        monkeypatch = request.getfixturevalue("monkeypatch")
+        monkeypatch.setenv(STORE_URL_ENV, request.getfixturevalue("postgres_url"))
+    history = [{"epoch": 1, "test_accuracy": 100.0, "train_loss": 0.5}]
+    save_untrained_mlp(models / "tmp.pt", {"test_accuracy": 100.0, "history": history})
+    stored.save("mine.pt", (models / "tmp.pt").read_bytes(), "2026-12-05T01:00:00+00:00")
+    (models / "tmp.pt").unlink()
+    canvas.png = encode(seven())
+    app = open_page("app_pages/models.py")
+    assert list(app.dataframe[0].value["name"]) == ["cnn.pt", "mlp.pt", "store:mine.pt"]
+    assert app.selectbox(key="model_path").value == "store:mine.pt"  # the most accurate: the default
+    for page in ("app_pages/predict.py", "app_pages/evaluate.py", "app_pages/inside.py"):
+        app.switch_page(page).run()
+        assert not app.exception and "`store:mine.pt`" in texts(app), page
+    app.switch_page("app_pages/models.py").run()
+    chosen = next(s for s in app.selectbox if s.label == "Model")
+    assert chosen.value == "store:mine.pt"
+    assert [b.proto.label for b in app.get("download_button")] == ["Download .pt", "Download ONNX"]
+    button(app, "Delete").click().run()
+    app.button(key="confirm-delete").click().run()
+    assert not app.exception and list(app.dataframe[0].value["name"]) == ["cnn.pt", "mlp.pt"]
+    assert stored.listing() == []
 
 
 def test_models_page_without_the_onnx_packages_says_what_to_install(with_data, canvas, monkeypatch):
