@@ -749,6 +749,8 @@ def test_a_postgresql_store_that_stops_and_comes_back(with_data, canvas, monkeyp
         assert error.startswith("Not saved: cannot use the store") and "check the server and the URL" in error
         app.switch_page("app_pages/my_digits.py").run()
         assert not app.exception and "cannot use the store" in app.error[0].value
+        app.switch_page("app_pages/inside.py").run()
+        assert not app.exception and "Units for and against 7" in subheaders(app)  # Inside goes on
         app.switch_page("app_pages/models.py").run()  # the shipped models are still listed
         assert not app.exception and list(app.dataframe[0].value["name"]) == ["cnn.pt", "mlp.pt"]
         assert app.warning[0].value.startswith(

@@ -638,6 +638,7 @@ def test_two_servers_and_a_fresh_clone_share_one_postgresql_store(
         expect(second.get_by_text(describe(postgres_url))).to_be_visible()  # no password on the page
         trained = _train_one_epoch(first, one)  # a model trained on one server ...
         _expect_listed(second, two, trained)  # ... is listed on the other at its next page load
+        shot(second, "models-postgresql")
         assert POSTGRES_PASSWORD not in second.content()
         expect(second.get_by_text("not kept")).to_have_count(0)  # no warning: this store is kept
         shot(second, "my-digits-postgresql")
