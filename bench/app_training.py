@@ -9,6 +9,7 @@ the live page. The last stdout line is JSON.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import statistics
 import subprocess
@@ -17,9 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from core.checkpoint import load_checkpoint
 from core.config import ARCHS
 from core.data import data_dir_from_env
+from core.store import models as stored
 
 from .app_latency import CHROMIUM, CHROMIUM_ARGS, ROOT, VIEWPORT, serve_app
 
@@ -35,22 +39,23 @@ def cli_train_seconds(arch: str, data_dir: str, out: Path) -> float:
     return load_checkpoint(out).metrics["train_seconds"]
 
 
-def app_train_seconds(browser, url: str, arch: str, models_dir: Path) -> float:
+def app_train_seconds(browser, url: str, arch: str, store: str) -> float:
     """Start the recipe on the Train page (a shared link picks the arch) and watch it to the end."""
-    before = set(models_dir.glob("*.pt"))
+    before = {name for name, _, _ in stored.listing(store)}
     page = browser.new_page(viewport=VIEWPORT)
     page.goto(f"{url}/train?arch={arch}")
     page.get_by_role("button", name="Start training").click()
     deadline = time.monotonic() + RUN_LIMIT_S
-    # The run's checkpoint, not the page's text: a tiny run can end before its Stop button is drawn,
-    # and the page may still show the previous run's "Training finished".
-    while not (saved := set(models_dir.glob("*.pt")) - before):
+    # The run's model in the store, not the page's text: a tiny run can end before its Stop button is
+    # drawn, and the page may still show the previous run's "Training finished".
+    while not (saved := {name for name, _, _ in stored.listing(store)} - before):
         if time.monotonic() > deadline:
             raise TimeoutError(f"the {arch} run from the Train page did not finish in {RUN_LIMIT_S} s")
         page.wait_for_timeout(POLL_MS)
     page.close()
-    (checkpoint,) = saved
-    return load_checkpoint(checkpoint).metrics["train_seconds"]
+    (name,) = saved
+    payload = torch.load(io.BytesIO(stored.load(name, store)), weights_only=True)
+    return payload["metrics"]["train_seconds"]
 
 
 def measure(archs: list[str], data_dir: str, pairs: int) -> dict:
@@ -60,15 +65,15 @@ def measure(archs: list[str], data_dir: str, pairs: int) -> dict:
 
     results = {}
     with tempfile.TemporaryDirectory() as folder:
-        models = Path(folder) / "trained"
-        env = {"MNIST_DATA_DIR": data_dir, "MNIST_MODELS_DIR": str(models)}
+        store = f"sqlite:///{Path(folder) / 'store.sqlite'}"  # where the app saves what it trains
+        env = {"MNIST_DATA_DIR": data_dir, "MNIST_STORE_URL": store}
         with serve_app(env, Path(folder) / "streamlit.log") as url, sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             for arch in archs:
                 cli, app = [], []
                 for _ in range(pairs):
                     cli.append(cli_train_seconds(arch, data_dir, Path(folder) / f"cli-{arch}.pt"))
-                    app.append(app_train_seconds(browser, url, arch, models))
+                    app.append(app_train_seconds(browser, url, arch, store))
                 results[f"{arch}_cli_train_s"] = [round(s, 2) for s in cli]
                 results[f"{arch}_app_train_s"] = [round(s, 2) for s in app]
                 ratios = [a / c for a, c in zip(app, cli, strict=True)]
