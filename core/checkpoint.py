@@ -111,7 +111,8 @@ def save_checkpoint(
     train_config: dict | None = None,
     device: str = "cpu",
 ) -> Path:
-    """Write atomically: a temp file in the same folder, then os.replace."""
+    """Write atomically: into the store in one transaction (store:NAME, written once), or a file
+    through a temp file in the same folder and os.replace."""
     path = Path(path)
     payload = {
         "format": FORMAT_VERSION,
