@@ -5,7 +5,8 @@ import json
 import pytest
 
 from bench.postgres import POSTGRES_PASSWORD
-from core.corrections import content_hash
+from core.checkpoint import load_checkpoint
+from core.corrections import content_hash, list_examples
 from core.store import models as stored
 from core.store.engine import STORE_URL_ENV
 from tests.conftest import save_untrained_mlp
@@ -133,6 +134,66 @@ def test_train_saves_into_the_store_and_every_verb_takes_its_name(tiny_data_dir,
     assert exported.returncode == 0 and (tmp_path / "m.onnx").stat().st_size > 0
     missing = _one_error_line(run_cli("evaluate", "--checkpoint", "store:nothing.pt", env=env))
     assert "no model named nothing.pt" in missing
+
+
+def test_the_store_defaults_to_the_environment(tmp_path, drawings):
+    env = {"MNIST_CORRECTIONS_DB": str(tmp_path / "env.sqlite")}
+    assert run_cli("corrections", "add", drawings[0], "--label", "4", env=env).returncode == 0
+    assert [e.label for e in list_examples(tmp_path / "env.sqlite")] == [4]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["corrections", "add", "x.png", "--label", "12"], "invalid choice: 12"),
+        (["corrections", "add", "x.png"], "--label"),
+        (["corrections", "import", "missing.zip"], "cannot read missing.zip"),
+        (["corrections", "list", "--db", "{bad}"], "is not a usable store"),
+        (["corrections", "import", "{bad}"], "not a zip"),
+        (["train", "--corrections", "x.sqlite"], "--corrections goes with --finetune"),
+        (["train", "--finetune", "x.pt"], "--finetune needs --corrections"),
+        (["corrections", "export", "{tmp}/no-such-folder/mine.zip"], "no-such-folder/mine.zip: No such file"),
+    ],
+)
+def test_bad_input_is_one_error_line(tmp_path, args, message):
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"this is not SQLite")
+    result = run_cli(*[a.replace("{bad}", str(bad)).replace("{tmp}", str(tmp_path)) for a in args])
+    assert message in _one_error_line(result)
+    assert bad.read_bytes() == b"this is not SQLite"
+
+
+def test_finetune_from_a_store_and_from_a_zip(tiny_data_dir, tmp_path, drawings):
+    start, db = tmp_path / "start.pt", tmp_path / "c.sqlite"
+    save_untrained_mlp(start, {"test_accuracy": 10.0})
+    run_cli("corrections", "add", *drawings[:11], "--label", "1", "--db", db)
+    run_cli("corrections", "export", tmp_path / "c.zip", "--db", db)
+    for corrections in (db, tmp_path / "c.zip"):
+        out = tmp_path / f"tuned-{corrections.suffix[1:]}.pt"
+        result = run_cli("train", "--finetune", start, "--corrections", corrections, "--epochs", "1",
+                         "--device", "cpu", "--data-dir", tiny_data_dir, "--out", out)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        summary = last_json(result.stdout)
+        assert summary["finetuned_from"] == str(start) and summary["corrections"] == 11
+        assert summary["checkpoint"] == str(out) and summary["arch"] == "mlp" and summary["epochs"] == 1
+        report = load_checkpoint(out).metrics["finetune"]
+        assert report["finetuned_from"] == "start.pt" and report["corrections"] == 11
+        assert len(report["corrections_hash"]) == 64 and load_checkpoint(out).model_config.hidden == 8
+    hashes = {
+        load_checkpoint(tmp_path / f"tuned-{s}.pt").metrics["finetune"]["corrections_hash"]
+        for s in ("sqlite", "zip")
+    }
+    assert len(hashes) == 1  # the store and its export hold the same corrections
+
+
+def test_finetune_with_fewer_than_10_corrections_is_refused(tiny_data_dir, tmp_path, drawings):
+    start, db = tmp_path / "start.pt", tmp_path / "c.sqlite"
+    save_untrained_mlp(start, {"test_accuracy": 10.0})
+    run_cli("corrections", "add", *drawings[:9], "--label", "1", "--db", db)
+    result = run_cli("train", "--finetune", start, "--corrections", db, "--device", "cpu",
+                     "--data-dir", tiny_data_dir, "--out", tmp_path / "no.pt")  # fmt: skip
+    assert "at least 10 corrections; there are 9" in _one_error_line(result)
+    assert not (tmp_path / "no.pt").exists()
 
 
 @pytest.mark.parametrize("problem", ["wrong password", "no such server", "no rights", "not a database URL"])
