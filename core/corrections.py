@@ -170,9 +170,10 @@ def copy_store(source: str | os.PathLike, target: str | os.PathLike) -> dict:
     examples = list_examples(source)
     with write(target) as conn:
         copied = sum(_insert(conn, example)[1] for example in examples)
-    models = {name: stored_models.load(name, source) for name, _, _ in stored_models.listing(source)}
+    listed = stored_models.listing(source)  # (name, created_at, size), read once
+    models = {name: stored_models.load(name, source) for name, _, _ in listed}
     taken = {name for name, _, _ in stored_models.listing(target)}
-    for name, created, _ in stored_models.listing(source):
+    for name, created, _ in listed:
         if name not in taken:
             stored_models.save(name, models[name], created, target)
     report = {"from": where_stored(source), "to": where_stored(target),
