@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app_pages import ui
+from app_pages import signin, ui
 from core.cache import cpu_threads
 
 APP_NAME = "MNIST Digit Recognizer"
@@ -11,6 +11,10 @@ HOME = "Home"
 st.set_page_config(page_title=APP_NAME, page_icon=":material/draw:", layout="wide")
 cpu_threads()
 
+who = signin.sidebar()
+# The class view is for owners: for anyone else it is not a page at all (its core calls refuse too).
+class_view = st.Page("app_pages/class_view.py", title="Class", icon=":material/groups:")
+for_owners = [class_view] if who.owner else []
 navigation = st.navigation(
     [
         st.Page("app_pages/home.py", title=HOME, icon=":material/home:", default=True),
@@ -20,6 +24,7 @@ navigation = st.navigation(
         st.Page("app_pages/inside.py", title="Inside", icon=":material/neurology:"),
         st.Page("app_pages/my_digits.py", title="My digits", icon=":material/collections_bookmark:"),
         st.Page("app_pages/models.py", title="Models", icon=":material/inventory_2:"),
+        *for_owners,
     ]
 )
 if navigation.title != HOME:  # each page's browser tab says which page it is

@@ -5,14 +5,17 @@ import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages import ui
+from app_pages import signin, ui
+from core.access import AccessError
 from core.cache import cached_checkpoint, cached_checkpoint_list, cached_latency_ms, cached_onnx
 from core.checkpoint import (
     CheckpointError,
     CheckpointInfo,
     checkpoint_bytes,
+    chosen_default,
     delete_checkpoint,
     file_name,
+    set_default_model,
     stored_models_problem,
 )
 from core.export import NEEDS, onnx_available
@@ -21,6 +24,7 @@ MB = 2**20
 CURVE_LAYOUT = dict(height=300, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
 TABLE_KEY = "models_table"
 PENDING_DELETE_KEY = "models_pending_delete"
+NOTICE_KEY = "models_notice"  # what the last default-model click did: ("success" | "error", text)
 ONNX_HELP = (
     "Input `image`: float32 (N, 1, 28, 28), MNIST-normalised; output `logits` (N, 10). Opens in Netron."
 )
@@ -99,8 +103,8 @@ def confirm_delete(info: CheckpointInfo) -> None:
     cols = st.columns(2)
     if cols[0].button("Delete", type="primary", key="confirm-delete"):
         try:
-            delete_checkpoint(info.path)  # the sidebar then falls back to the most accurate model
-        except CheckpointError as exc:
+            delete_checkpoint(info.path, by=signin.actor())  # the sidebar then falls back to the default
+        except (CheckpointError, AccessError) as exc:
             st.error(str(exc))
             return
         _forget_pending_delete()
@@ -131,9 +135,28 @@ def actions(info: CheckpointInfo) -> None:
         disabled=not exportable,
         on_click=ui.KEEP_PAGE,
     )
+    if not signin.actor().owner:
+        return  # deleting and the default for everyone are the owners'
     protected = "Shipped models come with the app and cannot be deleted." if info.shipped else None
     if cols[3].button("Delete", disabled=info.shipped, help=protected):
         st.session_state[PENDING_DELETE_KEY] = info.path
+    default = Path(info.path).name == chosen_default()
+    st.button(
+        "Everyone's default" if default else "Make the default for everyone",
+        icon=":material/star:",
+        disabled=default,
+        on_click=make_default,
+        args=(info.path,),
+        help="The model every new session starts with, instead of the most accurate.",
+    )
+
+
+def make_default(path: str) -> None:
+    try:
+        set_default_model(path, by=signin.actor())
+        st.session_state[NOTICE_KEY] = ("success", f"`{Path(path).name}` is now everyone's default model.")
+    except (CheckpointError, AccessError) as exc:
+        st.session_state[NOTICE_KEY] = ("error", str(exc))
 
 
 st.title("Models")
@@ -158,6 +181,8 @@ chosen = st.selectbox(
     format_func=lambda p: Path(p).name,
 )
 actions(by_path[chosen])
+if notice := st.session_state.pop(NOTICE_KEY, None):
+    (st.success if notice[0] == "success" else st.error)(notice[1])
 pending = st.session_state.get(PENDING_DELETE_KEY)
 if pending in by_path:
     confirm_delete(by_path[pending])

@@ -1,7 +1,8 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages import ui
+from app_pages import signin, ui
+from core.access import EVERYONE, AccessError, may_change
 from core.corrections import (
     StoreError,
     counts,
@@ -27,9 +28,16 @@ CLOUD_NOTICE = (
 MESSAGE_KEY = "my_digits_message"
 
 st.title("My digits")
+who = signin.actor()
+if not who.teaches:
+    st.info(ui.TEACHING_NEEDS_SIGN_IN if signin.settings().sign_in else signin.DEMO_NOTE)
+    st.stop()
+# Owners see and change everyone's examples; a signed-in user only their own.
+whose = EVERYONE if who.owner else who.email
 st.caption(
-    "The digits you marked Right or Wrong on Predict, with their true label: the Train page can fine-tune "
-    f"the active model on them. Stored in `{where_stored()}`."
+    f"{'Everyone' if who.owner and who.signed_in else 'The'} digits marked Right or Wrong on Predict, "
+    f"with their true label: the Train page can fine-tune the active model on them. Stored in "
+    f"`{where_stored()}`."
 )
 if embedded(store_url()):
     st.info(CLOUD_NOTICE, icon=":material/cloud_off:")
@@ -41,17 +49,17 @@ def say(kind: str, text: str) -> None:
 
 def do_relabel(example_id: int, widget: str) -> None:
     try:
-        relabel(example_id, st.session_state[widget])
+        relabel(example_id, st.session_state[widget], by=signin.actor())
         say("success", f"Example {example_id} is now a {st.session_state[widget]}.")
-    except StoreError as exc:
+    except (StoreError, AccessError) as exc:
         say("error", str(exc))
 
 
 def do_delete(example_id: int) -> None:
     try:
-        delete(example_id)
+        delete(example_id, by=signin.actor())
         say("success", f"Example {example_id} deleted.")
-    except StoreError as exc:
+    except (StoreError, AccessError) as exc:
         say("error", str(exc))
 
 
@@ -83,6 +91,10 @@ def gallery(examples) -> None:
                 said = "—" if example.predicted is None else example.predicted
                 sure = "" if example.confidence is None else f" ({example.confidence:.0%})"
                 st.image(example.png, width=THUMBNAIL_PX, caption=f"a {example.label} · said {said}{sure}")
+                if who.signed_in:
+                    st.caption(example.author or "added locally")
+                if not may_change(who, example.author):
+                    continue
                 widget = f"relabel-{example.id}"
                 st.selectbox(
                     "Label",
@@ -106,30 +118,32 @@ def export_and_import(total: int) -> None:
     left, right = st.columns(2)
     with left:
         st.download_button(
-            "Export all as zip",
-            data=lambda: zip_bytes(list_examples()),
+            "Export all as zip" if who.owner else "Export mine as zip",
+            data=lambda: zip_bytes(list_examples(by=signin.actor(), whose=whose)),
             file_name="my-digits.zip",
             mime="application/zip",
             icon=":material/download:",
             disabled=not total,
-            help="PNGs, plus labels.csv: file, label, predicted, confidence, source, time",
+            help="PNGs, plus labels.csv: file, label, predicted, confidence, source, time, author",
             on_click=ui.KEEP_PAGE,
         )
+    if not who.owner:
+        return  # importing is for owners: a zip may hold anyone's examples
     with right:
         upload = st.file_uploader(
             "Import a zip exported here (merged; duplicates skipped)", type=["zip"], key="my-digits-import"
         )
         if upload is not None and st.button("Import", icon=":material/upload:"):
             try:
-                summary = import_zip(upload.getvalue())
+                summary = import_zip(upload.getvalue(), by=signin.actor())
                 say("success", f"Imported {summary['imported']}, skipped {summary['skipped']} already here.")
-            except StoreError as exc:
+            except (StoreError, AccessError) as exc:
                 say("error", str(exc))
             st.rerun()
 
 
 try:
-    per_digit = counts()
+    per_digit = counts(by=who, whose=whose)
 except StoreError as exc:
     st.error(str(exc))
     st.stop()
@@ -145,7 +159,7 @@ if not total:
     st.stop()
 choice = st.segmented_control("Show", [ANY, *range(NUM_CLASSES)], default=ANY, key="my-digits-filter")
 label = None if choice in (ANY, None) else choice
-shown = list_examples(label=label, newest=MAX_SHOWN)
+shown = list_examples(label=label, newest=MAX_SHOWN, by=who, whose=whose)
 matching = total if label is None else per_digit[label]
 st.caption(f"Showing {len(shown)} of {matching}, newest first. Change a label or delete an example below.")
 gallery(shown)

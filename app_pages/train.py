@@ -4,15 +4,16 @@ from urllib.parse import urlencode
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages import ui
-from core.cache import cached_checkpoint, training_slot
+from app_pages import signin, ui
+from core.access import EVERYONE, AccessError
+from core.cache import cached_checkpoint, training_queue
 from core.checkpoint import checkpoint_bytes, file_name
 from core.config import AUGMENT_HELP, ModelConfig, default_train_config
 from core.corrections import StoreError, counts
 from core.data import data_dir_from_env
 from core.devices import available_devices
 from core.finetune import CORRECTION_SHARE, FINETUNE_EPOCHS, HOLD_OUT_RULE, MIN_CORRECTIONS, finetune_config
-from core.jobs import DONE, FAILED, RUNNING, BusyError
+from core.jobs import DONE, FAILED, RUNNING, QueueError, WaitingRun
 from core.share import (
     BATCH_SIZES,
     EPOCHS_RANGE,
@@ -30,7 +31,11 @@ LOSS_POLL_S = 1.0  # the loss curve moves once a second
 ACCURACY_POLL_S = 3.0  # a finished epoch's accuracy shows within 3 s
 ARCH_LABELS = {"mlp": "MLP (784-hidden-10)", "cnn": "CNN"}
 LR_STEP = 1e-3
-YOUR_RUN_IS_GOING = "Your run is still going: press Stop to end it first."
+QUEUE_POLL_S = 2.0  # a waiting run's place in the queue
+TRAINING_NEEDS = {  # why a person may not train here
+    "visitor": "Sign in (in the sidebar) to train models here.",
+    "user": "Training is for the owners here: they have not let signed-in users train.",
+}
 # Distinct hues, not two shades of one: the curves cross.
 COLOURS = {"train": "#4c9aff", "test": "#ff8b3d", "validation": "#36b37e", "loss": "#4c9aff"}
 # Fixed margins, no automargin: measuring tick labels to fit the margins made Plotly lay each chart
@@ -42,7 +47,7 @@ FIELD_KEYS = {  # setup field -> widget key; per-arch keys reset the fields when
     "hidden": "hidden-{arch}", "epochs": "epochs-{arch}", "batch": "batch-{arch}", "lr": "lr-{arch}",
     "augment": "aug-{arch}", "seed": "seed",
 }  # fmt: skip
-ARCH_KEY, DEVICE_KEY, LINK_READ_KEY, BUSY_KEY = "arch", "device", "train_link_read", "train_busy"
+ARCH_KEY, DEVICE_KEY, LINK_READ_KEY = "arch", "device", "train_link_read"
 SUBMITTED_KEY = "train_fields_submitted"  # {field key: value} as last set by a link, a default or a submit
 
 
@@ -104,39 +109,38 @@ def start_run(arch: str, keys: dict[str, str]) -> None:
         arch, epochs=int(values["epochs"]), batch_size=int(values["batch"]), lr=float(values["lr"]),
         augment=values["augment"], seed=int(values["seed"]), device=st.session_state[DEVICE_KEY].id,
     )  # fmt: skip
-    start_in_slot(ModelConfig(arch, hidden=int(values["hidden"])), config, data_dir_from_env())
-
-
-def start_in_slot(*args, **kwargs) -> None:
-    """Start a run (core.jobs.TrainingSlot.start's arguments), or say why not."""
-    slot = training_slot()
-    try:
-        slot.start(*args, **kwargs)
-    except BusyError as exc:  # another session started one since this page was drawn, or a double click
-        busy = YOUR_RUN_IS_GOING if slot.job.may_stop() else f"{exc.args[0]}.".capitalize()
-        st.session_state[BUSY_KEY] = busy
+    ui.queue_run(ModelConfig(arch, hidden=int(values["hidden"])), config, data_dir_from_env())
 
 
 def start_finetune(path: str) -> None:
     """The fine-tune button's callback: a run from the active checkpoint, corrections mixed in."""
     start = cached_checkpoint(path)
     config = finetune_config(start.model_config.arch, device=st.session_state[DEVICE_KEY].id)
-    start_in_slot(
-        start.model_config, config, data_dir_from_env(), finetune_from=path, corrections=store_url()
-    )
+    ui.queue_run(
+        start.model_config, config, data_dir_from_env(), finetune_from=path, corrections=store_url(),
+        whose=yours(),
+    )  # fmt: skip
 
 
-def finetune_offer(running: bool) -> None:
-    """Teach the active model the user's corrections (My digits), when there are enough."""
+def yours() -> str | None:
+    """The examples a fine-tune learns from: a signed-in person's own; everything on a local run."""
+    who = signin.actor()
+    return who.email if who.signed_in else EVERYONE
+
+
+def finetune_offer() -> None:
+    """Teach the active model the person's corrections (My digits), when there are enough."""
+    if not who.teaches:
+        return
     path = st.session_state.get(ui.MODEL_KEY)
     try:
-        stored = sum(counts().values())
-    except StoreError as exc:
+        stored = sum(counts(by=who, whose=yours()).values())
+    except (StoreError, AccessError) as exc:
         st.error(f"My digits cannot be read: {exc}")
         return
     enough = stored >= MIN_CORRECTIONS
     label = "Fine-tune the active model on my digits"
-    blocked = running or not enough or not path
+    blocked = not who.may_train or not enough or not path
     st.button(label, icon=":material/school:", disabled=blocked, on_click=start_finetune, args=(path,))
     if enough:
         st.caption(
@@ -148,22 +152,6 @@ def finetune_offer(running: bool) -> None:
             f"Fine-tuning needs at least {MIN_CORRECTIONS} of your digits; My digits has {stored}. "
             "Mark predictions Right or Wrong on Predict to add them."
         )
-
-
-def finetune_report(path: str) -> None:
-    """Before and after, for a fine-tuned checkpoint."""
-    report = cached_checkpoint(path).metrics.get("finetune")
-    if not report:
-        return
-    measured = "held out" if report["held_out"] else "trained on: too few to hold any out"
-    rows = {
-        "measured on": [f"your digits ({report['corrections_measured']}, {measured})", "MNIST test set"],
-        "before": [report["corrections_accuracy_before"], report["mnist_accuracy_before"]],
-        "after": [report["corrections_accuracy_after"], report["mnist_accuracy_after"]],
-    }
-    st.caption(f"Fine-tuned from `{report['finetuned_from']}` on {report['corrections']} corrections:")
-    percent = st.column_config.NumberColumn(format="%.2f%%")
-    st.dataframe(rows, hide_index=True, column_config={"before": percent, "after": percent})
 
 
 def share_link(setup: dict[str, object]) -> str:
@@ -180,9 +168,14 @@ for notice in read_link():
 arch = st.radio("Model", list(ARCH_LABELS), format_func=ARCH_LABELS.get, horizontal=True, key=ARCH_KEY)
 settle_fields(arch)
 keys = field_keys(arch)
-slot = training_slot()
-slot.warm_up()
-running = slot.job is not None and slot.job.running
+who = signin.actor()
+if not who.may_train:
+    st.info(TRAINING_NEEDS.get(who.role, signin.DEMO_NOTE) if signin.settings().sign_in else signin.DEMO_NOTE)
+slot = training_queue()
+if who.may_train:
+    slot.warm_up()
+running = slot.busy
+waiting = slot.waiting_run_of(who) if who.may_train else None
 with st.form("settings", enter_to_submit=False):  # only the Start button starts a run
     left, right = st.columns(2)
     hidden = left.number_input("Hidden units / classifier width", *HIDDEN_RANGE, step=8, key=keys["hidden"])
@@ -195,7 +188,12 @@ with st.form("settings", enter_to_submit=False):  # only the Start button starts
     right.selectbox("Device", devices, format_func=lambda d: d.label, key=DEVICE_KEY)  # fastest first
     buttons = st.columns([1, 1, 2])
     buttons[0].form_submit_button(
-        "Start training", type="primary", disabled=running, on_click=start_run, args=(arch, keys)
+        "Queue training" if running else "Start training",
+        type="primary",
+        disabled=not who.may_train or waiting is not None,
+        on_click=start_run,
+        args=(arch, keys),
+        help="One run trains at a time on this server; yours waits its turn" if running else None,
     )
     share = buttons[1].form_submit_button("Share these settings", on_click=remember_fields, args=(keys,))
 
@@ -206,9 +204,34 @@ if share:
     st.caption("Anyone who opens this link gets these settings:")
     st.code(share_link(setup), language=None)
 
-finetune_offer(running)
-if busy := st.session_state.pop(BUSY_KEY, None):
-    st.warning(busy)
+finetune_offer()
+ui.queue_notice()
+
+
+def cancel(run: WaitingRun) -> None:
+    try:
+        slot.cancel(run.id, signin.actor())
+    except (QueueError, AccessError) as exc:
+        st.session_state[ui.QUEUE_NOTICE_KEY] = f"{exc}.".capitalize()
+
+
+def queue_panel() -> None:
+    """Where this person's run waits, with Cancel; reruns the page once it has started."""
+    run = slot.waiting_run_of(signin.actor())
+    if run is None:
+        st.rerun(scope="app")
+    place = slot.position(run)
+    st.info(f"Your run waits for the one training now: number {place} of {len(slot.waiting)} in the queue.")
+    st.button("Cancel my waiting run", icon=":material/cancel:", on_click=cancel, args=(run,))
+
+
+if waiting is not None:
+    st.fragment(run_every=QUEUE_POLL_S)(queue_panel)()
+elif slot.waiting and who.owner:  # owners may cancel anyone's waiting run
+    for number, run in enumerate(list(slot.waiting), 1):
+        row = st.container(horizontal=True, vertical_alignment="center")
+        row.caption(f"Waiting {number}: {run.by}'s {run.args[0].arch.upper()} run")
+        row.button("Cancel", key=f"cancel-{run.id}", on_click=cancel, args=(run,))
 
 
 def _waiting_for(figure: go.Figure, what: str) -> None:
@@ -250,21 +273,28 @@ def accuracy_figure(epochs, total_epochs: int) -> go.Figure:
     return figure
 
 
+def stop() -> None:
+    try:
+        slot.job.stop_by(signin.actor())
+    except AccessError as exc:
+        st.session_state[ui.QUEUE_NOTICE_KEY] = f"{exc}.".capitalize()
+
+
 def status(snap, mine: bool) -> None:
     """Above the charts: Stop (or a note) while a run trains; how it ended once it has."""
     if snap is None:
         st.caption("Choose settings and press Start.")
     elif snap.status == RUNNING:
         if mine:
-            st.button("Stop", on_click=slot.job.stop)
+            st.button("Stop", on_click=stop)
         else:
-            st.info("Another session is training on this server; you can watch its progress.")
+            st.info("Another person's run is training on this server; you can watch its progress.")
     elif snap.status == FAILED:
         st.error(snap.error)
     else:
         finished = "finished" if snap.status == DONE else "stopped early; the partial model was saved"
         st.success(f"Training {finished}: `{Path(snap.checkpoint).name}`")
-        finetune_report(snap.checkpoint)
+        ui.finetune_report(snap.checkpoint)
         published(snap.checkpoint)  # in every session: the model is the server's, not the starter's
 
 
@@ -343,4 +373,4 @@ def published(path: str) -> None:
     )
 
 
-panels(slot.job is not None and slot.job.may_stop(), running, int(epochs))
+panels(slot.job is not None and slot.job.may_stop(who), running, int(epochs))

@@ -17,10 +17,14 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image, ImageDraw
 
-from core.cache import cached_checkpoint, cached_checkpoint_list
-from core.checkpoint import Checkpoint, CheckpointError, CheckpointInfo, most_accurate
+from app_pages import signin
+from core.access import AccessError
+from core.cache import cached_checkpoint, cached_checkpoint_list, training_queue
+from core.checkpoint import Checkpoint, CheckpointError, CheckpointInfo, default_among
+from core.classroom import LOCAL_AUTHOR
 from core.corrections import StoreError, add_example, example_from_image
 from core.data import DATA_DIR_ENV, RAW_FILES, MissingDataError, data_present, download_mnist, raw_folder
+from core.jobs import QueueError
 from core.models import NUM_CLASSES, count_parameters
 from core.predict import Prediction, saliency
 from core.preprocess import MAX_FILE_BYTES, ImageError
@@ -61,13 +65,14 @@ def _short_date(created_at: str) -> str:
 
 
 def _ensure_active_model() -> dict[str, str]:
-    """{path: label} of the available models; the active one defaults to the most accurate, also
-    when the active one has gone (deleted in another session), which the sidebar then says."""
+    """{path: label} of the available models; the active one defaults to the one an owner chose for
+    everyone, else the most accurate, also when the active one has gone (deleted in another
+    session), which the sidebar then says."""
     infos = cached_checkpoint_list()
     labels = {info.path: _model_label(info) for info in infos}
     active = st.session_state.get(MODEL_KEY)
     if labels and active not in labels:
-        fallback = most_accurate(infos).path
+        fallback = default_among(infos).path
         if active:
             st.session_state[MODEL_GONE_KEY] = (
                 f"`{Path(active).name}` is no longer on this server (it was deleted): "
@@ -371,6 +376,7 @@ def drawing_canvas(
     return png, strokes
 
 
+TEACHING_NEEDS_SIGN_IN = "Sign in (in the sidebar) to teach the model this digit: it is kept as yours."
 SAVED_KEY = "correction_saved"  # what the last Right / Wrong click did: ("success" | "error", text)
 
 
@@ -398,16 +404,19 @@ def _save_correction(
             checkpoint,
             processed=prediction.processed,
         )
-        _, new = add_example(example)
+        _, new = add_example(example, by=signin.actor())
         said = f"Saved to My digits as a {label}." if new else f"Already in My digits as a {label}."
         st.session_state[SAVED_KEY] = ("success", said)
-    except (StoreError, ImageError) as exc:
+    except (StoreError, ImageError, AccessError) as exc:
         st.session_state[SAVED_KEY] = ("error", f"Not saved: {exc}")
 
 
 def correction_buttons(prediction: Prediction | None, png: bytes | None, source: str, key: str) -> None:
     """Right, or Wrong with the true digit: one click saves the example to teach the model later."""
     if prediction is None or prediction.blank or png is None:
+        return
+    if not signin.actor().teaches:
+        st.caption(TEACHING_NEEDS_SIGN_IN if signin.settings().sign_in else signin.DEMO_NOTE)
         return
     checkpoint = Path(st.session_state.get(MODEL_KEY, "")).name
     common = (png, prediction)
@@ -430,3 +439,42 @@ def correction_buttons(prediction: Prediction | None, png: bytes | None, source:
     outcome = st.session_state.pop(SAVED_KEY, None)
     if outcome is not None:
         (st.success if outcome[0] == "success" else st.error)(outcome[1])
+
+
+QUEUE_NOTICE_KEY = "queue_notice"  # why the last Start, Stop or Cancel did nothing
+
+
+def queue_run(*args, **kwargs) -> None:
+    """A button callback: start or queue a run (core.jobs.TrainingJob's arguments) as this session's
+    person, or keep why not for queue_notice."""
+    try:
+        training_queue().submit(signin.actor(), *args, **kwargs)
+    except (QueueError, AccessError) as exc:  # a second run while one waits, or not allowed
+        st.session_state[QUEUE_NOTICE_KEY] = f"{exc}.".capitalize()
+
+
+def queue_notice() -> None:
+    if notice := st.session_state.pop(QUEUE_NOTICE_KEY, None):
+        st.warning(notice)
+
+
+def finetune_report(path: str) -> None:
+    """Before and after, for a fine-tuned checkpoint: on the held-out digits, MNIST, and each person's."""
+    report = cached_checkpoint(path).metrics.get("finetune")
+    if not report:
+        return
+    measured = "held out" if report["held_out"] else "trained on: too few to hold any out"
+    people = report.get("per_person") or []
+    rows = {
+        "measured on": [f"the digits ({report['corrections_measured']}, {measured})", "MNIST test set",
+                        *(f"{row['author'] or LOCAL_AUTHOR} ({row['examples']})" for row in people)],
+        "before": [report["corrections_accuracy_before"], report["mnist_accuracy_before"],
+                   *(row["before"] for row in people)],
+        "after": [report["corrections_accuracy_after"], report["mnist_accuracy_after"],
+                  *(row["after"] for row in people)],
+    }  # fmt: skip
+    kept = report.get("blend")
+    blend = f"; {kept:.0%} of the change kept, so that MNIST is not forgotten" if kept and kept < 1 else ""
+    st.caption(f"Fine-tuned from `{report['finetuned_from']}` on {report['corrections']} corrections{blend}:")
+    percent = st.column_config.NumberColumn(format="%.2f%%")
+    st.dataframe(rows, hide_index=True, column_config={"before": percent, "after": percent})

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from core.access import LOCAL
 from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
 from core.corrections import add_example, example_from_image, list_examples
 from core.store import models as stored
@@ -82,9 +83,9 @@ def measure(where: str, samples: int) -> dict[str, float]:
     examples = [
         example_from_image(_drawing(i), i % 10, "canvas", 7, 0.9, "cnn.pt") for i in range(samples + 1)
     ]
-    add_example(examples[0], where)  # the first call creates the schema: not what a click costs
-    add = _p50_ms(lambda e=e: add_example(e, where) for e in examples[1:])
-    listing = _p50_ms(lambda: list_examples(where, newest=NEWEST) for _ in range(samples))
+    add_example(examples[0], where, by=LOCAL)  # the first call creates the schema: not what a click costs
+    add = _p50_ms(lambda e=e: add_example(e, where, by=LOCAL) for e in examples[1:])
+    listing = _p50_ms(lambda: list_examples(where, newest=NEWEST, by=LOCAL) for _ in range(samples))
     return {"add_ms_p50": add, "list_ms_p50": listing, "load_model_ms": load_model_ms(where)}
 
 

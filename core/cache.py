@@ -22,7 +22,7 @@ from .data import Split, data_dir_from_env, load_split
 from .evaluate import EvalReport, evaluate
 from .export import onnx_bytes
 from .inside import EmbeddingMap, build_map
-from .jobs import TrainingSlot
+from .jobs import TrainingQueue
 from .predict import latency_ms
 from .threads import use_cpu_budget
 
@@ -103,9 +103,9 @@ def cached_embedding_map(path: str | os.PathLike) -> EmbeddingMap:
 
 
 @st.cache_resource
-def training_slot() -> TrainingSlot:
-    """The server-wide training slot: runs survive page changes and reruns."""
-    return TrainingSlot()
+def training_queue() -> TrainingQueue:
+    """The server-wide training queue: runs survive page changes, reruns and their starters leaving."""
+    return TrainingQueue()
 
 
 @st.cache_resource(show_spinner=False)

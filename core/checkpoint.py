@@ -17,10 +17,11 @@ from typing import BinaryIO
 import torch
 from torch import nn
 
+from .access import Identity, require_owner
 from .config import ModelConfig
 from .errors import UserError, WriteError, reason
 from .models import build_model, count_parameters
-from .store import StoreError
+from .store import StoreError, settings
 from .store import models as stored
 from .store.engine import legacy_models_dir
 
@@ -284,8 +285,9 @@ def is_shipped(path: str | os.PathLike) -> bool:
     return not is_stored(path) and Path(path).resolve().parent == SHIPPED_MODELS_DIR.resolve()
 
 
-def delete_checkpoint(path: str | os.PathLike) -> None:
-    """Remove a model trained here; shipped models are refused."""
+def delete_checkpoint(path: str | os.PathLike, *, by: Identity) -> None:
+    """Remove a model trained here (owners only); shipped models are refused."""
+    require_owner(by, "delete models")
     path = Path(path)
     if is_shipped(path):
         raise CheckpointError(f"{path.name} ships with the app and cannot be deleted")
@@ -355,8 +357,30 @@ def stored_models_problem() -> str | None:
 
 
 def most_accurate(infos: list[CheckpointInfo]) -> CheckpointInfo:
-    """The default among listed models: the highest test accuracy (a model without one counts as 0)."""
+    """The highest test accuracy among listed models (a model without one counts as 0)."""
     return max(infos, key=lambda info: info.test_accuracy or 0.0)
+
+
+def set_default_model(path: str | os.PathLike, *, by: Identity) -> None:
+    """The model every new session starts with, for everyone (owners only)."""
+    require_owner(by, "choose the default model")
+    with _store_errors(path):
+        settings.set_value(settings.DEFAULT_MODEL, Path(path).name)
+
+
+def chosen_default() -> str | None:
+    """The name of the model an owner made the default (file name or store:NAME), or None."""
+    try:
+        return settings.value(settings.DEFAULT_MODEL)
+    except StoreError:
+        return None
+
+
+def default_among(infos: list[CheckpointInfo]) -> CheckpointInfo:
+    """The default among listed models: the one an owner chose, while it is listed; else the most
+    accurate."""
+    chosen = chosen_default()
+    return next((info for info in infos if Path(info.path).name == chosen), None) or most_accurate(infos)
 
 
 def default_checkpoint(folder: str | os.PathLike | None = None) -> Path:
@@ -365,7 +389,7 @@ def default_checkpoint(folder: str | os.PathLike | None = None) -> Path:
     if not infos:
         where = folder or " or ".join(str(f) for f in model_folders())
         raise CheckpointError(f"no checkpoints in {where}: train one with `python -m core train`")
-    return Path(most_accurate(infos).path)
+    return Path(default_among(infos).path)
 
 
 def default_checkpoint_path(arch: str, folder: str | os.PathLike | None = None) -> Path:

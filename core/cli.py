@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import NoReturn
 
+from .access import LOCAL  # the CLI runs on the server: it acts as the owner
 from .config import (
     ARCHS,
     AUGMENTATIONS,
@@ -255,7 +256,7 @@ def cmd_corrections_add(args: argparse.Namespace) -> int:
         try:
             with open(file, "rb") as f:
                 data = f.read()
-            example_id, _ = add_example(example_from_image(data, args.label, "cli"), args.db)
+            example_id, _ = add_example(example_from_image(data, args.label, "cli"), args.db, by=LOCAL)
             _emit({"file": file, "id": example_id})
         except (OSError, ImageError) as exc:
             failed = True
@@ -266,16 +267,16 @@ def cmd_corrections_add(args: argparse.Namespace) -> int:
 def cmd_corrections_list(args: argparse.Namespace) -> int:
     from .corrections import list_examples
 
-    for e in list_examples(args.db):
+    for e in list_examples(args.db, by=LOCAL):
         _emit({"id": e.id, "label": e.label, "predicted": e.predicted, "source": e.source,
-               "created_at": e.created_at})  # fmt: skip
+               "created_at": e.created_at, "author": e.author})  # fmt: skip
     return 0
 
 
 def cmd_corrections_export(args: argparse.Namespace) -> int:
     from .corrections import export_zip
 
-    _emit(export_zip(args.out, args.db))
+    _emit(export_zip(args.out, args.db, by=LOCAL))
     return 0
 
 
@@ -287,14 +288,14 @@ def cmd_corrections_import(args: argparse.Namespace) -> int:
             data = f.read()
     except OSError as exc:
         raise UserError(f"cannot read {args.zip}: {reason(exc)}") from exc
-    _emit(import_zip(data, args.db))
+    _emit(import_zip(data, args.db, by=LOCAL))
     return 0
 
 
 def cmd_store_copy(args: argparse.Namespace) -> int:
     from .corrections import copy_store
 
-    _emit(copy_store(args.source, args.target))
+    _emit(copy_store(args.source, args.target, by=LOCAL))
     return 0
 
 

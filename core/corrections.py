@@ -3,6 +3,8 @@
 One transaction per change, through SQLAlchemy Core. A store that is corrupt, unreachable or newer
 is reported in one line and left as it is. Torch-free, so that the CLI's `corrections` verbs start
 fast. `where`, in every function, is the store: a URL, a SQLite file's path, or None for the settings.
+`by` is the acting identity (core.access): every write, and every read of stored examples, asks it.
+`whose` picks examples by author: an email, None (the local user's), or EVERYONE.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hashlib
 import io
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
@@ -21,18 +23,20 @@ from PIL import Image
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
+from .access import EVERYONE, Identity, may_change, require, require_owner, require_teacher, visible_author
 from .errors import UserError, reason
 from .store import StoreError, describe, read, store_url, write
 from .store import models as stored_models
 from .store.schema import examples as table
 
+Where = str | os.PathLike | None  # a store: its URL, a SQLite file, or None for the settings
 SOURCES = ("canvas", "upload", "cli")
 MAX_PNG_BYTES = 1024 * 1024  # an example's stored image; larger ones are downscaled
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DOWNSCALE_STEP = 0.7
 INPUT_SIDE = 28
 LABELS_CSV = "labels.csv"
-CSV_FIELDS = ("file", "label", "predicted", "confidence", "source", "created_at", "checkpoint")
+CSV_FIELDS = ("file", "label", "predicted", "confidence", "source", "created_at", "checkpoint", "author")
 # A zip made by hand (scans and a labels.csv) needs only these; the other columns may be left out.
 REQUIRED_CSV_FIELDS = ("file", "label")
 HAND_MADE_SOURCE = "upload"  # an image without a source came from a file
@@ -51,9 +55,10 @@ class Example:
     created_at: str
     png: bytes
     input28: np.ndarray  # (28, 28) float32, the normalised model input
+    author: str | None = None  # who added it: an email, or None for the local user
 
 
-def where_stored(where: str | os.PathLike | None = None) -> str:
+def where_stored(where: Where = None) -> str:
     """The store, for people (a password never shows)."""
     return describe(store_url(where))
 
@@ -96,31 +101,45 @@ def _insert(conn: Connection, example: Example) -> tuple[int, bool]:
         "image_sha256": digest, "label": example.label, "predicted": example.predicted,
         "confidence": example.confidence, "checkpoint": example.checkpoint, "source": example.source,
         "created_at": example.created_at, "png": example.png,
-        "input28": example.input28.astype(np.float32).tobytes(),
+        "input28": example.input28.astype(np.float32).tobytes(), "author": example.author,
     }  # fmt: skip
     return conn.execute(table.insert().values(row).returning(table.c.id)).scalar_one(), True
 
 
-def add_example(example: Example, where: str | os.PathLike | None = None) -> tuple[int, bool]:
-    """Save one example in its own transaction: (its id, whether it was new)."""
+def add_example(example: Example, where: Where = None, *, by: Identity) -> tuple[int, bool]:
+    """Save one example, as `by`'s, in its own transaction: (its id, whether it was new)."""
+    require_teacher(by)
     _check_label(example.label)
     if example.source not in SOURCES:
         raise StoreError(f"source must be one of {', '.join(SOURCES)}, not {example.source!r}")
     with write(where) as conn:
-        return _insert(conn, example)
+        return _insert(conn, replace(example, author=by.email))
 
 
 def _example(row) -> Example:
     pixels = np.frombuffer(row.input28, dtype=np.float32).reshape(INPUT_SIDE, INPUT_SIDE)
     return Example(row.id, row.label, row.predicted, row.confidence, row.checkpoint, row.source,
-                   row.created_at, bytes(row.png), pixels)  # fmt: skip
+                   row.created_at, bytes(row.png), pixels, row.author)  # fmt: skip
+
+
+def _of(query, whose: str | None):
+    """The query narrowed to one author's examples, unless `whose` is EVERYONE."""
+    if whose == EVERYONE:
+        return query
+    return query.where(table.c.author.is_(None) if whose is None else table.c.author == whose)
 
 
 def list_examples(
-    where: str | os.PathLike | None = None, label: int | None = None, newest: int | None = None
+    where: Where = None,
+    label: int | None = None,
+    newest: int | None = None,
+    *,
+    by: Identity,
+    whose: str | None = EVERYONE,
 ) -> list[Example]:
-    """Every example (or those of one label), oldest first; or only the `newest` few, newest first."""
-    query = select(table)
+    """`whose` examples (or those of one label), oldest first; or only the `newest` few, newest
+    first. Owners see anyone's; a signed-in user only their own."""
+    query = _of(select(table), _visible(by, whose))
     if label is not None:
         query = query.where(table.c.label == _check_label(label))
     query = query.order_by(table.c.id) if newest is None else query.order_by(table.c.id.desc()).limit(newest)
@@ -128,46 +147,71 @@ def list_examples(
         return [_example(row) for row in conn.execute(query)]
 
 
-def counts(where: str | os.PathLike | None = None) -> dict[int, int]:
-    """Examples per label, for every digit (0 where there are none)."""
+def _visible(by: Identity, whose: str | None) -> str | None:
+    require(visible_author(by, whose) == whose, by, "see another person's examples")
+    return whose
+
+
+def counts(where: Where = None, *, by: Identity, whose: str | None = EVERYONE) -> dict[int, int]:
+    """`whose` examples per label, for every digit (0 where there are none)."""
+    query = _of(select(table.c.label, func.count()), _visible(by, whose)).group_by(table.c.label)
     with read(where) as conn:
-        found = dict(conn.execute(select(table.c.label, func.count()).group_by(table.c.label)).all())
+        found = dict(conn.execute(query).all())
     return {digit: found.get(digit, 0) for digit in range(10)}
 
 
-def relabel(example_id: int, label: int, where: str | os.PathLike | None = None) -> None:
+def counts_by_author(where: Where = None, *, by: Identity) -> dict[str | None, dict[int, int]]:
+    """{author: {digit: examples}} for everyone who added any (owners only: the class view)."""
+    require_owner(by, "see everyone's examples")
+    query = select(table.c.author, table.c.label, func.count()).group_by(table.c.author, table.c.label)
+    found: dict[str | None, dict[int, int]] = {}
+    with read(where) as conn:
+        for author, label, count in conn.execute(query):
+            found.setdefault(author, dict.fromkeys(range(10), 0))[label] = count
+    return found
+
+
+def _require_change(conn: Connection, example_id: int, by: Identity) -> None:
+    """Refuse to change an example that is gone, or that `by` may not change (core.access)."""
+    row = conn.execute(select(table.c.author).where(table.c.id == example_id)).first()
+    if row is None:
+        raise StoreError(f"no example with id {example_id}")
+    require(may_change(by, row.author), by, f"change example {example_id}: it is someone else's")
+
+
+def relabel(example_id: int, label: int, where: Where = None, *, by: Identity) -> None:
     """Give an example another label; refused if the same image already has that label."""
     label = _check_label(label)
     try:
         with write(where) as conn:
-            changed = conn.execute(
-                table.update().where(table.c.id == example_id).values(label=label)
-            ).rowcount
+            _require_change(conn, example_id, by)
+            conn.execute(table.update().where(table.c.id == example_id).values(label=label))
     except IntegrityError as exc:
         raise StoreError(f"this image is already stored as a {label}") from exc
-    if not changed:
-        raise StoreError(f"no example with id {example_id}")
 
 
-def delete(example_id: int, where: str | os.PathLike | None = None) -> None:
+def delete(example_id: int, where: Where = None, *, by: Identity) -> None:
     with write(where) as conn:
-        if not conn.execute(table.delete().where(table.c.id == example_id)).rowcount:
-            raise StoreError(f"no example with id {example_id}")
+        _require_change(conn, example_id, by)
+        conn.execute(table.delete().where(table.c.id == example_id))
 
 
-def content_hash(where: str | os.PathLike | None = None) -> str:
-    """A digest of what the store holds (each image and its label), whatever the ids and times."""
+def content_hash(where: Where = None, whose: str | None = EVERYONE) -> str:
+    """A digest of what the store holds of `whose` (each image and its label), whatever the ids and
+    times."""
     with read(where) as conn:
-        return _digest(conn.execute(select(table.c.image_sha256, table.c.label)).all())
+        return _digest(conn.execute(_of(select(table.c.image_sha256, table.c.label), whose)).all())
 
 
-def copy_store(source: str | os.PathLike, target: str | os.PathLike) -> dict:
-    """Everything of one store into another: the examples (duplicates skipped) and the models (a
-    name the target holds already is skipped), each in one transaction. Then both stores are counted
-    and hashed, and the copy is refused as incomplete unless the target holds all of the source."""
+def copy_store(source: str | os.PathLike, target: str | os.PathLike, *, by: Identity) -> dict:
+    """Everything of one store into another (owners only): the examples (duplicates skipped) and the
+    models (a name the target holds already is skipped), each in one transaction. Then both stores
+    are counted and hashed, and the copy is refused as incomplete unless the target holds all of
+    the source."""
+    require_owner(by, "copy a store")
     if store_url(source) == store_url(target):
         raise StoreError("the two stores are the same")
-    examples = list_examples(source)
+    examples = list_examples(source, by=by)
     with write(target) as conn:
         copied = sum(_insert(conn, example)[1] for example in examples)
     listed = stored_models.listing(source)  # (name, created_at, size), read once
@@ -177,7 +221,7 @@ def copy_store(source: str | os.PathLike, target: str | os.PathLike) -> dict:
         if name not in taken:
             stored_models.save(name, models[name], created, target)
     report = {"from": where_stored(source), "to": where_stored(target),
-              "examples": _compared(examples, list_examples(target), _example_key, copied),
+              "examples": _compared(examples, list_examples(target, by=by), _example_key, copied),
               "models": _compared(list(models.items()), _stored_models_of(target), _model_key,
                                   len(set(models) - taken))}  # fmt: skip
     if any(part["missing"] for part in (report["examples"], report["models"])):
@@ -223,11 +267,13 @@ def _member_name(example: Example) -> str:
     return f"{example.id:06d}-{example.label}.png"
 
 
-def export_zip(out: str | os.PathLike, where: str | os.PathLike | None = None) -> dict:
-    """Every example as PNG, plus labels.csv; written atomically. Returns a summary."""
+def export_zip(
+    out: str | os.PathLike, where: Where = None, *, by: Identity, whose: str | None = EVERYONE
+) -> dict:
+    """`whose` examples as PNG, plus labels.csv; written atomically. Returns a summary."""
     from .checkpoint import write_atomically
 
-    examples = list_examples(where)
+    examples = list_examples(where, by=by, whose=whose)
     data = zip_bytes(examples)
     write_atomically(Path(out), lambda f: f.write(data))
     return {"exported": len(examples), "out": str(out), "bytes": len(data)}
@@ -243,7 +289,8 @@ def zip_bytes(examples: list[Example]) -> bytes:
             name = _member_name(example)
             archive.writestr(name, example.png)
             writer.writerow((name, example.label, _blank(example.predicted), _blank(example.confidence),
-                             example.source, example.created_at, _blank(example.checkpoint)))  # fmt: skip
+                             example.source, example.created_at, _blank(example.checkpoint),
+                             _blank(example.author)))  # fmt: skip
         archive.writestr(LABELS_CSV, table.getvalue())
     return buffer.getvalue()
 
@@ -351,7 +398,14 @@ def _rows(archive: zipfile.ZipFile, names: set[str]) -> list[dict]:
         if row["source"] not in SOURCES:
             raise _refuse(f"{LABELS_CSV} line {line}: unknown source {row['source']!r}")
         row["created_at"] = _optional(row.get("created_at") or "", _iso_time, "time", line)
+        row["author"] = _optional(row.get("author") or "", _email, "author", line)
     return rows
+
+
+def _email(value: str) -> str:
+    if "@" not in value:
+        raise ValueError(value)
+    return value.strip().lower()
 
 
 def read_zip(data: bytes) -> list[Example]:
@@ -371,17 +425,20 @@ def read_zip(data: bytes) -> list[Example]:
         examples = []
         for row in rows:
             try:
-                examples.append(example_from_image(
+                example = example_from_image(
                     archive.read(row["file"]), row["label"], row["source"], row["predicted"],
                     row["confidence"], row.get("checkpoint") or None, created_at=row["created_at"],
-                ))  # fmt: skip
+                )  # fmt: skip
+                examples.append(replace(example, author=row["author"]))
             except (ImageError, zipfile.BadZipFile, OSError) as exc:
                 raise _refuse(f"{row['file']!r} is not a usable image ({reason(exc)})") from exc
     return examples
 
 
-def import_zip(data: bytes, where: str | os.PathLike | None = None) -> dict:
-    """Merge an exported zip into the store in one transaction: all of it or none."""
+def import_zip(data: bytes, where: Where = None, *, by: Identity) -> dict:
+    """Merge an exported zip into the store in one transaction (owners only): all of it or none.
+    Each example keeps the author its labels.csv names."""
+    require_owner(by, "import a zip")
     examples = read_zip(data)
     with write(where) as conn:
         new = sum(_insert(conn, example)[1] for example in examples)

@@ -4,23 +4,29 @@ Training runs in its own process, not a thread: PyTorch's CPU kernels run 30-90 
 process's main thread (measured in README), and a crash there cannot take the server down. The child is
 a fresh `python -m core.train_child` rather than a multiprocessing spawn: spawn re-imports the
 parent's main script, which under `streamlit run` is the app's entry script. The page polls
-`TrainingJob.snapshot()`; at most one job runs per server process (`TrainingSlot`).
+`TrainingJob.snapshot()`. Runs go through one queue per server process (`TrainingQueue`): one
+trains at a time, the others wait in turn, and a run that ends starts the next by itself, so nobody
+needs to keep a page open.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import pickle
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .access import EVERYONE, LOCAL, Identity, require, require_trainer
 from .checkpoint import PROJECT_ROOT, default_checkpoint_path, is_stored
 from .config import ModelConfig, TrainConfig
+from .errors import UserError
 from .train import BatchReport, EpochReport
 
 RUNNING, DONE, STOPPED, FAILED = "running", "done", "stopped", "failed"
@@ -31,13 +37,8 @@ STANDBY_S = 600
 STANDBY_USE_S = STANDBY_S - 60
 
 
-# Who acts: a signed-in person's email, or LOCAL_USER where nobody signs in (a local run), who is
-# the one user and may do everything.
-LOCAL_USER = None
-
-
-class BusyError(RuntimeError):
-    """Another training run is already in progress on this server."""
+class QueueError(UserError):
+    """A run that cannot be queued or cancelled."""
 
 
 @dataclass
@@ -50,6 +51,8 @@ class TrainingTask:
     out: str
     finetune_from: str | None = None  # a checkpoint to start from, fine-tuned on `corrections`
     corrections: str | None = None  # a store's URL, or an exported .zip
+    started_by: Identity = LOCAL  # whose examples they may read
+    whose: str | None = EVERYONE  # the corrections' author filter (core.corrections)
 
 
 @dataclass
@@ -100,15 +103,24 @@ class TrainingJob:
         models_dir: str | Path | None = None,
         finetune_from: str | os.PathLike | None = None,
         corrections: str | os.PathLike | None = None,
-        started_by: str | None = LOCAL_USER,
+        whose: str | None = EVERYONE,
+        started_by: Identity = LOCAL,
+        on_end: Callable[[], None] | None = None,
     ):
         self.model_config, self.train_config = model_config, train_config
-        self.started_by = started_by
+        self.started_by, self._on_end = started_by, on_end
         out = _absolute(default_checkpoint_path(model_config.arch, models_dir))
         start = _absolute(finetune_from) if finetune_from else None
         where = _absolute(corrections) if corrections else None
         self._task = TrainingTask(
-            model_config, train_config, str(Path(data_dir).absolute()), str(out), start, where
+            model_config,
+            train_config,
+            str(Path(data_dir).absolute()),
+            str(out),
+            start,
+            where,
+            started_by,
+            whose,
         )
         self._process: subprocess.Popen | None = None
         self._reader = threading.Thread(target=self._read, name="mnist-training-reader", daemon=True)
@@ -140,10 +152,15 @@ class TrainingJob:
         with contextlib.suppress(OSError):  # the child has already gone
             self._process.stdin.close()
 
-    def may_stop(self, who: str | None = LOCAL_USER) -> bool:
-        """The person who started the run may stop it, from any session (a reload, a second tab);
-        the local user may stop any run."""
-        return who is LOCAL_USER or who == self.started_by
+    def may_stop(self, by: Identity) -> bool:
+        """The person who started the run may stop it, from any session (a reload, a second tab, a
+        new sign-in); owners, the local user among them, may stop any run."""
+        return by.owner or (by.signed_in and by.email == self.started_by.email)
+
+    def stop_by(self, by: Identity) -> None:
+        """Stop, as `by`: refused unless they may (may_stop)."""
+        require(self.may_stop(by), by, f"stop {self.started_by}'s run")
+        self.stop()
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the run's outcome (the child may take a moment longer to exit)."""
@@ -194,14 +211,29 @@ class TrainingJob:
         with self._lock:
             self._status, self._error, self._checkpoint = outcome.status, outcome.error, outcome.checkpoint
         self._finished.set()
+        if self._on_end is not None:
+            self._on_end()
 
 
-class TrainingSlot:
-    """Allows one training run at a time per server process, and keeps a child ready for it."""
+@dataclass
+class WaitingRun:
+    """A run in the queue: TrainingJob's arguments, and who asked for it."""
+
+    id: int
+    by: Identity
+    args: tuple
+    kwargs: dict
+
+
+class TrainingQueue:
+    """One training run at a time per server process; the others wait in turn (one each per
+    person), and a child is kept ready for the next."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.job: TrainingJob | None = None
+        self._lock = threading.RLock()  # a run's end starts the next from the reader thread
+        self.job: TrainingJob | None = None  # the one training, or the last one
+        self.waiting: list[WaitingRun] = []
+        self._ids = itertools.count(1)
         self._standby: subprocess.Popen | None = None
         self._standby_since = 0.0
 
@@ -215,7 +247,7 @@ class TrainingSlot:
         The child waits on its stdin, and exits when the server does (the pipe closes) or after
         STANDBY_S without a task."""
         with self._lock:
-            if self.job is not None and self.job.running:
+            if self.busy:
                 return  # not while a run needs the CPU and memory: the page warms up again after it
             if not self._standby_ready():
                 self._retire_standby()
@@ -227,14 +259,51 @@ class TrainingSlot:
                 self._standby.stdin.close()
             self._standby = None
 
-    def start(self, *args, **kwargs) -> TrainingJob:
-        """Start a TrainingJob(*args, **kwargs), or raise BusyError if one is running."""
+    @property
+    def busy(self) -> bool:
+        return self.job is not None and self.job.running
+
+    def submit(self, by: Identity, *args, **kwargs) -> TrainingJob | WaitingRun:
+        """A TrainingJob(*args, **kwargs) started by `by`: started now when nothing trains, else
+        queued. Refused unless `by` may train, and while they already have a run waiting."""
+        require_trainer(by)
         with self._lock:
-            if self.job is not None and self.job.running:
-                raise BusyError("a training run is already in progress on this server; try again later")
-            ready = self._standby if self._standby_ready() else None
-            if ready is None:
-                self._retire_standby()
-            self._standby = None
-            self.job = TrainingJob(*args, **kwargs).start(ready)
-            return self.job
+            if (mine := self.waiting_run_of(by)) is not None:
+                raise QueueError(f"your run is already waiting (number {self.position(mine)} in the queue)")
+            if self.busy:
+                run = WaitingRun(next(self._ids), by, args, kwargs)
+                self.waiting.append(run)
+                return run
+            return self._start(by, args, kwargs)
+
+    def _start(self, by: Identity, args: tuple, kwargs: dict) -> TrainingJob:
+        ready = self._standby if self._standby_ready() else None
+        if ready is None:
+            self._retire_standby()
+        self._standby = None
+        self.job = TrainingJob(*args, **kwargs, started_by=by, on_end=self._next).start(ready)
+        return self.job
+
+    def _next(self) -> None:
+        """A run ended: the first waiting run starts (in the ending run's reader thread)."""
+        with self._lock:
+            if self.waiting and not self.busy:
+                run = self.waiting.pop(0)
+                self._start(run.by, run.args, run.kwargs)
+
+    def waiting_run_of(self, by: Identity) -> WaitingRun | None:
+        return next((run for run in self.waiting if run.by.email == by.email), None)
+
+    def position(self, run: WaitingRun) -> int | None:
+        """1 for the next run to start; None once it has started or was cancelled."""
+        with self._lock:
+            return next((i for i, queued in enumerate(self.waiting, 1) if queued.id == run.id), None)
+
+    def cancel(self, run_id: int, by: Identity) -> None:
+        """Take a waiting run out of the queue: its owner, or an owner of the app."""
+        with self._lock:
+            run = next((queued for queued in self.waiting if queued.id == run_id), None)
+            if run is None:
+                raise QueueError("that run is no longer waiting: it has started or was cancelled")
+            require(by.owner or (by.signed_in and by.email == run.by.email), by, f"cancel {run.by}'s run")
+            self.waiting.remove(run)

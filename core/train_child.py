@@ -36,7 +36,7 @@ def run(task: TrainingTask, send, stop: threading.Event) -> Outcome:
         device = resolve_device(task.train_config.device)
         data = load_mnist(task.data_dir, device=device, download=False)
         if task.finetune_from:
-            corrections = load_corrections(task.corrections)
+            corrections = load_corrections(task.corrections, task.started_by, task.whose)
             start = load_checkpoint(task.finetune_from)
             result = finetune(start, corrections, data, task.train_config, send, stop)
         else:

@@ -18,7 +18,7 @@ from bench.postgres import Postgres, PostgresMissing, start_server
 from core.checkpoint import save_checkpoint
 from core.config import ModelConfig
 from core.data import DATA_DIR_ENV, RAW_FILES, data_present
-from core.jobs import TrainingSlot
+from core.jobs import TrainingQueue
 from core.models import build_model
 from core.store.engine import CORRECTIONS_DB_ENV, STORE_URL_ENV
 
@@ -47,8 +47,9 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = DEAD
         time.sleep(POLL_S)
 
 
-def end_training(slot: TrainingSlot) -> None:
-    """Stop the slot's run (killing a child that does not stop) and let its waiting child go."""
+def end_training(slot: TrainingQueue) -> None:
+    """Empty the queue, stop its run (killing a child that does not stop) and let its waiting child go."""
+    slot.waiting.clear()
     job = slot.job
     if job is not None and job._process is not None:
         job.stop()
@@ -61,8 +62,8 @@ def end_training(slot: TrainingSlot) -> None:
 
 @pytest.fixture
 def slot():
-    """A training slot whose run and waiting child end with the test, whether it passes or not."""
-    slot = TrainingSlot()
+    """A training queue whose runs and waiting child end with the test, whether it passes or not."""
+    slot = TrainingQueue()
     yield slot
     end_training(slot)
 

@@ -2,6 +2,7 @@
 
 import io
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 CANVAS = 280
@@ -75,3 +76,27 @@ def number(text: str, x0: int = 60, gap: int = 30, width: int = 16, y0: int = 30
             for x, y in points:
                 draw.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=WHITE)
     return image
+
+
+def crossed_seven(rng) -> Image.Image:
+    """A 7 with a bar across its stem, as it is written in much of Europe; varied like flagged_one."""
+    left, top = rng.uniform(50, 90), rng.uniform(35, 70)
+    right, bottom = left + rng.uniform(110, 150), top + rng.uniform(160, 190)
+    foot = left + rng.uniform(30, 70)
+    width = int(rng.integers(14, 24))
+    seven = pen([(left, top), (right, top), (foot, bottom)], width)
+    middle = (top + bottom) / 2
+    stem_x = right + (foot - right) * (middle - top) / (bottom - top)
+    bar = pen([(stem_x - rng.uniform(35, 55), middle), (stem_x + rng.uniform(35, 55), middle)], width)
+    return Image.fromarray(np.maximum(np.asarray(seven), np.asarray(bar)))
+
+
+def slashed_zero(rng) -> Image.Image:
+    """A 0 with a slash through it, as programmers write it; varied like flagged_one."""
+    cx, cy = rng.uniform(120, 160), rng.uniform(120, 160)
+    rx, ry = rng.uniform(45, 65), rng.uniform(80, 100)
+    ring = [(cx + rx * np.sin(t), cy - ry * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 24)]
+    width = int(rng.integers(14, 24))
+    zero = pen(ring, width)
+    slash = pen([(cx + rx * 0.9, cy - ry * 0.9), (cx - rx * 0.9, cy + ry * 0.9)], width)
+    return Image.fromarray(np.maximum(np.asarray(zero), np.asarray(slash)))

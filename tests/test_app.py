@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 import core.data
 import core.preprocess
 from core import cache, export
+from core.access import LOCAL
 from core.cache import training_slot
 from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
 from core.corrections import add_example, example_from_image, list_examples, zip_bytes
@@ -683,13 +684,13 @@ def test_right_and_wrong_save_the_drawing_to_my_digits(with_data, canvas, store)
     assert "Saved to My digits as a 7." in texts(app)
     app.get("button_group")[0].set_value(4).run()  # "Wrong? It is a" 4
     assert "Saved to My digits as a 4." in texts(app)
-    stored = list_examples(store)
+    stored = list_examples(store, by=LOCAL)
     assert [(e.label, e.predicted, e.source, e.checkpoint) for e in stored] == [
         (7, 7, "canvas", "cnn.pt"), (4, 7, "canvas", "cnn.pt")
     ]  # fmt: skip
     assert stored[0].png == canvas.png and stored[0].confidence > 0.9
     button(app, "Right").click().run()
-    assert "Already in My digits as a 7." in texts(app) and len(list_examples(store)) == 2
+    assert "Already in My digits as a 7." in texts(app) and len(list_examples(store, by=LOCAL)) == 2
 
 
 def test_an_upload_marked_wrong_keeps_its_results_and_is_saved(with_data, canvas, store):
@@ -697,7 +698,7 @@ def test_an_upload_marked_wrong_keeps_its_results_and_is_saved(with_data, canvas
     upload(app, ("one.png", encode(one())))
     app.get("button_group")[0].set_value(7).run()
     assert predictions(app) == ["—", "1"]  # the results stay after the click
-    assert [(e.label, e.predicted, e.source) for e in list_examples(store)] == [(7, 1, "upload")]
+    assert [(e.label, e.predicted, e.source) for e in list_examples(store, by=LOCAL)] == [(7, 1, "upload")]
 
 
 def test_a_right_or_wrong_click_does_not_read_the_uploads_again(with_data, canvas, store, monkeypatch):
@@ -716,7 +717,7 @@ def test_a_right_or_wrong_click_does_not_read_the_uploads_again(with_data, canva
     button(app, "Right").click().run()  # the first upload's
     assert predictions(app) == ["—", "1", "7"]
     assert opened[2:] == [len(first)]  # read once more, to be saved; neither predicted again
-    assert [e.label for e in list_examples(store)] == [1]
+    assert [e.label for e in list_examples(store, by=LOCAL)] == [1]
 
 
 def test_a_corrupt_store_does_not_stop_predict(with_data, canvas, store):
@@ -757,11 +758,11 @@ def test_a_postgresql_store_that_stops_and_comes_back(with_data, canvas, monkeyp
             "The models trained here cannot be listed: cannot use the store"
         )
         server.start()
-        assert [e.label for e in list_examples(server.url())] == [4]  # nothing half-written
+        assert [e.label for e in list_examples(server.url(), by=LOCAL)] == [4]  # nothing half-written
         app.switch_page("app_pages/predict.py").run()
         button(app, "Right").click().run()
         assert "Saved to My digits as a 7." in texts(app)
-        assert sorted(e.label for e in list_examples(server.url())) == [4, 7]
+        assert sorted(e.label for e in list_examples(server.url(), by=LOCAL)) == [4, 7]
     finally:
         forget_engine(server.url())
         server.stop()
@@ -771,7 +772,9 @@ def test_a_postgresql_store_that_stops_and_comes_back(with_data, canvas, monkeyp
 def _store_drawings(store, labels: list[int]) -> None:
     for i, label in enumerate(labels):
         add_example(
-            example_from_image(encode(pen([(100 + 4 * i, 60), (140, 220)])), label, "canvas", 1, 0.5), store
+            example_from_image(encode(pen([(100 + 4 * i, 60), (140, 220)])), label, "canvas", 1, 0.5),
+            store,
+            by=LOCAL,
         )
 
 
@@ -785,12 +788,12 @@ def test_my_digits_counts_filters_relabels_deletes_and_exports(with_data, canvas
     assert "Showing 3 of 3, newest first." in texts(app)
     app.get("button_group")[0].set_value(7).run()  # the filter
     assert gallery(app) == ["a 7 · said 1 (50%)"] and "Showing 1 of 1, newest first." in texts(app)
-    newest = list_examples(store)[-1].id
+    newest = list_examples(store, by=LOCAL)[-1].id
     app.selectbox(key=f"relabel-{newest}").set_value(2).run()
-    assert [e.label for e in list_examples(store)] == [1, 1, 2] and "is now a 2" in texts(app)
+    assert [e.label for e in list_examples(store, by=LOCAL)] == [1, 1, 2] and "is now a 2" in texts(app)
     app.get("button_group")[0].set_value("any").run()
     button(app, "Delete").click().run()  # the newest first
-    assert [e.label for e in list_examples(store)] == [1, 1]
+    assert [e.label for e in list_examples(store, by=LOCAL)] == [1, 1]
     export = next(b for b in app.get("download_button") if b.proto.label == "Export all as zip")
     assert not export.proto.disabled
 
@@ -800,7 +803,7 @@ def test_my_digits_imports_a_zip_and_refuses_a_bad_one(with_data, canvas, store,
     _store_drawings(other, [3, 5])
     app = open_page("app_pages/my_digits.py")
     app.file_uploader(key="my-digits-import").set_value(
-        ("mine.zip", zip_bytes(list_examples(other)), "application/zip")
+        ("mine.zip", zip_bytes(list_examples(other, by=LOCAL)), "application/zip")
     )
     app.run()
     button(app, "Import").click().run()

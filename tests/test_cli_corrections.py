@@ -5,6 +5,7 @@ import json
 import pytest
 
 from bench.postgres import POSTGRES_PASSWORD
+from core.access import LOCAL
 from core.checkpoint import load_checkpoint
 from core.corrections import content_hash, list_examples
 from core.store import models as stored
@@ -56,7 +57,8 @@ def test_add_list_export_import_speak_json_lines(tmp_path, drawings, stores):
     assert [set(r) for r in records] == [{"file", "id"}, {"file", "error"}, {"file", "id"}]
     assert [r["file"] for r in records] == [str(drawings[0]), str(bad), str(drawings[1])]
     listed = _lines(run_cli("corrections", "list", "--db", db).stdout)
-    assert [set(r) for r in listed] == [{"id", "label", "predicted", "source", "created_at"}] * 2
+    assert [set(r) for r in listed] == [{"id", "label", "predicted", "source", "created_at", "author"}] * 2
+    assert [r["author"] for r in listed] == [None, None]  # the CLI acts as the local user
     assert [(r["id"], r["label"], r["source"]) for r in listed] == [
         (records[0]["id"], 1, "cli"),
         (records[2]["id"], 1, "cli"),
@@ -139,7 +141,7 @@ def test_train_saves_into_the_store_and_every_verb_takes_its_name(tiny_data_dir,
 def test_the_store_defaults_to_the_environment(tmp_path, drawings):
     env = {"MNIST_CORRECTIONS_DB": str(tmp_path / "env.sqlite")}
     assert run_cli("corrections", "add", drawings[0], "--label", "4", env=env).returncode == 0
-    assert [e.label for e in list_examples(tmp_path / "env.sqlite")] == [4]
+    assert [e.label for e in list_examples(tmp_path / "env.sqlite", by=LOCAL)] == [4]
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from core.access import LOCAL
 from core.checkpoint import (
     PROJECT_ROOT,
     SHIPPED_MODELS_DIR,
@@ -220,6 +221,6 @@ def test_a_model_in_the_store_round_trips_and_is_listed_deleted_and_refused_when
     with pytest.raises(CheckpointError, match="refused as damaged or unsafe"):
         load_checkpoint("store:evil.pt")
     assert "store:evil.pt" not in [info.path for info in list_checkpoints()]
-    delete_checkpoint(name)
+    delete_checkpoint(name, by=LOCAL)
     with pytest.raises(CheckpointError, match="no model named"):
         load_checkpoint(str(name))

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from core import corrections
+from core.access import LOCAL
 from core.checkpoint import delete_checkpoint, list_checkpoints, load_checkpoint
 from core.corrections import (
     MAX_PNG_BYTES,
@@ -62,8 +63,8 @@ def _strokes(n: int) -> list[Image.Image]:
 
 def test_an_example_keeps_everything_it_was_saved_with(sqlite_db):
     example = _example(seven(), 3, predicted=7, confidence=0.91, checkpoint="cnn.pt", source="upload")
-    example_id, new = add_example(example, sqlite_db)
-    (stored,) = list_examples(sqlite_db)
+    example_id, new = add_example(example, sqlite_db, by=LOCAL)
+    (stored,) = list_examples(sqlite_db, by=LOCAL)
     assert new and stored.id == example_id and (stored.label, stored.predicted) == (3, 7)
     assert (stored.confidence, stored.checkpoint, stored.source) == (0.91, "cnn.pt", "upload")
     assert stored.png == encode(seven()) and stored.created_at == example.created_at
@@ -71,75 +72,76 @@ def test_an_example_keeps_everything_it_was_saved_with(sqlite_db):
     assert stored.input28.max() > 2.0  # normalised ink, as the models see it
     with sqlite3.connect(sqlite_db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0002"
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0003"
 
 
 def test_the_same_image_with_the_same_label_is_stored_once(db):
-    first, new = add_example(_example(seven(), 7), db)
-    again, again_new = add_example(_example(seven(), 7), db)
-    other, other_new = add_example(_example(seven(), 1), db)
+    first, new = add_example(_example(seven(), 7), db, by=LOCAL)
+    again, again_new = add_example(_example(seven(), 7), db, by=LOCAL)
+    other, other_new = add_example(_example(seven(), 1), db, by=LOCAL)
     assert new and not again_new and again == first and other_new and other != first
-    assert counts(db) == {d: {1: 1, 7: 1}.get(d, 0) for d in range(10)}
+    assert counts(db, by=LOCAL) == {d: {1: 1, 7: 1}.get(d, 0) for d in range(10)}
 
 
 def test_a_large_image_is_stored_as_a_png_of_at_most_1_mb(db):
     noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (1200, 1200, 3), dtype=np.uint8))
     big = encode(noise, "JPEG", quality=98)
-    add_example(example_from_image(big, 4, "upload"), db)
-    stored = list_examples(db)[0].png
+    add_example(example_from_image(big, 4, "upload"), db, by=LOCAL)
+    stored = list_examples(db, by=LOCAL)[0].png
     assert len(stored) <= MAX_PNG_BYTES and stored.startswith(b"\x89PNG")
     assert 0 < Image.open(io.BytesIO(stored)).width < 1200  # downscaled to fit
 
 
 def test_relabel_and_delete(db):
-    first, _ = add_example(_example(seven(), 1), db)
-    second, _ = add_example(_example(seven(), 7), db)
+    first, _ = add_example(_example(seven(), 1), db, by=LOCAL)
+    second, _ = add_example(_example(seven(), 7), db, by=LOCAL)
     with pytest.raises(StoreError, match="already stored as a 7"):
-        relabel(first, 7, db)  # it would duplicate the second
-    relabel(second, 2, db)
-    assert [(e.id, e.label) for e in list_examples(db)] == [(first, 1), (second, 2)]
-    delete(first, db)
-    assert [e.id for e in list_examples(db)] == [second]
+        relabel(first, 7, db, by=LOCAL)  # it would duplicate the second
+    relabel(second, 2, db, by=LOCAL)
+    assert [(e.id, e.label) for e in list_examples(db, by=LOCAL)] == [(first, 1), (second, 2)]
+    delete(first, db, by=LOCAL)
+    assert [e.id for e in list_examples(db, by=LOCAL)] == [second]
     with pytest.raises(StoreError, match="no example"):
-        delete(first, db)
+        delete(first, db, by=LOCAL)
     with pytest.raises(StoreError, match="0 to 9"):
-        relabel(second, 10, db)
+        relabel(second, 10, db, by=LOCAL)
 
 
 def test_the_newest_examples_come_first_and_only_as_many_as_asked(db):
     drawings = zip(_strokes(5), [1, 7, 1, 7, 1], strict=True)
-    ids = [add_example(_example(image, label), db)[0] for image, label in drawings]
-    assert [e.id for e in list_examples(db, newest=2)] == [ids[4], ids[3]]
-    assert [e.id for e in list_examples(db, label=1, newest=2)] == [ids[4], ids[2]]
-    assert [e.id for e in list_examples(db)] == ids  # without a limit: all of them, oldest first
+    ids = [add_example(_example(image, label), db, by=LOCAL)[0] for image, label in drawings]
+    assert [e.id for e in list_examples(db, newest=2, by=LOCAL)] == [ids[4], ids[3]]
+    assert [e.id for e in list_examples(db, label=1, newest=2, by=LOCAL)] == [ids[4], ids[2]]
+    assert [e.id for e in list_examples(db, by=LOCAL)] == ids  # without a limit: all of them, oldest first
 
 
 def test_reading_the_store_does_not_wait_for_a_writer(sqlite_db, monkeypatch):
-    add_example(_example(seven(), 7), sqlite_db)
+    add_example(_example(seven(), 7), sqlite_db, by=LOCAL)
     monkeypatch.setattr(engine, "SQLITE_BUSY_S", 0.1)  # waiting for the lock would fail at once
     engine._engines.clear()
     writer = sqlite3.connect(sqlite_db, isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")  # another session is saving
     try:
-        assert counts(sqlite_db)[7] == 1
-        assert [e.label for e in list_examples(sqlite_db)] == [7]
+        assert counts(sqlite_db, by=LOCAL)[7] == 1
+        assert [e.label for e in list_examples(sqlite_db, by=LOCAL)] == [7]
     finally:
         writer.execute("ROLLBACK")
         writer.close()
 
 
 def test_export_then_import_loses_nothing(db, tmp_path):
-    add_example(_example(seven(), 7, predicted=1, confidence=0.55, checkpoint="mlp.pt"), db)
-    add_example(_example(one(), 1, source="upload"), db)
-    add_example(example_from_image(encode(seven()), 2, "cli"), db)
-    export_zip(tmp_path / "out.zip", db)
+    add_example(_example(seven(), 7, predicted=1, confidence=0.55, checkpoint="mlp.pt"), db, by=LOCAL)
+    add_example(_example(one(), 1, source="upload"), db, by=LOCAL)
+    add_example(example_from_image(encode(seven()), 2, "cli"), db, by=LOCAL)
+    export_zip(tmp_path / "out.zip", db, by=LOCAL)
     other = tmp_path / "other.sqlite"
-    assert import_zip((tmp_path / "out.zip").read_bytes(), other) == {"imported": 3, "skipped": 0, "total": 3}
-    fields = ("label", "predicted", "confidence", "checkpoint", "source", "created_at", "png")
-    for a, b in zip(list_examples(db), list_examples(other), strict=True):
+    imported = import_zip((tmp_path / "out.zip").read_bytes(), other, by=LOCAL)
+    assert imported == {"imported": 3, "skipped": 0, "total": 3}
+    fields = ("label", "predicted", "confidence", "checkpoint", "source", "created_at", "png", "author")
+    for a, b in zip(list_examples(db, by=LOCAL), list_examples(other, by=LOCAL), strict=True):
         assert all(getattr(a, f) == getattr(b, f) for f in fields) and np.array_equal(a.input28, b.input28)
     assert content_hash(db) == content_hash(other)
-    again = import_zip((tmp_path / "out.zip").read_bytes(), other)
+    again = import_zip((tmp_path / "out.zip").read_bytes(), other, by=LOCAL)
     assert again == {"imported": 0, "skipped": 3, "total": 3}  # merged: duplicates skipped
 
 
@@ -185,10 +187,10 @@ PNG = encode(seven())
     ],
 )
 def test_a_hostile_or_malformed_zip_is_refused_and_nothing_is_imported(db, archive, message):
-    add_example(_example(one(), 1), db)
+    add_example(_example(one(), 1), db, by=LOCAL)
     with pytest.raises(StoreError, match=message):
-        import_zip(archive, db)
-    assert len(list_examples(db)) == 1
+        import_zip(archive, db, by=LOCAL)
+    assert len(list_examples(db, by=LOCAL)) == 1
 
 
 def test_a_zip_bomb_is_refused_before_anything_is_read(db, monkeypatch):
@@ -201,14 +203,14 @@ def test_a_zip_bomb_is_refused_before_anything_is_read(db, monkeypatch):
     assert len(bomb) < 10_000  # it packs to a few kB
     monkeypatch.setattr(zipfile.ZipFile, "read", lambda *a: pytest.fail("a member was read"))
     with pytest.raises(StoreError, match="zip bomb"):
-        import_zip(bomb, db)
+        import_zip(bomb, db, by=LOCAL)
 
 
 def test_a_zip_made_by_hand_needs_only_file_and_label(db):
     scans = {f"scan-{i}.png": encode(image) for i, image in enumerate(_strokes(2))}
     rows = [[name, str(label)] for name, label in zip(scans, (4, 7), strict=True)]
-    assert import_zip(_zip(scans, rows, header=["file", "label"]), db)["imported"] == 2
-    stored = sorted(list_examples(db), key=lambda e: e.label)
+    assert import_zip(_zip(scans, rows, header=["file", "label"]), db, by=LOCAL)["imported"] == 2
+    stored = sorted(list_examples(db, by=LOCAL), key=lambda e: e.label)
     assert [(e.label, e.predicted, e.confidence, e.source) for e in stored] == [
         (4, None, None, "upload"), (7, None, None, "upload")
     ]  # fmt: skip
@@ -218,12 +220,12 @@ def test_a_zip_made_by_hand_needs_only_file_and_label(db):
 def test_an_image_over_the_pixel_limit_is_refused(db):
     huge = encode(Image.new("1", (8000, 5001)))  # 40 million pixels, a few kB as PNG
     with pytest.raises(StoreError, match="too large"):
-        import_zip(_zip({"a.png": huge}, [_row("a.png")]), db)
+        import_zip(_zip({"a.png": huge}, [_row("a.png")]), db, by=LOCAL)
 
 
 def test_an_import_that_fails_while_writing_leaves_the_store_as_it_was(db, monkeypatch):
     """The rollback itself: the third of four writes fails, after two went in."""
-    add_example(_example(one(), 1), db)
+    add_example(_example(one(), 1), db, by=LOCAL)
     before = content_hash(db)
     good = {f"{i}.png": encode(image) for i, image in enumerate(_strokes(4))}
     insert, written = corrections._insert, []
@@ -236,16 +238,16 @@ def test_an_import_that_fails_while_writing_leaves_the_store_as_it_was(db, monke
 
     monkeypatch.setattr(corrections, "_insert", failing_insert)
     with pytest.raises(sqlite3.OperationalError):
-        import_zip(_zip(good, [_row(name) for name in good]), db)
-    assert len(written) == 2 and content_hash(db) == before and len(list_examples(db)) == 1
+        import_zip(_zip(good, [_row(name) for name in good]), db, by=LOCAL)
+    assert len(written) == 2 and content_hash(db) == before and len(list_examples(db, by=LOCAL)) == 1
 
 
 def test_an_import_is_all_or_nothing(db):
     good = {f"{i}.png": encode(image) for i, image in enumerate(_strokes(3))}
     rows = [_row(name) for name in good] + [_row("bad.png")]
     with pytest.raises(StoreError):
-        import_zip(_zip({**good, "bad.png": b"broken"}, rows), db)
-    assert list_examples(db) == []
+        import_zip(_zip({**good, "bad.png": b"broken"}, rows), db, by=LOCAL)
+    assert list_examples(db, by=LOCAL) == []
 
 
 def test_eight_processes_adding_at_once_store_every_example(db, tmp_path):
@@ -257,7 +259,7 @@ def test_eight_processes_adding_at_once_store_every_example(db, tmp_path):
     writers = [subprocess.Popen([*command, str(f)], cwd=ROOT, stdout=subprocess.PIPE) for f in files]
     outputs = [w.communicate(timeout=120)[0] for w in writers]
     assert [w.returncode for w in writers] == [0] * 8, outputs
-    assert len(list_examples(db)) == 8
+    assert len(list_examples(db, by=LOCAL)) == 8
 
 
 WRITER = """
@@ -273,7 +275,7 @@ with write(sys.argv[1]) as conn:
 
 
 def test_a_writer_killed_in_the_middle_of_a_save_leaves_a_sound_store(db):
-    add_example(_example(one(), 1), db)
+    add_example(_example(one(), 1), db, by=LOCAL)
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(db)], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
@@ -286,8 +288,8 @@ def test_a_writer_killed_in_the_middle_of_a_save_leaves_a_sound_store(db):
     if isinstance(db, Path):  # SQLite: the file itself is sound; PostgreSQL aborted the transaction
         with sqlite3.connect(db) as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert [e.label for e in list_examples(db)] == [1]  # the killed save left nothing behind
-    add_example(_example(seven(), 2), db)  # and the store takes the next save
+    assert [e.label for e in list_examples(db, by=LOCAL)] == [1]  # the killed save left nothing behind
+    add_example(_example(seven(), 2), db, by=LOCAL)  # and the store takes the next save
 
 
 @pytest.mark.parametrize("content", [b"garbage, not SQLite", b"SQLite format 3\x00" + bytes(200)])
@@ -295,19 +297,19 @@ def test_a_corrupt_store_is_reported_and_left_as_it_is(tmp_path, content):
     bad = tmp_path / "store.sqlite"
     bad.write_bytes(content)
     with pytest.raises(StoreError, match="not a usable store.*left as it is"):
-        list_examples(bad)
+        list_examples(bad, by=LOCAL)
     with pytest.raises(StoreError):
-        add_example(_example(seven(), 7), bad)
+        add_example(_example(seven(), 7), bad, by=LOCAL)
     assert bad.read_bytes() == content
 
 
 def test_a_store_from_a_newer_version_is_refused_and_left_alone(sqlite_db):
-    add_example(_example(seven(), 7), sqlite_db)
+    add_example(_example(seven(), 7), sqlite_db, by=LOCAL)
     with sqlite3.connect(sqlite_db) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '9999'")
     engine._ready.clear()  # as a new process would
     with pytest.raises(StoreError, match="newer version of this app"):
-        list_examples(sqlite_db)
+        list_examples(sqlite_db, by=LOCAL)
     with sqlite3.connect(sqlite_db) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "9999"
 
@@ -338,12 +340,12 @@ def _legacy_store(path, examples) -> None:
 
 def test_an_older_store_is_upgraded_in_place_and_keeps_its_examples(sqlite_db):
     _legacy_store(sqlite_db, [_example(seven(), 7, predicted=1, confidence=0.5), _example(one(), 1)])
-    assert [(e.label, e.predicted) for e in list_examples(sqlite_db)] == [(7, 1), (1, None)]
+    assert [(e.label, e.predicted) for e in list_examples(sqlite_db, by=LOCAL)] == [(7, 1), (1, None)]
     with sqlite3.connect(sqlite_db) as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"examples", "alembic_version", "moved_in"} <= tables and "schema_version" not in tables
-    add_example(_example(pen([(60, 60), (200, 200)]), 4), sqlite_db)
-    assert len(list_examples(sqlite_db)) == 3
+    add_example(_example(pen([(60, 60), (200, 200)]), 4), sqlite_db, by=LOCAL)
+    assert len(list_examples(sqlite_db, by=LOCAL)) == 3
 
 
 def test_an_older_apps_corrections_and_models_are_moved_in_once_and_their_files_kept(tmp_path, monkeypatch):
@@ -356,15 +358,15 @@ def test_an_older_apps_corrections_and_models_are_moved_in_once_and_their_files_
     old_model = tmp_path / "data" / "models" / "mlp-20261101-101010.pt"
     save_untrained_mlp(old_model, {"test_accuracy": 42.0})
     before = legacy.read_bytes(), old_model.read_bytes()
-    assert sorted(e.label for e in list_examples()) == [1, 7]
+    assert sorted(e.label for e in list_examples(by=LOCAL)) == [1, 7]
     assert store_url() == f"sqlite:///{tmp_path / 'data' / 'store.sqlite'}"
     listed = [info.path for info in list_checkpoints() if not info.shipped]
     assert listed == ["store:mlp-20261101-101010.pt"]  # listed once, from the store
     assert load_checkpoint("store:mlp-20261101-101010.pt").test_accuracy == 42.0
-    delete(list_examples()[0].id)
-    delete_checkpoint("store:mlp-20261101-101010.pt")
+    delete(list_examples(by=LOCAL)[0].id, by=LOCAL)
+    delete_checkpoint("store:mlp-20261101-101010.pt", by=LOCAL)
     engine._ready.clear()  # the next start
-    assert len(list_examples()) == 1  # not copied twice
+    assert len(list_examples(by=LOCAL)) == 1  # not copied twice
     assert not [info for info in list_checkpoints() if not info.shipped]  # the file is not listed again
     assert (legacy.read_bytes(), old_model.read_bytes()) == before
 
@@ -392,5 +394,5 @@ def test_labels_outside_0_to_9_are_refused(sqlite_db, label):
         _example(seven(), label)
     example = dataclasses.replace(_example(seven(), 7), label=label)  # past the helper's own check
     with pytest.raises(StoreError, match=f"0 to 9, not {label}"):
-        add_example(example, sqlite_db)
+        add_example(example, sqlite_db, by=LOCAL)
     assert not sqlite_db.exists()  # refused before the store was opened

@@ -4,9 +4,10 @@ import signal
 import pytest
 
 from core import jobs
+from core.access import ANONYMOUS, LOCAL, OWNER, USER, AccessError, Identity
 from core.checkpoint import load_checkpoint
 from core.config import ModelConfig, TrainConfig
-from core.jobs import DONE, FAILED, STOPPED, BusyError, TrainingJob
+from core.jobs import DONE, FAILED, STOPPED, QueueError, TrainingJob, WaitingRun
 from core.threads import THREADS_ENV
 from tests.conftest import end_training, wait_until
 
@@ -18,7 +19,7 @@ def test_a_job_trains_in_the_background_and_publishes_a_checkpoint(
     slot, tiny_data_dir, tmp_path, monkeypatch
 ):
     monkeypatch.setenv(THREADS_ENV, "1")  # the child sizes its threads as the server does
-    job = slot.start(ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    job = slot.submit(LOCAL, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
     job.join(timeout=60)
     snap = job.snapshot()
     assert snap.status == DONE and snap.error is None
@@ -32,7 +33,7 @@ def test_a_warmed_up_child_takes_the_run_and_a_waiting_child_leaves_with_the_ser
 ):
     slot.warm_up()
     waiting = slot._standby
-    job = slot.start(ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    job = slot.submit(LOCAL, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
     assert job._process is waiting and slot._standby is None  # the run went to the warm child
     job.join(timeout=60)
     assert job.snapshot().status == DONE
@@ -42,7 +43,7 @@ def test_a_warmed_up_child_takes_the_run_and_a_waiting_child_leaves_with_the_ser
 
 
 def test_no_child_is_kept_waiting_while_a_run_trains(slot, tiny_data_dir, tmp_path):
-    job = slot.start(ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
+    job = slot.submit(LOCAL, ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
     slot.warm_up()  # the Train page reruns during the run
     assert job.running and slot._standby is None  # its torch import would take the run's CPU and 0.7 GB
     end_training(slot)
@@ -54,7 +55,7 @@ def test_a_child_that_waited_too_long_is_not_given_the_run(slot, tiny_data_dir, 
     slot.warm_up()
     stale = slot._standby
     monkeypatch.setattr(jobs, "STANDBY_USE_S", 0)  # it would leave on its own any moment now
-    job = slot.start(ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    job = slot.submit(LOCAL, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
     assert job._process is not stale and stale.wait(timeout=30) == 0  # told to leave
     job.join(timeout=60)
     assert job.snapshot().status == DONE
@@ -70,27 +71,78 @@ def test_a_waiting_child_that_has_just_left_is_replaced(tiny_data_dir, tmp_path)
 
 
 def test_one_run_at_a_time_and_stop_saves_the_partial_model(slot, tiny_data_dir, tmp_path):
-    job = slot.start(ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
-    with pytest.raises(BusyError, match="already in progress"):
-        slot.start(ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    job = slot.submit(LOCAL, ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
+    queued = slot.submit(LOCAL, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    assert isinstance(queued, WaitingRun)
+    with pytest.raises(QueueError, match="already waiting"):  # one waiting run per person
+        slot.submit(LOCAL, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    slot.waiting.clear()
     wait_until(lambda: job.snapshot().epochs, "a finished epoch, so that there is a model to save")
     job.stop()
     job.join(timeout=10)
     assert job.snapshot().status == STOPPED and job.snapshot().checkpoint
-    again = slot.start(ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)  # free again
+    again = slot.submit(LOCAL, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)  # free again
     again.join(timeout=60)
     assert again.snapshot().status == DONE
 
 
+ADA = Identity(USER, "ada@school.org", may_train=True)
+BOB = Identity(USER, "bob@school.org", may_train=True)
+TEACHER = Identity(OWNER, "teacher@school.org", may_train=True)
+
+
+def test_runs_wait_their_turn_and_start_by_themselves_when_the_one_before_ends(slot, tiny_data_dir, tmp_path):
+    first = slot.submit(ADA, ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
+    bobs = slot.submit(BOB, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    teachers = slot.submit(TEACHER, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    assert (slot.position(bobs), slot.position(teachers)) == (1, 2) and first.running
+    slot.cancel(teachers.id, TEACHER)  # its owner takes it back
+    assert slot.position(teachers) is None and slot.waiting == [bobs]
+    wait_until(lambda: first.snapshot().epochs, "Ada's first epoch")
+    first.stop_by(ADA)  # nobody has the page open: the queue goes on by itself
+    wait_until(lambda: slot.job is not first, "Bob's run taking over")
+    slot.job.join(timeout=60)
+    bobs_run = slot.job.snapshot()
+    assert slot.job.started_by == BOB and bobs_run.status == DONE and bobs_run.checkpoint
+    assert first.snapshot().status == STOPPED and first.snapshot().checkpoint  # Ada's model was kept too
+    assert slot.waiting == [] and slot.position(bobs) is None
+
+
+def test_only_the_starter_or_an_owner_may_stop_or_cancel_a_run(slot, tiny_data_dir, tmp_path):
+    job = slot.submit(ADA, ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
+    bobs = slot.submit(BOB, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    with pytest.raises(AccessError, match="bob@school.org may not stop ada@school.org's run"):
+        job.stop_by(BOB)
+    with pytest.raises(AccessError, match="ada@school.org may not cancel bob@school.org's run"):
+        slot.cancel(bobs.id, ADA)
+    assert job.running and slot.position(bobs) == 1  # nothing happened
+    assert job.may_stop(Identity(USER, "ada@school.org"))  # Ada again, signed in anew in another tab
+    slot.cancel(bobs.id, TEACHER)
+    with pytest.raises(QueueError, match="no longer waiting"):
+        slot.cancel(bobs.id, BOB)
+    slot.waiting.clear()
+    job.stop_by(TEACHER)
+    job.join(timeout=30)
+    assert job.snapshot().status in (STOPPED, FAILED)  # stopped before or after its first epoch
+
+
+def test_who_may_not_train_is_refused_and_nothing_is_queued(slot, tiny_data_dir, tmp_path):
+    for who in (ANONYMOUS, Identity(USER, "ada@school.org", may_train=False)):
+        with pytest.raises(AccessError, match="may not train"):
+            slot.submit(who, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    assert slot.job is None and slot.waiting == []
+
+
 def test_a_failing_run_reports_instead_of_dying(slot, tiny_data_dir, tmp_path):
-    job = slot.start(ModelConfig("mlp"), TrainConfig(device="cuda:42"), tiny_data_dir, models_dir=tmp_path)
+    cuda42 = TrainConfig(device="cuda:42")
+    job = slot.submit(LOCAL, ModelConfig("mlp"), cuda42, tiny_data_dir, models_dir=tmp_path)
     job.join(timeout=10)
     snap = job.snapshot()
     assert snap.status == FAILED and "cuda:42" in snap.error and snap.checkpoint is None
 
 
 def test_a_child_that_dies_is_reported_not_awaited_forever(slot, tiny_data_dir, tmp_path):
-    job = slot.start(ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
+    job = slot.submit(LOCAL, ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
     wait_until(lambda: job.snapshot().epochs, "the first epoch")
     os.kill(job._process.pid, signal.SIGKILL)  # as the kernel's OOM killer would
     job.join(timeout=10)
@@ -98,8 +150,8 @@ def test_a_child_that_dies_is_reported_not_awaited_forever(slot, tiny_data_dir, 
     assert snap.status == FAILED and "ended unexpectedly" in snap.error
 
 
-def test_a_run_may_be_stopped_by_who_started_it_and_locally_by_anyone(tmp_path):
-    job = TrainingJob(ModelConfig("mlp"), TrainConfig(), tmp_path, tmp_path, started_by="ada@school.org")
-    assert job.may_stop("ada@school.org") and not job.may_stop("bob@school.org")
-    assert job.may_stop()  # the local user, where nobody signs in
-    assert TrainingJob(ModelConfig("mlp"), TrainConfig(), tmp_path, tmp_path).may_stop()
+def test_a_run_may_be_stopped_by_who_started_it_and_by_owners(tmp_path):
+    job = TrainingJob(ModelConfig("mlp"), TrainConfig(), tmp_path, tmp_path, started_by=ADA)
+    assert job.may_stop(ADA) and not job.may_stop(BOB) and not job.may_stop(ANONYMOUS)
+    assert job.may_stop(TEACHER) and job.may_stop(LOCAL)  # the local user (no sign-in) is the owner
+    assert not TrainingJob(ModelConfig("mlp"), TrainConfig(), tmp_path, tmp_path).may_stop(BOB)

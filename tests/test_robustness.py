@@ -11,10 +11,11 @@ import tomllib
 import pytest
 import torch
 
+from core.access import LOCAL
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.config import ModelConfig, TrainConfig
 from core.data import DataError, load_mnist
-from core.jobs import DONE, BusyError
+from core.jobs import DONE, QueueError
 from core.models import build_model
 from core.predict import predict
 from core.preprocess import MAX_FILE_BYTES, ImageError
@@ -112,7 +113,8 @@ def test_predictions_are_unchanged_while_a_run_is_in_progress(slot, tiny_data_di
     png = encode(seven())
     reference = predict(model, png).probabilities
     weights = {k: v.clone() for k, v in model.state_dict().items()}
-    job = slot.start(ModelConfig("cnn"), TrainConfig(epochs=10_000, device="cpu"), tiny_data_dir, tmp_path)
+    endless = TrainConfig(epochs=10_000, device="cpu")
+    job = slot.submit(LOCAL, ModelConfig("cnn"), endless, tiny_data_dir, tmp_path)
     wait_until(lambda: job.snapshot().latest is not None, "training's first progress report")
     reports_before = len(job.snapshot().losses)
     results, errors = [], []
@@ -136,25 +138,25 @@ def test_predictions_are_unchanged_while_a_run_is_in_progress(slot, tiny_data_di
     assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
 
 
-def test_only_one_of_many_racing_starts_wins(slot, tiny_data_dir, tmp_path):
+def test_of_many_racing_starts_one_trains_one_waits_and_the_rest_are_refused(slot, tiny_data_dir, tmp_path):
     barrier, outcomes = threading.Barrier(8), []
+    endless = TrainConfig(epochs=200, device="cpu")
 
     def racer():
         barrier.wait()
         try:
-            outcomes.append(
-                slot.start(ModelConfig("mlp"), TrainConfig(epochs=200, device="cpu"), tiny_data_dir, tmp_path)
-            )
-        except BusyError:
-            outcomes.append("busy")
+            outcomes.append(slot.submit(LOCAL, ModelConfig("mlp"), endless, tiny_data_dir, tmp_path))
+        except QueueError:  # one waiting run per person
+            outcomes.append("refused")
 
     racers = [threading.Thread(target=racer) for _ in range(8)]
     for thread in racers:
         thread.start()
     for thread in racers:
         thread.join(timeout=DEADLINE_S)
-    winners = [o for o in outcomes if o != "busy"]
-    assert len(winners) == 1 and outcomes.count("busy") == 7
+    kinds = sorted(type(outcome).__name__ for outcome in outcomes)
+    assert kinds == ["TrainingJob", "WaitingRun", *["str"] * 6]
+    assert slot.job.running and len(slot.waiting) == 1
 
 
 def test_out_of_memory_becomes_advice(tiny_data_dir, monkeypatch):
@@ -171,7 +173,7 @@ def test_out_of_memory_becomes_advice(tiny_data_dir, monkeypatch):
 def test_data_deleted_mid_run_does_not_break_the_run(slot, tiny_data_dir, tmp_path):
     copy = tmp_path / "mnist"
     subprocess.run(["cp", "-r", str(tiny_data_dir), str(copy)], check=True)
-    job = slot.start(ModelConfig("mlp"), TrainConfig(epochs=30, device="cpu"), copy, tmp_path)
+    job = slot.submit(LOCAL, ModelConfig("mlp"), TrainConfig(epochs=30, device="cpu"), copy, tmp_path)
     wait_until(lambda: job.snapshot().epochs, "the first epoch: the child has MNIST in memory")
     subprocess.run(["rm", "-r", str(copy / "MNIST")], check=True)
     job.join(timeout=60)

@@ -41,6 +41,7 @@ SQLITE_BUSY_S = 30  # how long a SQLite writer waits for another's transaction
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 20261205  # the PostgreSQL advisory lock every server of this app takes to migrate
 IMMEDIATE = "immediate"  # execution option: a SQLite write takes the write lock at BEGIN
+NOT_IN_LEGACY = ("id", "author")  # columns an old corrections.sqlite lacks (its rows are the local user's)
 CHECK_URL = f"check the server and the URL (${STORE_URL_ENV} or [connections.store] url in {SECRETS_FILE})"
 
 
@@ -245,7 +246,7 @@ def _model_if_new(connection: Connection, file: Path) -> int:
 
 def _legacy_rows(path: Path) -> list[dict]:
     """The old file's examples, read only: neither migrated nor switched to WAL, left as it was."""
-    columns = [column.name for column in examples.columns if column.name != "id"]
+    columns = [column.name for column in examples.columns if column.name not in NOT_IN_LEGACY]
     legacy = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
     try:
         rows = legacy.execute(f"SELECT {', '.join(columns)} FROM examples ORDER BY id").fetchall()

@@ -29,8 +29,10 @@ examples = Table(
     Column("created_at", Text, nullable=False),
     Column("png", LargeBinary, nullable=False),
     Column("input28", LargeBinary, nullable=False),
+    Column("author", Text),  # the signed-in person's email; NULL for the local user (and the CLI)
     UniqueConstraint("image_sha256", "label"),
     Index("examples_label", "label"),
+    Index("examples_author", "author"),
 )
 
 # Files whose contents were copied in once (an older app's corrections.sqlite): never twice.
@@ -50,4 +52,12 @@ models = Table(
     Column("name", Text, primary_key=True),
     Column("created_at", Text, nullable=False),
     Column("checkpoint", LargeBinary, nullable=False),
+)
+
+# What owners set for everyone, by key (DEFAULT_MODEL: the model every new session starts with).
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
 )
