@@ -178,3 +178,13 @@ def forget_engine(url: str) -> None:
     if cached is not None:
         cached.dispose()
     engine._ready.discard(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path, monkeypatch):
+    """The settings' store (models saved as store:NAME, everyone's default model, examples without a
+    `where`): a SQLite file, or a database on a real PostgreSQL server."""
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}" if request.param == "sqlite" else None
+    url = url or request.getfixturevalue("postgres_url")
+    monkeypatch.setenv(STORE_URL_ENV, url)
+    return url

@@ -17,7 +17,7 @@ import core.data
 import core.preprocess
 from core import cache, export
 from core.access import LOCAL
-from core.cache import training_slot
+from core.cache import training_queue
 from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
 from core.corrections import add_example, example_from_image, list_examples, zip_bytes
 from core.data import load_split
@@ -43,7 +43,7 @@ NO_ARROW = Metric.MetricDirection.NONE
 GALLERY_SIZE = 24  # mistakes the Evaluate page shows
 PAGES = [
     "app_pages/home.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/predict.py",
-    "app_pages/inside.py", "app_pages/models.py", "app_pages/my_digits.py",
+    "app_pages/inside.py", "app_pages/models.py", "app_pages/my_digits.py", "app_pages/class_view.py",
 ]  # fmt: skip
 TIMEOUT = 60
 
@@ -68,12 +68,12 @@ class FakeCanvas:
 
 
 @pytest.fixture(autouse=True)
-def fresh_training_slot():
+def fresh_training_queue():
     """Each test gets the server's training slot new, and leaves no run or waiting child behind."""
-    training_slot.clear()
+    training_queue.clear()
     yield
-    end_training(training_slot())
-    training_slot.clear()
+    end_training(training_queue())
+    training_queue.clear()
 
 
 @pytest.fixture
@@ -364,7 +364,7 @@ def test_a_short_training_run_completes_and_can_be_used(with_data, canvas, model
     augmentation.set_value("pen")
     next(b for b in app.button if b.label == "Start training").click()
     app.run()
-    job = training_slot().job
+    job = training_queue().job
     job.join(timeout=TIMEOUT)
     app.run()
     assert not app.exception and "Training finished" in texts(app)
@@ -393,8 +393,9 @@ def test_stop_ends_the_run_and_keeps_the_partial_model(with_data, canvas):
     app.number_input(key="epochs-cnn").set_value(50)
     next(b for b in app.button if b.label == "Start training").click()
     app.run()
-    job = training_slot().job
-    assert button(app, "Start training").disabled  # while the run lasts
+    job = training_queue().job
+    assert not any(b.label == "Start training" for b in app.button)  # while the run lasts, it queues
+    assert not button(app, "Queue training").disabled
     wait_until(lambda: job.snapshot().epochs, "a finished epoch, so that there is a model to keep")
     app.run()
     next(b for b in app.button if b.label == "Stop").click()
@@ -415,26 +416,28 @@ def test_a_failed_run_shows_why(with_data, canvas, tiny_data_dir, tmp_path, monk
     monkeypatch.setenv("MNIST_DATA_DIR", str(damaged))
     app = open_page("app_pages/train.py")
     button(app, "Start training").click().run()
-    training_slot().job.join(timeout=TIMEOUT)
+    training_queue().job.join(timeout=TIMEOUT)
     app.run()
-    assert [e.value for e in app.error] == [training_slot().job.snapshot().error]
+    assert [e.value for e in app.error] == [training_queue().job.snapshot().error]
     assert "train-images-idx3-ubyte" in app.error[0].value and "Training finished" not in texts(app)
 
 
-def test_a_run_can_be_stopped_from_another_session_and_a_second_start_is_told_why(with_data, canvas):
+def test_a_run_can_be_stopped_from_another_session_and_a_second_start_waits_its_turn(with_data, canvas):
     """A reload or a second tab is a new session: locally, where nobody signs in, it may stop the run.
-    A Start pressed on a page drawn before the run began is told that a run is going."""
+    A Start pressed on a page drawn before the run began queues a run, which can be cancelled."""
     stale = open_page("app_pages/train.py")  # drawn before the run: its Start is enabled
     starter = open_page("app_pages/train.py")
     starter.radio[0].set_value("cnn").run()
     starter.number_input(key="epochs-cnn").set_value(50)
     button(starter, "Start training").click().run()
-    job = training_slot().job
+    job = training_queue().job
     button(stale, "Start training").click().run()
-    assert "Your run is still going: press Stop to end it first." in [w.value for w in stale.warning]
-    assert training_slot().job is job
+    assert "Your run waits for the one training now: number 1 of 1 in the queue." in texts(stale)
+    assert training_queue().job is job and len(training_queue().waiting) == 1
     reloaded = open_page("app_pages/train.py")  # the same person after a reload
-    assert button(reloaded, "Start training").disabled
+    assert button(reloaded, "Queue training").disabled  # one waiting run each
+    button(reloaded, "Cancel my waiting run").click().run()
+    assert training_queue().waiting == [] and not button(reloaded, "Queue training").disabled
     button(reloaded, "Stop").click().run()
     job.join(timeout=STOP_WITHIN_S)
     assert job.snapshot().status in (STOPPED, FAILED)  # FAILED: stopped before the first epoch
@@ -823,15 +826,16 @@ def test_train_offers_fine_tuning_once_there_are_10_digits_and_reports_before_an
     _store_drawings(store, [7])
     app.run()
     button(app, "Fine-tune the active model on my digits").click().run()
-    job = training_slot().job
+    job = training_queue().job
     job.join(timeout=TIMEOUT)
     app.run()
     assert not app.exception and "Training finished" in texts(app), texts(app)
     assert "Fine-tuned from `cnn.pt` on 10 corrections:" in texts(app)
     table = app.dataframe[0].value
     assert list(table["measured on"]) == [
-        "your digits (10, trained on: too few to hold any out)",
+        "the digits (10, trained on: too few to hold any out)",
         "MNIST test set",
+        "added locally (10)",  # each person's: here the one local user
     ]
     assert load_checkpoint(job.snapshot().checkpoint).metrics["finetune"]["corrections"] == 10
 

@@ -24,7 +24,7 @@ from core.checkpoint import (
 from core.config import ModelConfig
 from core.models import build_model
 from core.store import models as stored
-from core.store.engine import DEFAULT_SQLITE, STORE_URL_ENV
+from core.store.engine import DEFAULT_SQLITE
 
 METRICS = {"test_accuracy": 97.5, "test_loss": 0.1}
 
@@ -187,15 +187,6 @@ def test_a_saved_checkpoint_is_readable_by_everyone_like_the_shipped_ones(tmp_pa
 def test_empty_models_dir_has_no_default(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoints"):
         default_checkpoint(tmp_path)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path, monkeypatch):
-    """Models saved as store:NAME go to this store: a SQLite file, or a database on a real PostgreSQL."""
-    url = f"sqlite:///{tmp_path / 'store.sqlite'}" if request.param == "sqlite" else None
-    url = url or request.getfixturevalue("postgres_url")
-    monkeypatch.setenv(STORE_URL_ENV, url)
-    return url
 
 
 def test_a_model_in_the_store_round_trips_and_is_listed_deleted_and_refused_when_unsafe(tmp_path, store):
