@@ -43,9 +43,8 @@ def class_finetune(path: str) -> None:
     """The button's callback: a fine-tune of the active model on every person's examples."""
     start = cached_checkpoint(path)
     config = finetune_config(start.model_config.arch)
-    ui.queue_run(
-        start.model_config, config, data_dir_from_env(), finetune_from=path, corrections=store_url(), whose=EVERYONE
-    )
+    everyone = {"corrections": store_url(), "whose": EVERYONE}
+    ui.queue_run(start.model_config, config, data_dir_from_env(), finetune_from=path, **everyone)
 
 
 try:
@@ -80,8 +79,9 @@ st.button(
     args=(str(checkpoint.path),),
 )
 st.caption(
-    f"From `{checkpoint.path.name}`, on all {len(examples)} digits (at least {MIN_CORRECTIONS}); the run "
-    "shows on the Train page, and its report gives before and after for each person and on MNIST."
+    f"From `{checkpoint.path.name}`, on the {len(examples)} digits everyone taught (it needs at least "
+    f"{MIN_CORRECTIONS}). The run shows on the Train page; its report gives before and after for each "
+    "person and on MNIST."
 )
 ui.queue_notice()
 snap = queue.job.snapshot() if queue.job else None

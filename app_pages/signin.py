@@ -86,7 +86,7 @@ def sidebar() -> Identity:
     try:
         who = identify(access, claims)
     except AccessError as exc:
-        st.sidebar.error(f"{exc}.".capitalize())
+        st.sidebar.error(f"Not signed in: {exc}.")
         _sign_out_button()
         return ANONYMOUS
     name = f"**{who.name}** ({who.email})" if who.name else f"**{who.email}**"

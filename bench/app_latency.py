@@ -74,15 +74,18 @@ def _wait_healthy(url: str, process: subprocess.Popen) -> float:
     raise TimeoutError("streamlit did not become healthy")
 
 
-def _start_streamlit(env: dict[str, str], log, root: Path = ROOT) -> tuple[subprocess.Popen, str]:
+def _start_streamlit(
+    env: dict[str, str], log, root: Path = ROOT, port: int | None = None
+) -> tuple[subprocess.Popen, str]:
     """Start the app on a free loopback port, trying again on another one if it exits at once: the
-    port can be taken between finding it free and Streamlit binding it."""
-    for _ in range(START_TRIES):
-        port = free_port()
-        command = [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
+    port can be taken between finding it free and Streamlit binding it. A given `port` (one that a
+    sign-in's redirect URL names) is tried once."""
+    for _ in range(1 if port else START_TRIES):
+        chosen = port or free_port()
+        command = [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(chosen),
                    "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
         process = subprocess.Popen(command, cwd=root, env={**os.environ, **env}, stdout=log, stderr=log)
-        url = f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{chosen}"
         try:
             print(f"server healthy after {_wait_healthy(url, process):.1f} s")
             return process, url
@@ -95,11 +98,13 @@ def _start_streamlit(env: dict[str, str], log, root: Path = ROOT) -> tuple[subpr
 
 
 @contextmanager
-def serve_app(env: dict[str, str], log_path: Path, root: Path = ROOT) -> Iterator[str]:
-    """`streamlit run Home.py` (of the checkout at `root`) on a free loopback port; yields its URL once
-    healthy."""
+def serve_app(
+    env: dict[str, str], log_path: Path, root: Path = ROOT, port: int | None = None
+) -> Iterator[str]:
+    """`streamlit run Home.py` (of the checkout at `root`) on a loopback port (free, or `port`); yields
+    its URL once healthy."""
     with open(log_path, "w") as log:
-        process, url = _start_streamlit(env, log, root)
+        process, url = _start_streamlit(env, log, root, port)
         try:
             yield url
         finally:

@@ -137,7 +137,8 @@ def test_a_local_run_says_who_you_are_and_an_outsider_is_turned_away(with_data, 
     local = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=TIMEOUT).run()
     assert "Local run: you are the owner." in texts(local)
     outsider = open_as("app_pages/predict.py", {"is_logged_in": True, "email": "eve@gmail.com"})
-    assert "Eve@gmail.com may not sign in here: this app is for @school.org accounts." in texts(outsider)
+    refused = "Not signed in: eve@gmail.com may not sign in here: this app is for @school.org accounts."
+    assert refused in texts(outsider)
     assert "Sign out" in labels(outsider) and "Right" not in labels(outsider)
     assert "never-shown-s3cret" not in texts(outsider) and "cookie-s3cret" not in texts(outsider)
 
