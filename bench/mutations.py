@@ -40,6 +40,12 @@ STORE, INSIDE, TRAIN_PAGE, UI = (
 )
 T_PRE, T_APP, T_CLI = "tests/test_core_preprocess.py", "tests/test_app.py", "tests/test_cli.py"
 T_STORE, T_INSIDE = "tests/test_core_corrections.py", "tests/test_core_inside.py"
+ACCESS, JOBS, T_ACCESS, T_JOBS = (
+    "core/access.py",
+    "core/jobs.py",
+    "tests/test_core_access.py",
+    "tests/test_core_jobs.py",
+)
 MUTATIONS = [
     Mutation("stroke-width normalisation removed", PREPROCESS,
              "digit = _normalise_stroke(", "digit = (",
@@ -96,7 +102,7 @@ MUTATIONS = [
              "total = sum(info.file_size for info", "total = sum(info.compress_size for info", (T_STORE,)),
     Mutation("import commits each example on its own", STORE,
              "with write(where) as conn:\n        new = sum(_insert(conn, example)[1]",
-             "if True:\n        new = sum(add_example(example, where)[1]", (T_STORE,)),
+             "if True:\n        new = sum(add_example(example, where, by=by)[1]", (T_STORE,)),
     Mutation("add_example trusts the label", STORE,
              "    _check_label(example.label)\n    if example.source", "    if example.source", (T_STORE,)),
     Mutation("hand-made zips need every column", STORE,
@@ -117,13 +123,14 @@ MUTATIONS = [
     Mutation("Train ignores the device", TRAIN_PAGE,
              "device=st.session_state[DEVICE_KEY].id,\n    )", ")", (T_APP,)),
     Mutation("a failed run's error not shown", TRAIN_PAGE, "st.error(snap.error)", "pass", (T_APP,)),
-    Mutation("no busy warning for a second run", TRAIN_PAGE, "    st.warning(busy)", "    pass", (T_APP,)),
+    Mutation("no warning for a run that cannot be queued", UI,
+             "        st.warning(notice)", "        pass", (T_APP,)),
     Mutation("the finished run offers no download", TRAIN_PAGE,
              '    cols[1].download_button(\n        "Download checkpoint"',
              '    (\n        "Download checkpoint"', (T_APP,)),
-    Mutation("only the starter's session may stop a run", "core/jobs.py",
-             "return who is LOCAL_USER or who == self.started_by", "return who == self.started_by",
-             ("tests/test_core_jobs.py", T_APP)),
+    Mutation("owners may not stop another's run", JOBS,
+             "return by.owner or (by.signed_in and by.email == self.started_by.email)",
+             "return by.signed_in and by.email == self.started_by.email", (T_JOBS, T_APP)),
     Mutation("a short dash is read as a digit", PREPROCESS,
              "flat = width > height and height <= MAX_DASH_HEIGHT",
              "flat = False and height <= MAX_DASH_HEIGHT", (T_PRE,)),
@@ -146,6 +153,27 @@ MUTATIONS = [
     Mutation("the Models table hides fine-tuning", "core/checkpoint.py",
              'return f"fine-tuned from {self.finetuned_from}" if self.finetuned_from else "trained here"',
              'return "trained here"', (T_APP,)),
+    # Who may do what (issue #25): each rule in core, and the queue.
+    Mutation("a user may change anyone's example", ACCESS,
+             "return actor.owner or (actor.role == USER and author == actor.email)",
+             "return actor.owner or actor.role == USER", (T_ACCESS,)),
+    Mutation("a visitor may teach", ACCESS, "return self.role in (OWNER, USER)", "return True", (T_ACCESS,)),
+    Mutation("any user may import a zip", STORE, '    require_owner(by, "import a zip")\n', "", (T_ACCESS,)),
+    Mutation("a user may list anyone's examples", ACCESS,
+             'sign in first")\n    return actor.email', 'sign in first")\n    return whose', (T_ACCESS,)),
+    Mutation("an outside domain may sign in", ACCESS,
+             'if settings.allowed_domains and email.rsplit("@", 1)[1] not in settings.allowed_domains:',
+             "if False:", (T_ACCESS,)),
+    Mutation("a user may delete models", "core/checkpoint.py",
+             '    require_owner(by, "delete models")\n', "", (T_ACCESS,)),
+    Mutation("one person may queue many runs", JOBS,
+             "if (mine := self.waiting_run_of(by)) is not None:", "if (mine := None) is not None:",
+             (T_JOBS,)),
+    Mutation("a queued run waits for a page to start it", JOBS,
+             "started_by=by, on_end=self._next)", "started_by=by, on_end=None)", (T_JOBS,)),
+    Mutation("a fine-tune keeps all it forgot", "core/finetune.py",
+             "if guard_before - accuracy_and_loss(model, guard)[0] <= MAX_GUARD_DROP:", "if True:",
+             ("tests/test_core_finetune.py",)),
 ]  # fmt: skip
 
 

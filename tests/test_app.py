@@ -434,6 +434,9 @@ def test_a_run_can_be_stopped_from_another_session_and_a_second_start_waits_its_
     button(stale, "Start training").click().run()
     assert "Your run waits for the one training now: number 1 of 1 in the queue." in texts(stale)
     assert training_queue().job is job and len(training_queue().waiting) == 1
+    button(starter, "Queue training").click().run()  # drawn before the run was queued: told why not
+    assert "Your run is already waiting (number 1 in the queue)." in [w.value for w in starter.warning]
+    assert len(training_queue().waiting) == 1
     reloaded = open_page("app_pages/train.py")  # the same person after a reload
     assert button(reloaded, "Queue training").disabled  # one waiting run each
     button(reloaded, "Cancel my waiting run").click().run()

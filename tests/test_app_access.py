@@ -156,3 +156,21 @@ def test_users_may_train_when_owners_allow_it_and_fine_tune_on_their_own_digits(
     app.run()
     assert "Fine-tuned from `cnn.pt` on 10 corrections" in texts(app), texts(app)  # Bob's digit left out
     assert job._task.whose != EVERYONE and SHIPPED_MODELS_DIR.exists()
+
+
+def test_the_class_view_fine_tunes_on_everyones_digits_and_reports_each_person(with_data, canvas, store):
+    for i in range(6):
+        _add(store, pen([(100 + 3 * i, 60), (140, 220)]), 1, "ada@school.org")
+        _add(store, pen([(60, 100 + 3 * i), (220, 120)]), 4, "bob@school.org")
+    app = open_as("app_pages/class_view.py", TEACHER)
+    button(app, "Fine-tune on everyone's digits").click().run()
+    job = training_queue().job
+    job.join(timeout=TIMEOUT)
+    assert job.started_by.email == TEACHER["email"] and job._task.whose == EVERYONE
+    app.run()
+    assert not app.exception and "Fine-tuned from `cnn.pt` on 12 corrections" in texts(app), texts(app)
+    report = app.dataframe[-1].value
+    assert list(report["measured on"]) == [
+        "the digits (12, trained on: too few to hold any out)", "MNIST test set",
+        "ada@school.org (6)", "bob@school.org (6)",
+    ]  # fmt: skip
