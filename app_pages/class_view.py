@@ -8,7 +8,7 @@ from core.access import EVERYONE, AccessError
 from core.cache import cached_checkpoint, training_queue
 from core.classroom import LOCAL_AUTHOR, by_person
 from core.corrections import StoreError, counts_by_author, list_examples
-from core.data import data_dir_from_env
+from core.data import data_dir_from_env, data_present
 from core.finetune import MIN_CORRECTIONS, finetune_config
 from core.models import NUM_CLASSES
 from core.store import store_url
@@ -74,7 +74,7 @@ st.button(
     "Fine-tune on everyone's digits",
     icon=":material/school:",
     type="primary",
-    disabled=len(examples) < MIN_CORRECTIONS or queue.waiting_run_of(who) is not None,
+    disabled=len(examples) < MIN_CORRECTIONS or queue.waiting_run_of(who) is not None or not data_present(),
     on_click=class_finetune,
     args=(str(checkpoint.path),),
 )
@@ -83,6 +83,8 @@ st.caption(
     f"{MIN_CORRECTIONS}). The run shows on the Train page; its report gives before and after for each "
     "person and on MNIST."
 )
+if not data_present():
+    st.caption("Fine-tuning needs MNIST on this server: the Train page downloads it.")
 ui.queue_notice()
 snap = queue.job.snapshot() if queue.job else None
 if snap is not None and snap.checkpoint:

@@ -119,7 +119,10 @@ def export_and_import(total: int) -> None:
     with left:
         st.download_button(
             "Export all as zip" if who.owner else "Export mine as zip",
-            data=lambda: zip_bytes(list_examples(by=signin.actor(), whose=whose)),
+            # Read on click, outside any script run (where st.user is unknown): the identity of the
+            # run that drew the button is bound now. Signing out starts a new session, whose
+            # buttons are new.
+            data=lambda by=who: zip_bytes(list_examples(by=by, whose=whose)),
             file_name="my-digits.zip",
             mime="application/zip",
             icon=":material/download:",

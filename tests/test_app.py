@@ -134,7 +134,7 @@ def test_the_entry_point_offers_the_model_picker(with_data, canvas):
 
 
 TITLES = {"app_pages/home.py": "MNIST Digit Recognizer", "app_pages/train.py": "Train",
-          "app_pages/my_digits.py": "My digits"}  # fmt: skip
+          "app_pages/my_digits.py": "My digits", "app_pages/class_view.py": "Class"}  # fmt: skip
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -209,6 +209,7 @@ def test_every_page_renders_without_the_dataset(without_data, canvas, page):
         "app_pages/predict.py",
         "app_pages/models.py",
         "app_pages/my_digits.py",
+        "app_pages/class_view.py",
     ):  # no MNIST needed
         assert "MNIST is not on this server yet" in texts(app)
 

@@ -4,12 +4,15 @@ role allows, an outsider is turned away, and ten signed-in people teach at once.
 
 # ruff: noqa: F811 (the browser fixture is test_browser's, imported)
 
+import csv
+import io
 import json
 import re
 import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -167,6 +170,12 @@ def test_a_visitor_a_user_and_an_owner_through_a_real_sign_in(browser, postgres_
         teacher.get_by_role("link", name="My digits").click()
         expect(teacher.get_by_text(ADA)).to_be_visible(timeout=WAIT_MS)
         expect(app_button(teacher, "Delete")).to_have_count(1)  # an owner may delete Ada's example
+        with teacher.expect_download(timeout=WAIT_MS) as download:
+            teacher.get_by_role("button", name="Export all as zip").click()
+        download.value.save_as(tmp_path / "class.zip")
+        with zipfile.ZipFile(tmp_path / "class.zip") as archive:
+            rows = list(csv.DictReader(io.StringIO(archive.read("labels.csv").decode())))
+        assert [(row["label"], row["author"]) for row in rows] == [("7", ADA)]  # the export names who
         teacher.get_by_role("link", name="Models").click()
         expect(app_button(teacher, "Make the default for everyone")).to_be_visible(timeout=WAIT_MS)
 
