@@ -30,7 +30,7 @@ MESSAGE_KEY = "my_digits_message"
 st.title("My digits")
 who = signin.actor()
 if not who.teaches:
-    st.info(ui.TEACHING_NEEDS_SIGN_IN if signin.settings().sign_in else signin.DEMO_NOTE)
+    st.info(ui.TEACHING_NEEDS_SIGN_IN if signin.sign_in_on() else signin.DEMO_NOTE)
     st.stop()
 # Owners see and change everyone's examples; a signed-in user only their own.
 whose = EVERYONE if who.owner else who.email

@@ -27,6 +27,11 @@ def _secrets() -> dict:
         return {}
 
 
+def sign_in_on() -> bool:
+    """Whether `[auth]` is set: a person who may not do something is then told to sign in."""
+    return "auth" in _secrets()
+
+
 def settings() -> AccessSettings:
     """The roles' settings; AccessError when [access] is malformed."""
     return AccessSettings.from_secrets(_secrets())

@@ -170,12 +170,12 @@ settle_fields(arch)
 keys = field_keys(arch)
 who = signin.actor()
 if not who.may_train:
-    st.info(TRAINING_NEEDS.get(who.role, signin.DEMO_NOTE) if signin.settings().sign_in else signin.DEMO_NOTE)
-slot = training_queue()
+    st.info(TRAINING_NEEDS.get(who.role, signin.DEMO_NOTE) if signin.sign_in_on() else signin.DEMO_NOTE)
+queue = training_queue()
 if who.may_train:
-    slot.warm_up()
-running = slot.busy
-waiting = slot.waiting_run_of(who) if who.may_train else None
+    queue.warm_up()
+running = queue.busy
+waiting = queue.waiting_run_of(who) if who.may_train else None
 with st.form("settings", enter_to_submit=False):  # only the Start button starts a run
     left, right = st.columns(2)
     hidden = left.number_input("Hidden units / classifier width", *HIDDEN_RANGE, step=8, key=keys["hidden"])
@@ -210,25 +210,25 @@ ui.queue_notice()
 
 def cancel(run: WaitingRun) -> None:
     try:
-        slot.cancel(run.id, signin.actor())
+        queue.cancel(run.id, signin.actor())
     except (QueueError, AccessError) as exc:
         st.session_state[ui.QUEUE_NOTICE_KEY] = f"{exc}.".capitalize()
 
 
 def queue_panel() -> None:
     """Where this person's run waits, with Cancel; reruns the page once it has started."""
-    run = slot.waiting_run_of(signin.actor())
+    run = queue.waiting_run_of(signin.actor())
     if run is None:
         st.rerun(scope="app")
-    place = slot.position(run)
-    st.info(f"Your run waits for the one training now: number {place} of {len(slot.waiting)} in the queue.")
+    place = queue.position(run)
+    st.info(f"Your run waits for the one training now: number {place} of {len(queue.waiting)} in the queue.")
     st.button("Cancel my waiting run", icon=":material/cancel:", on_click=cancel, args=(run,))
 
 
 if waiting is not None:
     st.fragment(run_every=QUEUE_POLL_S)(queue_panel)()
-elif slot.waiting and who.owner:  # owners may cancel anyone's waiting run
-    for number, run in enumerate(list(slot.waiting), 1):
+elif queue.waiting and who.owner:  # owners may cancel anyone's waiting run
+    for number, run in enumerate(list(queue.waiting), 1):
         row = st.container(horizontal=True, vertical_alignment="center")
         row.caption(f"Waiting {number}: {run.by}'s {run.args[0].arch.upper()} run")
         row.button("Cancel", key=f"cancel-{run.id}", on_click=cancel, args=(run,))
@@ -275,7 +275,7 @@ def accuracy_figure(epochs, total_epochs: int) -> go.Figure:
 
 def stop() -> None:
     try:
-        slot.job.stop_by(signin.actor())
+        queue.job.stop_by(signin.actor())
     except AccessError as exc:
         st.session_state[ui.QUEUE_NOTICE_KEY] = f"{exc}.".capitalize()
 
@@ -318,7 +318,7 @@ def epoch_caption(snap) -> None:
 
 def latest_run():
     """The server's last run (a JobSnapshot), or None before the first one."""
-    return slot.job.snapshot() if slot.job else None
+    return queue.job.snapshot() if queue.job else None
 
 
 def planned_epochs(snap, form_epochs: int) -> int:
@@ -373,4 +373,4 @@ def published(path: str) -> None:
     )
 
 
-panels(slot.job is not None and slot.job.may_stop(who), running, int(epochs))
+panels(queue.job is not None and queue.job.may_stop(who), running, int(epochs))

@@ -416,7 +416,7 @@ def correction_buttons(prediction: Prediction | None, png: bytes | None, source:
     if prediction is None or prediction.blank or png is None:
         return
     if not signin.actor().teaches:
-        st.caption(TEACHING_NEEDS_SIGN_IN if signin.settings().sign_in else signin.DEMO_NOTE)
+        st.caption(TEACHING_NEEDS_SIGN_IN if signin.sign_in_on() else signin.DEMO_NOTE)
         return
     checkpoint = Path(st.session_state.get(MODEL_KEY, "")).name
     common = (png, prediction)

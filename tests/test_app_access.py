@@ -174,3 +174,11 @@ def test_the_class_view_fine_tunes_on_everyones_digits_and_reports_each_person(w
         "the digits (12, trained on: too few to hold any out)", "MNIST test set",
         "ada@school.org (6)", "bob@school.org (6)",
     ]  # fmt: skip
+
+
+def test_malformed_access_settings_make_everyone_a_visitor_and_say_why(with_data, canvas, store):
+    app = open_as("app_pages/train.py", TEACHER, {"owners": "teacher@school.org"})  # not a list
+    assert "The app's access settings are wrong, so nobody may change anything" in texts(app)
+    assert button(app, "Start training").disabled
+    app.switch_page("app_pages/my_digits.py").run()
+    assert not app.exception and "Sign in (in the sidebar) to teach" in texts(app)
