@@ -17,7 +17,7 @@ LOCAL_NOTE = (
     f"secrets ({DEPLOYING})."
 )
 DEMO_NOTE = "Read-only demo: draw, predict and look inside; nothing is saved."
-ROLE_NAMES = {"owner": "owner", "user": "signed in", "visitor": "visitor"}
+ROLE_NAMES = {"owner": "owner", "user": "user", "visitor": "visitor"}
 
 
 def _secrets() -> dict:

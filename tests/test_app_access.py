@@ -62,7 +62,7 @@ def test_a_user_teaches_as_themselves_and_sees_only_their_own_digits(with_data, 
     bobs = _add(store, one(), 1, "bob@school.org")
     canvas.png = encode(seven())
     app = open_as("app_pages/predict.py", ADA)
-    assert "Signed in as **Ada** (ada@school.org) · signed in" in texts(app)
+    assert "Signed in as **Ada** (ada@school.org) · user" in texts(app)
     button(app, "Right").click().run()
     assert "Saved to My digits as a 7." in texts(app)
     assert [(e.label, e.author) for e in list_examples(store, by=LOCAL)] == [

@@ -82,6 +82,7 @@ def _secrets(folder: Path, provider: str, app_port: int, access: dict) -> Path:
         "[access]",
         f"owners = {owners}",
         'allowed_domains = ["school.org"]',
+        f"users_may_train = {str(access.get('users_may_train', False)).lower()}",
     ]
     path = folder / "secrets.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -89,11 +90,14 @@ def _secrets(folder: Path, provider: str, app_port: int, access: dict) -> Path:
 
 
 @contextmanager
-def signed_in_app(tmp_path: Path, tiny_data_dir, store_url: str, emails: list[str]):
+def signed_in_app(
+    tmp_path: Path, tiny_data_dir, store_url: str, emails: list[str], users_may_train: bool = False
+):
     """The app, with sign-in through a fresh provider that knows `emails`: yields its URL."""
     with oidc_provider(emails, tmp_path / "oidc.log") as provider:
         port = free_port()
-        secrets = _secrets(tmp_path, provider, port, {"owners": [TEACHER]})
+        access = {"owners": [TEACHER], "users_may_train": users_may_train}
+        secrets = _secrets(tmp_path, provider, port, access)
         env = {"MNIST_DATA_DIR": str(tiny_data_dir), "MNIST_STORE_URL": store_url,
                "MNIST_MODELS_DIR": str(tmp_path / "trained"),
                "STREAMLIT_SECRETS_FILES": str(secrets)}  # fmt: skip
@@ -223,4 +227,46 @@ def test_ten_signed_in_people_draw_and_teach_at_once(browser, postgres_url, tiny
         for page in pages:
             page.context.close()
     assert sorted(_authors(postgres_url)) == STUDENTS  # nothing lost, each with its author
+    assert "Traceback" not in (tmp_path / "streamlit.log").read_text()
+
+
+BOB = "bob@school.org"
+LONG_RUN = "train?arch=cnn&epochs=50"  # long enough to wait behind
+
+
+def test_runs_queue_one_at_a_time_and_each_person_sees_and_cancels_their_own(
+    browser, postgres_url, tiny_data_dir, tmp_path
+):
+    ada, bob, teacher = (browser.new_context(viewport=VIEWPORT).new_page() for _ in range(3))
+    with signed_in_app(
+        tmp_path, tiny_data_dir, postgres_url, [ADA, BOB, TEACHER], users_may_train=True
+    ) as url:
+        for page, email in ((ada, ADA), (bob, BOB), (teacher, TEACHER)):
+            sign_in(page, url, email)
+        open_app(ada, url, LONG_RUN)
+        ada.get_by_role("button", name="Start training").click()
+        expect(app_button(ada, "Stop")).to_be_visible(timeout=WAIT_MS)
+        open_app(bob, url, LONG_RUN)
+        bob.get_by_role("button", name="Queue training").click()
+        waits = bob.get_by_text("Your run waits for the one training now: number 1 of 1 in the queue.")
+        expect(waits).to_be_visible(timeout=WAIT_MS)
+        expect(app_button(bob, "Stop")).to_have_count(0)  # Ada's run is not Bob's to stop
+        expect(bob.get_by_role("button", name="Queue training")).to_be_disabled()  # one waiting run each
+        shot(bob, "train-queue")
+        app_button(bob, "Cancel my waiting run").click()
+        expect(waits).to_have_count(0, timeout=WAIT_MS)
+        expect(bob.get_by_role("button", name="Queue training")).to_be_enabled(timeout=WAIT_MS)
+        bob.get_by_role("button", name="Queue training").click()  # again, and now the owner cancels it
+        expect(waits).to_be_visible(timeout=WAIT_MS)
+        open_app(teacher, url, "train")
+        expect(teacher.get_by_text(f"Waiting 1: {BOB}'s CNN run")).to_be_visible(timeout=WAIT_MS)
+        app_button(teacher, "Cancel").click()
+        expect(waits).to_have_count(0, timeout=WAIT_MS)
+        ada.reload()  # the starter, after a reload, still owns the run
+        app_button(ada, "Stop").click(timeout=WAIT_MS)
+        expect(
+            ada.get_by_text(re.compile("Training (stopped early|finished)|before the first epoch"))
+        ).to_be_visible(timeout=WAIT_MS)
+        for page in (ada, bob, teacher):
+            page.context.close()
     assert "Traceback" not in (tmp_path / "streamlit.log").read_text()
