@@ -190,3 +190,25 @@ def test_only_owners_delete_models_or_choose_everyones_default(store):
     assert chosen_default() == "store:class.pt" and default_among(list_checkpoints()).path == stored.path
     delete_checkpoint(stored.path, by=TEACHER)
     assert default_among(list_checkpoints()).path != stored.path  # a deleted default gives way
+
+
+def test_a_store_of_the_version_before_sign_in_is_migrated_and_its_examples_are_the_local_users(store):
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from core.store.engine import _alembic_config
+
+    engine = create_engine(store)
+    with engine.begin() as connection:  # the schema as the app before this one left it
+        command.upgrade(_alembic_config(connection), "0002")
+        connection.execute(text(
+            "INSERT INTO examples (image_sha256, label, source, created_at, png, input28) "
+            "VALUES ('ab', 3, 'canvas', '2026-12-01T00:00:00+00:00', :png, :pixels)"
+        ), {"png": encode(seven()), "pixels": bytes(784 * 4)})  # fmt: skip
+    engine.dispose()
+    (old,) = list_examples(by=TEACHER)  # the first use migrates it to 0003
+    assert (old.label, old.author) == (3, None) and counts_by_author(by=TEACHER) == {
+        None: {d: int(d == 3) for d in range(10)}
+    }
+    with pytest.raises(AccessError):  # the local user's example is not Ada's to change
+        delete(old.id, by=ADA)
