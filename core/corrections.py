@@ -27,6 +27,7 @@ from .access import EVERYONE, Identity, may_change, require, require_owner, requ
 from .errors import UserError, reason
 from .store import StoreError, describe, read, store_url, write
 from .store import models as stored_models
+from .store.engine import insert_example
 from .store.schema import examples as table
 
 Where = str | os.PathLike | None  # a store: its URL, a SQLite file, or None for the settings
@@ -92,18 +93,13 @@ def _check_label(label: int, what: str = "label") -> int:
 
 def _insert(conn: Connection, example: Example) -> tuple[int, bool]:
     """(id, True) for a new row; (the existing id, False) when this image has this label already."""
-    digest = hashlib.sha256(example.png).hexdigest()
-    same = (table.c.image_sha256 == digest) & (table.c.label == example.label)
-    found = conn.execute(select(table.c.id).where(same)).scalar()
-    if found is not None:
-        return found, False
     row = {
-        "image_sha256": digest, "label": example.label, "predicted": example.predicted,
-        "confidence": example.confidence, "checkpoint": example.checkpoint, "source": example.source,
-        "created_at": example.created_at, "png": example.png,
+        "image_sha256": hashlib.sha256(example.png).hexdigest(), "label": example.label,
+        "predicted": example.predicted, "confidence": example.confidence, "checkpoint": example.checkpoint,
+        "source": example.source, "created_at": example.created_at, "png": example.png,
         "input28": example.input28.astype(np.float32).tobytes(), "author": example.author,
     }  # fmt: skip
-    return conn.execute(table.insert().values(row).returning(table.c.id)).scalar_one(), True
+    return insert_example(conn, row)
 
 
 def add_example(example: Example, where: Where = None, *, by: Identity) -> tuple[int, bool]:

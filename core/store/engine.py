@@ -21,7 +21,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
@@ -222,7 +222,7 @@ def _move_in_once(engine: Engine, url: str) -> None:
         done = set(connection.execute(select(moved_in.c.source)).scalars())
         legacy = LEGACY_CORRECTIONS.absolute()
         if legacy.is_file() and url != _as_url(legacy) and str(legacy) not in done:
-            copied = sum(_insert_if_new(connection, row) for row in _legacy_rows(legacy))
+            copied = sum(insert_example(connection, row)[1] for row in _legacy_rows(legacy))
             connection.execute(moved_in.insert().values(source=str(legacy), rows=copied, at=_now()))
         for file in sorted(legacy_models_dir().glob("*.pt")):
             if str(file) not in done:
@@ -259,12 +259,14 @@ def _legacy_rows(path: Path) -> list[dict]:
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
-def _insert_if_new(connection: Connection, row: dict) -> bool:
+def insert_example(connection: Connection, row: dict) -> tuple[int, bool]:
+    """Add an examples row unless this image already has this label: (its id, whether it is new).
+    The one find-or-insert of examples (corrections, imports, copies and moving in all use it)."""
     same = (examples.c.image_sha256 == row["image_sha256"]) & (examples.c.label == row["label"])
-    if connection.execute(select(func.count()).where(same)).scalar():
-        return False
-    connection.execute(examples.insert().values(row))
-    return True
+    found = connection.execute(select(examples.c.id).where(same)).scalar()
+    if found is not None:
+        return found, False
+    return connection.execute(examples.insert().values(row).returning(examples.c.id)).scalar_one(), True
 
 
 def _now() -> str:
