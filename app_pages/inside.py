@@ -3,9 +3,11 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 from PIL import Image
+from plotly.subplots import make_subplots
 
 from app_pages import ui
 from core.cache import cached_embedding_map, test_split
+from core.checkpoint import CheckpointError
 from core.data import data_present, to_pixels
 from core.inside import (
     SEQUENTIAL_STOPS,
@@ -19,8 +21,10 @@ from core.inside import (
     tile,
 )
 from core.models import NUM_CLASSES
+from core.number import NumberReading, read_number
 from core.predict import Prediction, predict
 from core.preprocess import ImageError
+from core.reader import STRIDE
 
 NOTHING_YET = "Draw a digit, or upload one: every view below follows it."
 TEMPLATE_SCALE = 3  # 28x28 templates in the mosaic, enlarged pixel-sharp
@@ -30,6 +34,10 @@ NEIGHBOUR_WIDTH = 84  # a nearest test digit, 3x
 MAP_POINT_SIZE = 14
 MAP_HEIGHT = 420
 CHART_MARGIN = dict(l=10, r=10, t=10, b=10)
+COLUMNS_HEIGHT = 360
+READER_CLASSES = [*map(str, range(NUM_CLASSES)), "blank"]
+INSIDE_NUMBER_CANVAS = "inside-number-canvas"
+COLUMN_HOVER = "line px %{x}: %{y} %{z:.0%}<extra></extra>"
 # The feature maps' colours (core.inside), for Plotly: [[position, "rgb(...)"], ...]
 SEQUENTIAL_SCALE = [
     [i / (len(SEQUENTIAL_STOPS) - 1), f"rgb{stop}"] for i, stop in enumerate(SEQUENTIAL_STOPS)
@@ -299,5 +307,50 @@ def first_layer() -> None:
     st.image(enlarged(colour(tile(weights, grid_columns(len(weights))), diverging=True), width))
 
 
+def columns_figure(reading: NumberReading) -> go.Figure:
+    """The line the reader read, and under it each output column's probabilities (a row per digit and
+    one for blank), on one x axis in the line's pixels: a column covers STRIDE of them."""
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.04, row_heights=[0.35, 0.65])
+    figure.add_trace(
+        go.Heatmap(z=reading.line[::-1], colorscale="gray", showscale=False, hoverinfo="skip"), 1, 1
+    )
+    centres = (np.arange(len(reading.columns)) + 0.5) * STRIDE - 0.5
+    figure.add_trace(
+        go.Heatmap(
+            x=centres, y=READER_CLASSES, z=reading.columns.T, colorscale=SEQUENTIAL_SCALE, zmin=0, zmax=1,
+            colorbar=dict(title="p", len=0.65, y=0.33), hovertemplate=COLUMN_HOVER,
+        ),
+        2, 1,
+    )  # fmt: skip
+    figure.update_yaxes(visible=False, row=1, col=1)
+    figure.update_yaxes(type="category", row=2, col=1)
+    figure.update_xaxes(visible=False)
+    figure.update_layout(height=COLUMNS_HEIGHT, margin=CHART_MARGIN)
+    return figure
+
+
+@st.fragment  # a stroke reruns only this section
+def number_views() -> None:
+    st.subheader("How a number is read")
+    st.caption(
+        "Number mode reads a whole number with a second network, the number reader: convolutions turn the "
+        f"line into one column per {STRIDE} pixels, a recurrent layer reads the columns both ways, and each "
+        "column gives a probability to every digit and to *blank* (no digit here). The digits are read "
+        "where their probabilities peak; repeats merge and blanks drop out (CTC). Write a number below."
+    )
+    drawing, _ = ui.drawing_canvas(INSIDE_NUMBER_CANVAS, size=ui.NUMBER_CANVAS)
+    try:
+        reading = read_number(model, drawing, ui.number_reader()) if drawing is not None else None
+    except CheckpointError as exc:
+        st.error(f"Number mode cannot read: {exc}.")
+        return
+    if reading is None or reading.line is None:
+        st.info("Write a number, digits side by side: the reader's columns appear under it.")
+        return
+    st.metric("Number", reading.number or ui.NO_DIGIT)
+    st.plotly_chart(columns_figure(reading), key="inside-number-columns")
+
+
 views()
 first_layer()
+number_views()

@@ -1,12 +1,12 @@
 import streamlit as st
 
 from app_pages import ui
+from core.checkpoint import CheckpointError
 from core.number import read_number
 from core.predict import predict, predict_batch
 from core.preprocess import ImageError, open_image
 
 NOTHING_YET = "Nothing drawn yet."
-NUMBER_CANVAS = (700, 220)
 PHONE_NUMBER_CANVAS = (350, 110)  # fits a 390 px wide phone screen beside the page's margins
 PHONE_NUMBER_PEN = 10  # px: the digits are written half as large there
 PHONE_NUMBER_HINT = "The grey corner belongs to the canvas's toolbar: start each digit outside it."
@@ -58,7 +58,7 @@ def number_panel() -> None:
     """A wide canvas (or a photo) of a number, read digit by digit after every stroke."""
     ui.rerun_if_model_gone(checkpoint)
     phone = ui.on_phone()
-    size, pen = (PHONE_NUMBER_CANVAS, PHONE_NUMBER_PEN) if phone else (NUMBER_CANVAS, ui.PEN_WIDTH)
+    size, pen = (PHONE_NUMBER_CANVAS, PHONE_NUMBER_PEN) if phone else (ui.NUMBER_CANVAS, ui.PEN_WIDTH)
     drawing, _ = ui.drawing_canvas("number-canvas", size=size, pen=pen)
     if phone:
         st.caption(PHONE_NUMBER_HINT)
@@ -68,9 +68,11 @@ def number_panel() -> None:
     source = photo.getvalue() if photo is not None else drawing
     reading = None
     try:
-        reading = read_number(model, source) if source is not None else None
+        reading = read_number(model, source, ui.number_reader()) if source is not None else None
     except ImageError as exc:
         st.error(f"**{photo.name}**: {exc}")
+    except CheckpointError as exc:
+        st.error(f"Number mode cannot read: {exc}.")
     st.metric("Number", reading.number if reading is not None and reading.number else ui.NO_DIGIT)
     if reading is None:
         st.info(NUMBER_HINT)

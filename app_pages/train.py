@@ -8,12 +8,14 @@ from app_pages import signin, ui
 from core.access import EVERYONE, AccessError
 from core.cache import cached_checkpoint, training_queue
 from core.checkpoint import checkpoint_bytes, file_name
-from core.config import AUGMENT_HELP, ModelConfig, default_train_config
+from core.config import AUGMENT_HELP, READER_ARCH, READER_MINUTES, ModelConfig, default_train_config
 from core.corrections import StoreError, counts
 from core.data import data_dir_from_env
 from core.devices import available_devices
 from core.finetune import CORRECTION_SHARE, FINETUNE_EPOCHS, HOLD_OUT_RULE, MIN_CORRECTIONS, finetune_config
 from core.jobs import DONE, FAILED, RUNNING, QueueError, WaitingRun
+from core.reader import ReaderConfig
+from core.reader_train import ReaderTrainConfig
 from core.share import (
     BATCH_SIZES,
     EPOCHS_RANGE,
@@ -32,6 +34,9 @@ ACCURACY_POLL_S = 3.0  # a finished epoch's accuracy shows within 3 s
 ARCH_LABELS = {"mlp": "MLP (784-hidden-10)", "cnn": "CNN"}
 LR_STEP = 1e-3
 QUEUE_POLL_S = 2.0  # a waiting run's place in the queue
+READER_MINUTES_RANGE = (0.1, 60.0)
+READER_MINUTES_KEY = "reader-minutes"
+READER_USE_HELP = "Number mode and Inside read numbers with this reader, in this session"
 TRAINING_NEEDS = {  # why a person may not train here
     "visitor": "Sign in (in the sidebar) to train models here.",
     "user": "Training is for the owners here: they have not let signed-in users train.",
@@ -204,7 +209,33 @@ if share:
     st.caption("Anyone who opens this link gets these settings:")
     st.code(share_link(setup), language=None)
 
+
+def start_reader() -> None:
+    """The reader button's callback: a number reader trained for the minutes chosen."""
+    config = ReaderTrainConfig(minutes=float(st.session_state[READER_MINUTES_KEY]))
+    ui.queue_run(ReaderConfig(), config, data_dir_from_env())
+
+
+def reader_offer() -> None:
+    """Train a number reader: the network Number mode reads whole numbers with."""
+    with st.expander("Train a number reader (Number mode)", icon=":material/pin:"):
+        st.caption(
+            "Number mode reads a whole number at once with a second network, the number reader (a CRNN "
+            "trained with CTC). It learns from 12,000 numbers written with MNIST's training digits "
+            "(about 2 minutes to write), then trains for the minutes chosen; each round ends with the "
+            "share of numbers written with MNIST's test digits that it reads exactly right."
+        )
+        st.number_input("Minutes of training", *READER_MINUTES_RANGE, READER_MINUTES, step=0.5,
+                        key=READER_MINUTES_KEY)  # fmt: skip
+        st.button(
+            "Queue training a reader" if running else "Train a number reader",
+            disabled=not who.may_train or waiting is not None,
+            on_click=start_reader,
+        )
+
+
 finetune_offer()
+reader_offer()
 ui.queue_notice()
 
 
@@ -238,22 +269,25 @@ def _waiting_for(figure: go.Figure, what: str) -> None:
     figure.add_annotation(text=what, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
 
 
-def loss_figure(losses: list[tuple[float, float]], epochs: int) -> go.Figure:
-    """Smoothed training loss against the epoch position of each report."""
+def loss_figure(losses: list[tuple[float, float]], epochs: int, reader: bool = False) -> go.Figure:
+    """Smoothed training loss against the epoch position of each report (a reader's: its rounds)."""
     figure = go.Figure(
         go.Scatter(x=[x for x, _ in losses], y=[y for _, y in losses], mode="lines", name="loss",
                    line=dict(color=COLOURS["loss"]))
     )  # fmt: skip
-    figure.update_layout(title="Training loss (smoothed)", **CHART_LAYOUT)
-    figure.update_xaxes(title="epoch", range=[0, epochs], dtick=1, automargin=False)
+    figure.update_layout(
+        title="CTC loss (smoothed)" if reader else "Training loss (smoothed)", **CHART_LAYOUT
+    )
+    figure.update_xaxes(title="round" if reader else "epoch", range=[0, epochs], dtick=1, automargin=False)
     figure.update_yaxes(automargin=False)
     if not losses:
         _waiting_for(figure, "The loss appears once training starts")
     return figure
 
 
-def accuracy_figure(epochs, total_epochs: int) -> go.Figure:
-    """Train, test (and validation) accuracy after each epoch, on whole-epoch ticks."""
+def accuracy_figure(epochs, total_epochs: int, reader: bool = False) -> go.Figure:
+    """Train, test (and validation) accuracy after each epoch, on whole-epoch ticks; for a reader,
+    the numbers read exactly right after each round."""
     x = [e.epoch for e in epochs]
     series = {"train": [e.train_accuracy for e in epochs], "test": [e.test_accuracy for e in epochs]}
     if epochs and epochs[0].val_accuracy is not None:
@@ -262,10 +296,11 @@ def accuracy_figure(epochs, total_epochs: int) -> go.Figure:
     for name, values in series.items():
         figure.add_scatter(x=x, y=values, mode="lines+markers", name=name, line=dict(color=COLOURS[name]))
     # Inside the plot, bottom right, below the rising curves: the fixed margins leave no room beside it.
-    figure.update_layout(
-        title="Accuracy per epoch (%)", showlegend=True, legend=ACCURACY_LEGEND, **CHART_LAYOUT
+    title = "Numbers read exactly, per round (%)" if reader else "Accuracy per epoch (%)"
+    figure.update_layout(title=title, showlegend=True, legend=ACCURACY_LEGEND, **CHART_LAYOUT)
+    figure.update_xaxes(
+        title="round" if reader else "epoch", range=[0.5, total_epochs + 0.5], dtick=1, automargin=False
     )
-    figure.update_xaxes(title="epoch", range=[0.5, total_epochs + 0.5], dtick=1, automargin=False)
     figure.update_yaxes(automargin=False)
     if not epochs:
         figure.update_yaxes(range=[0, 100])
@@ -294,18 +329,23 @@ def status(snap, mine: bool) -> None:
     else:
         finished = "finished" if snap.status == DONE else "stopped early; the partial model was saved"
         st.success(f"Training {finished}: `{Path(snap.checkpoint).name}`")
-        ui.finetune_report(snap.checkpoint)
-        published(snap.checkpoint)  # in every session: the model is the server's, not the starter's
+        if is_reader(snap):
+            best = max(e.test_accuracy for e in snap.epochs)
+            st.caption(f"Kept: the round that read {best:.1f}% of the numbers written with MNIST test digits "
+                       "exactly right.")  # fmt: skip
+        else:
+            ui.finetune_report(snap.checkpoint)
+        published(snap.checkpoint, is_reader(snap))  # in every session: the model is the server's
 
 
 def progress(snap) -> None:
     if snap.latest is None:
         st.caption("Starting the training process and loading MNIST…")
         return
-    latest = snap.latest
+    latest, unit = snap.latest, ("round", "numbers") if is_reader(snap) else ("epoch", "images")
     st.progress(
         latest.fraction_done,
-        f"epoch {latest.epoch}/{snap.train_config.epochs} · {latest.samples_per_s:,.0f} images/s · "
+        f"{unit[0]} {latest.epoch}/{snap.train_config.epochs} · {latest.samples_per_s:,.0f} {unit[1]}/s · "
         f"ETA {latest.eta_s:.0f} s",
     )
 
@@ -313,7 +353,14 @@ def progress(snap) -> None:
 def epoch_caption(snap) -> None:
     if snap.epochs:
         last = snap.epochs[-1]
-        st.caption(f"Epoch {last.epoch}: test accuracy {last.test_accuracy:.2f}% after {last.seconds:.1f} s")
+        if is_reader(snap):
+            st.caption(
+                f"Round {last.epoch}: {last.test_accuracy:.1f}% of the numbers of test digits read exactly"
+            )
+        else:
+            st.caption(
+                f"Epoch {last.epoch}: test accuracy {last.test_accuracy:.2f}% after {last.seconds:.1f} s"
+            )
 
 
 def latest_run():
@@ -332,7 +379,9 @@ def loss_panel(form_epochs: int, polling: bool) -> None:
     snap = latest_run()
     if polling and snap.status != RUNNING:
         st.rerun(scope="app")
-    figure = loss_figure(snap.losses if snap else [], planned_epochs(snap, form_epochs))
+    figure = loss_figure(
+        snap.losses if snap else [], planned_epochs(snap, form_epochs), bool(snap) and is_reader(snap)
+    )
     st.plotly_chart(figure, key="loss")
     if polling:
         progress(snap)
@@ -341,7 +390,10 @@ def loss_panel(form_epochs: int, polling: bool) -> None:
 def accuracy_panel(form_epochs: int) -> None:
     snap = latest_run()
     st.plotly_chart(
-        accuracy_figure(snap.epochs if snap else [], planned_epochs(snap, form_epochs)), key="accuracy"
+        accuracy_figure(
+            snap.epochs if snap else [], planned_epochs(snap, form_epochs), bool(snap) and is_reader(snap)
+        ),
+        key="accuracy",
     )
     if snap:
         epoch_caption(snap)
@@ -360,10 +412,17 @@ def panels(mine: bool, polling: bool, form_epochs: int) -> None:
         st.fragment(run_every=ACCURACY_POLL_S if polling else None)(accuracy_panel)(form_epochs)
 
 
-def published(path: str) -> None:
+def is_reader(snap) -> bool:
+    return snap.model_config.arch == READER_ARCH
+
+
+def published(path: str, reader: bool) -> None:
     """Buttons to use or download a finished run's checkpoint."""
     cols = st.columns(2)
-    cols[0].button("Use as active model", on_click=ui.make_active, args=(path,))
+    if reader:
+        cols[0].button("Read numbers with it", on_click=ui.use_reader, args=(path,), help=READER_USE_HELP)
+    else:
+        cols[0].button("Use as active model", on_click=ui.make_active, args=(path,))
     # A callable is read only on click, not on every rerun of this page.
     cols[1].download_button(
         "Download checkpoint",

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 
 from app_pages import signin
 from core.access import AccessError
-from core.cache import cached_checkpoint, cached_checkpoint_list, training_queue
+from core.cache import cached_checkpoint, cached_checkpoint_list, cached_reader, training_queue
 from core.checkpoint import Checkpoint, CheckpointError, CheckpointInfo, default_among
 from core.classroom import LOCAL_AUTHOR
 from core.corrections import StoreError, add_example, example_from_image
@@ -33,6 +33,8 @@ from core.share import MODEL_PARAM
 MODEL_KEY = "model_path"
 LAST_DRAWING_KEY = "last_drawing"  # Predict's latest drawing {"png", "objects"}: Inside opens on it
 INSIDE_CANVAS = "inside-canvas"
+NUMBER_CANVAS = (700, 220)  # Number mode's canvas, and Inside's for numbers
+READER_KEY = "number_reader"  # a reader trained here that this session reads numbers with
 CANVAS_SIDE = 280
 PEN_WIDTH = 18  # px, the canvas pen's default
 MOBILE_AGENT_TOKEN = "Mobi"  # in the User-Agent of phone browsers (Chrome, Safari, Firefox)
@@ -147,6 +149,25 @@ def mirror_in_address_bar(params: dict[str, str]) -> None:
 def make_active(path: str) -> None:
     """A button callback: the model every page uses from now on (the sidebar picker's value)."""
     st.session_state[MODEL_KEY] = path
+
+
+def use_reader(path: str) -> None:
+    """A button callback: Number mode and Inside read numbers with this reader from now on."""
+    st.session_state[READER_KEY] = path
+
+
+def number_reader():
+    """The reader this session chose on Train (core.reader.Reader), or None for the shipped one; one
+    that can no longer be loaded is dropped with a message."""
+    path = st.session_state.get(READER_KEY)
+    if path is None:
+        return None
+    try:
+        return cached_reader(path)
+    except CheckpointError as exc:
+        st.session_state.pop(READER_KEY)
+        st.warning(f"The number reader you chose cannot be used ({exc}): back to the shipped one.")
+        return None
 
 
 def active_checkpoint() -> Checkpoint | None:

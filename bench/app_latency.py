@@ -193,10 +193,13 @@ def number_strokes(
     ]
 
 
-def write_number(page, text: str, strokes: dict[str, list[list[tuple[int, int]]]]) -> None:
-    """Write `text` with the mouse on the canvas in view, at number_strokes' default place and size."""
+def write_number(
+    page, text: str, strokes: dict[str, list[list[tuple[int, int]]]], step: float = DIGIT_STEP
+) -> None:
+    """Write `text` with the mouse on the canvas in view, at number_strokes' default place and size,
+    the digits' boxes `step` px apart."""
     box = visible_canvas(page).bounding_box()
-    for (first_x, first_y), *rest in number_strokes(text, strokes):
+    for (first_x, first_y), *rest in number_strokes(text, strokes, step=step):
         page.mouse.move(box["x"] + first_x, box["y"] + first_y)
         page.mouse.down()
         for x, y in rest:

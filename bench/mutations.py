@@ -46,6 +46,7 @@ ACCESS, JOBS, T_ACCESS, T_JOBS = (
     "tests/test_core_access.py",
     "tests/test_core_jobs.py",
 )
+T_READER = "tests/test_core_reader.py"
 MUTATIONS = [
     Mutation("stroke-width normalisation removed", PREPROCESS,
              "digit = _normalise_stroke(", "digit = (",
@@ -110,6 +111,14 @@ MUTATIONS = [
     Mutation("number boxes at half scale", "core/number.py",
              "return round(x0 / scale), round(y0 / scale), round(x1 / scale), round(y1 / scale)",
              "return round(x0), round(y0), round(x1), round(y1)", ("tests/test_core_number.py",)),
+    Mutation("CTC decoding merges a digit repeated across a blank", "core/reader.py",
+             "runs[-1][0] == label and runs[-1][2] == t:", "runs[-1][0] == label:", (T_READER,)),
+    Mutation("a piece of touching digits is given whole to one of them", "core/number.py",
+             "        if len(inside) > 1:\n", "        if False:\n", ("tests/test_core_number.py",)),
+    Mutation("a lone digit in Number mode is not read as Draw reads it", "core/number.py",
+             "    if len(digits) == 1:\n", "    if False:\n", ("tests/test_core_number.py",)),
+    Mutation("the reader's training numbers written with test digits", "core/reader_train.py",
+             "train = write_lines(True, data_dir", "train = write_lines(False, data_dir", (T_READER,)),
     Mutation("the map flips between builds", INSIDE, "    axes *= signs\n", "", (T_INSIDE,)),
     Mutation("the map's variance shares from singular values", INSIDE,
              "variance = singular**2", "variance = singular", (T_INSIDE,)),

@@ -24,6 +24,7 @@ from .export import onnx_bytes
 from .inside import EmbeddingMap, build_map
 from .jobs import TrainingQueue
 from .predict import latency_ms
+from .reader import Reader, load_reader
 from .threads import use_cpu_budget
 
 MAX_CACHED_MODELS = 8
@@ -38,6 +39,16 @@ def _checkpoint(path: str, modified: float) -> Checkpoint:
 def cached_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """A loaded checkpoint, keyed by path and version (a re-saved file reloads)."""
     return _checkpoint(str(path), checkpoint_version(path))
+
+
+@st.cache_resource(max_entries=MAX_CACHED_MODELS, show_spinner=False)
+def _reader(path: str, modified: float) -> Reader:
+    return load_reader(path)[0]
+
+
+def cached_reader(path: str | os.PathLike) -> Reader:
+    """A number reader trained here (core.reader), keyed by path and version."""
+    return _reader(str(path), checkpoint_version(path))
 
 
 @st.cache_data(max_entries=MAX_CACHED_FILES, show_spinner=False)

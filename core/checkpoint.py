@@ -114,11 +114,23 @@ def save_checkpoint(
 ) -> Path:
     """Write atomically: into the store in one transaction (store:NAME, written once), or a file
     through a temp file in the same folder and os.replace."""
+    return save_payload(path, model, asdict(model_config), metrics, train_config, device)
+
+
+def save_payload(
+    path: str | os.PathLike,
+    model: nn.Module,
+    model_config: dict,
+    metrics: dict,
+    train_config: dict | None = None,
+    device: str = "cpu",
+) -> Path:
+    """save_checkpoint for any model whose config is a plain dict (the number reader's too)."""
     path = Path(path)
     payload = {
         "format": FORMAT_VERSION,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "model_config": asdict(model_config),
+        "model_config": model_config,
         "metrics": metrics,
         "train_config": train_config or {},
         "device": device,
@@ -199,7 +211,7 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     return path
 
 
-def _read_payload(path: Path) -> dict:
+def read_payload(path: Path) -> dict:
     if not is_stored(path) and not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     source = io.BytesIO(checkpoint_bytes(path)) if is_stored(path) else path
@@ -229,7 +241,7 @@ def _read_payload(path: Path) -> dict:
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Load with torch.load(weights_only=True) and rebuild the model in eval mode on the CPU."""
     path = Path(path)
-    payload = _read_payload(path)
+    payload = read_payload(path)
     try:
         config = ModelConfig(**payload["model_config"])
         model = build_model(config)

@@ -21,6 +21,8 @@ from .config import (
     AUGMENTATIONS,
     EXPORT_FORMATS,
     NO_AUGMENT,
+    READER_ARCH,
+    READER_MINUTES,
     RECIPES,
     ModelConfig,
     TrainConfig,
@@ -36,6 +38,7 @@ PROGRESS_INTERVAL_S = 0.2
 PERCENT_DECIMALS = 2  # accuracies, in percent, rounded for people
 FRACTION_DECIMALS = 4  # probabilities and per-class scores: two decimals of a percent
 LOSS_DECIMALS = 4
+READER_FILE = "number-reader.pt"  # --arch reader's default file, in the trained models' folder
 VERBS = ("train", "evaluate", "predict", "models", "export", "corrections", "store")
 
 
@@ -75,8 +78,39 @@ def _train_overrides(args: argparse.Namespace) -> dict:
             "device": args.device, "seed": args.seed}  # fmt: skip
 
 
+def cmd_train_reader(args: argparse.Namespace) -> int:
+    """--arch reader: the number reader, trained for --minutes on written numbers."""
+    from .checkpoint import trained_models_dir
+    from .data import load_split
+    from .reader import ReaderConfig, save_reader
+    from .reader_train import ReaderTrainConfig, train_reader
+
+    options = {"minutes": args.minutes, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+               "seed": args.seed}  # fmt: skip
+    config = ReaderTrainConfig(**{k: v for k, v in options.items() if v is not None})  # checked before MNIST
+    for train in (True, False):  # present, or downloaded now: the writers never download
+        load_split(train, args.data_dir, download=args.download)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: the reader as it is now is saved
+    print("writing numbers with MNIST digits…", file=sys.stderr, flush=True)
+    reader, metrics = train_reader(config, data_dir=args.data_dir, send=_progress_printer(), stop=stop)
+    out = save_reader(
+        args.out or trained_models_dir() / READER_FILE, reader, ReaderConfig(), metrics, asdict(config)
+    )
+    summary = {key: metrics[key] for key in ("train_seconds", "steps", "stopped")}
+    _emit(
+        {"checkpoint": str(out), "arch": READER_ARCH, "test_accuracy": round(metrics["test_accuracy"], 2)}
+        | summary
+    )
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .checkpoint import default_checkpoint_path, is_stored
+
+    if args.arch == READER_ARCH:
+        return cmd_train_reader(args)
     from .data import load_mnist
     from .devices import resolve_device
     from .train import save_result, train
@@ -327,7 +361,12 @@ def _add_download_flag(parser: argparse.ArgumentParser) -> None:
 
 def _add_train_verb(verbs) -> None:
     p = verbs.add_parser("train", help="train a model and save a checkpoint", formatter_class=_HelpFormatter)
-    p.add_argument("--arch", choices=ARCHS, default="mlp", help="model architecture")
+    p.add_argument(
+        "--arch", choices=(*ARCHS, READER_ARCH), default="mlp", help="model architecture; reader: numbers"
+    )
+    p.add_argument(
+        "--minutes", type=float, help=f"reader only: minutes of training steps (default: {READER_MINUTES})"
+    )
     p.add_argument("--epochs", type=int, help=_recipe_default("epochs"))
     p.add_argument("--batch-size", type=int, help=_recipe_default("batch_size"))
     p.add_argument("--lr", type=float, help=f"peak learning rate; {_recipe_default('lr')}")

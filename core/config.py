@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-ARCHS = ("mlp", "cnn")
+ARCHS = ("mlp", "cnn")  # digit models
+READER_ARCH = "reader"  # the number reader (core.reader): not a digit model
+READER_MINUTES = 10.5  # its training steps' time; writing its numbers takes about 2 min more
 NO_AUGMENT = "none"
 
 

@@ -27,6 +27,8 @@ from .access import EVERYONE, LOCAL, Identity, require, require_trainer
 from .checkpoint import PROJECT_ROOT, default_checkpoint_path, is_stored
 from .config import ModelConfig, TrainConfig
 from .errors import UserError
+from .reader import ReaderConfig
+from .reader_train import ReaderTrainConfig
 from .train import BatchReport, EpochReport
 
 RUNNING, DONE, STOPPED, FAILED = "running", "done", "stopped", "failed"
@@ -43,10 +45,11 @@ class QueueError(UserError):
 
 @dataclass
 class TrainingTask:
-    """What the child trains and where it saves the result (absolute paths)."""
+    """What the child trains and where it saves the result (absolute paths): a digit model, or the
+    number reader (core.reader)."""
 
-    model_config: ModelConfig
-    train_config: TrainConfig
+    model_config: ModelConfig | ReaderConfig
+    train_config: TrainConfig | ReaderTrainConfig
     data_dir: str
     out: str
     finetune_from: str | None = None  # a checkpoint to start from, fine-tuned on `corrections`
@@ -69,8 +72,8 @@ class JobSnapshot:
     """A consistent copy of a job's progress for drawing."""
 
     status: str
-    model_config: ModelConfig
-    train_config: TrainConfig
+    model_config: ModelConfig | ReaderConfig
+    train_config: TrainConfig | ReaderTrainConfig
     latest: BatchReport | None
     epochs: list[EpochReport] = field(default_factory=list)
     losses: list[tuple[float, float]] = field(default_factory=list)  # (epochs done, smoothed loss) per report
@@ -97,8 +100,8 @@ class TrainingJob:
 
     def __init__(
         self,
-        model_config: ModelConfig,
-        train_config: TrainConfig,
+        model_config: ModelConfig | ReaderConfig,
+        train_config: TrainConfig | ReaderTrainConfig,
         data_dir: str | os.PathLike,
         models_dir: str | Path | None = None,
         finetune_from: str | os.PathLike | None = None,

@@ -1,13 +1,11 @@
-"""Reading numbers: an image split into its digits, left to right, each read as Predict reads one.
+"""Reading numbers: the number reader (core.reader) reads the whole line of ink at once, touching
+digits included, and says where each digit lies; a lone digit is then read as Predict reads it.
 
 The image is cleaned once (lighting, desk, strays: as for one digit), at a working size that keeps a
-wide image's height. Its ink is split into connected pieces; a small piece (a 5's bar, a 7's
-crossbar) joins the digit it lies over; two tall pieces that overlap across the page are read both as
-one digit and as two, and the reading the model is surer of is kept (a 4 in two strokes, against a 7
-leaning over a 1); a piece as wide as a digit is tall is also read cut at its thinnest columns
-(touching digits), and cut when a judge trained to tell one digit from touching ones is sure, or the
-parts are read more surely than the whole. Every candidate goes through the same
-MNIST-style normalisation, and all are classified in one forward pass.
+wide image's height. The reader reads that ink. Each digit's box is the ink within its columns of the
+alignment, and its 28x28 input (shown beside it) is that ink normalised as a drawing is. When the
+reader finds a single digit, the digit model reads the image exactly as the Draw tab does, so the two
+tabs agree on one digit, and a dot or a dash is no number.
 """
 
 from __future__ import annotations
@@ -15,26 +13,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
-from .number_judge import load_judge, several_digits
+from .checkpoint import CheckpointError
+from .predict import predict
 from .preprocess import LOW_CONFIDENCE, Preprocessed, _pieces, clean_ink, open_image, to_mnist
+from .reader import Line, ReadDigit, ink_column, read_lines, shipped_reader, to_line
 
 NUMBER_WORK = (896, 112)  # working size: a wide image keeps 112 px of height, as one digit has
-BRIDGE = 0  # px: only touching strokes are one piece (a wider bridge joined close digits)
+ONE_DIGIT_WIDTH = 1.1  # a piece up to this times the digits' height wide is one digit, whatever is read in it
+UNSURE = 0.9  # a reader this unsure of a digit may have read one too many
 MINOR_HEIGHT = 0.45  # a piece lower than this share of the tallest belongs to a digit beside it
-DIGIT_ASPECT = 0.7  # a handwritten digit's width over its height, about
-CUT_FROM = 0.75  # a piece at least this times the digits' height wide may be touching digits
-ONE_DIGIT_WIDTH = 1.1  # a piece up to this times the digits' height wide is taken as one digit
-NEVER_ONE_DIGIT = 1.8  # one this wide is cut unless read as one digit far more surely
-CUT_TRIES = 8  # columns tried for cutting two touching digits apart: the thinnest of the middle half
-MIN_CUT_SPACING = 2  # px between two columns tried
-UNSURE = 0.9  # a digit read this surely is not second-guessed by a cut or a join
-CUT_WINDOW = 0.3  # share of a digit's width around its expected edge where the cut is sought
-JUDGE_SURE = 0.99  # the judge (core.number_judge) this sure of several digits cuts a piece ...
-CUT_PARTS_MIN = 0.3  # ... when its parts' confidences multiplied are at least this
+MODEL_WEIGHT = 0.5  # of the digit model's probabilities, against the reader's, for a digit apart
+NO_READER = "the number reader (models/reader/number-reader.pt) is missing or damaged"
 
 ImageSource = bytes | str | os.PathLike | Image.Image
 
@@ -52,209 +46,118 @@ class NumberDigit:
 class NumberReading:
     number: str  # the digits left to right; "" when nothing is written
     digits: list[NumberDigit]
+    line: np.ndarray | None = None  # (32, W): what the reader read
+    columns: np.ndarray | None = None  # (W / 4, 11): its probabilities per column, blank last
 
     @property
     def blank(self) -> bool:
         return not self.digits
 
 
+def _span(mask: torch.Tensor, axis: int) -> tuple[int, int]:
+    """First and last + 1 of the rows (axis 1) or columns (axis 0) a mask covers."""
+    covered = mask.any(axis).nonzero()
+    return int(covered[0]), int(covered[-1]) + 1
+
+
+def _digit_pieces(labels: torch.Tensor) -> list[torch.Tensor]:
+    """The ink's pieces as masks, left to right, a small one (lower than MINOR_HEIGHT of the tallest:
+    a 5's lifted bar, a 7's crossbar) joined to the tall piece it overlaps most across the page."""
+    masks = [labels == label for label in labels.unique()[1:].tolist()]
+    heights = [(lambda top_bottom: top_bottom[1] - top_bottom[0])(_span(m, 1)) for m in masks]
+    tall = [m for m, h in zip(masks, heights, strict=True) if h >= MINOR_HEIGHT * max(heights)]
+    for minor in (m for m, h in zip(masks, heights, strict=True) if h < MINOR_HEIGHT * max(heights)):
+        x0, x1 = _span(minor, 0)
+        centre = (x0 + x1) / 2
+        host = max(
+            range(len(tall)),
+            key=lambda i: (int(tall[i][:, x0:x1].any(0).sum()), -abs(sum(_span(tall[i], 0)) / 2 - centre)),
+        )
+        tall[host] = tall[host] | minor
+    return sorted(tall, key=lambda m: sum(_span(m, 0)))
+
+
 @dataclass
-class _Piece:
-    mask: torch.Tensor  # (H, W) bool, of the working image
+class _Part:
+    """One digit's ink, and its reader's probabilities (None: the reader missed it)."""
 
-    @property
-    def columns(self) -> tuple[int, int]:
-        cols = self.mask.any(0).nonzero()
-        return int(cols[0]), int(cols[-1]) + 1
-
-    @property
-    def rows(self) -> tuple[int, int]:
-        rows = self.mask.any(1).nonzero()
-        return int(rows[0]), int(rows[-1]) + 1
-
-    @property
-    def height(self) -> int:
-        top, bottom = self.rows
-        return bottom - top
-
-    @property
-    def width(self) -> int:
-        left, right = self.columns
-        return right - left
-
-    def overlap(self, other: _Piece) -> int:
-        """Columns the two pieces share."""
-        (a0, a1), (b0, b1) = self.columns, other.columns
-        return max(0, min(a1, b1) - max(a0, b0))
+    ink: torch.Tensor
+    read: torch.Tensor | None  # (10,)
+    apart: bool  # whole pieces of ink, touching no other digit
 
 
-def _labelled_pieces(ink: torch.Tensor) -> list[_Piece]:
-    labels = _pieces(ink > 0, bridge=BRIDGE)
-    return [_Piece(labels == i) for i in labels.unique().tolist() if i > 0]
+def _parts(ink: torch.Tensor, line: Line, read: list[ReadDigit]) -> list[_Part]:
+    """The read digits' ink, left to right. When the ink falls into as many digit pieces as the
+    reader read digits, each digit is its piece (separated digits). When it read more, but no piece is
+    wider than one digit is tall, the pieces are the digits and the digit model reads them alone (the
+    reader saw a digit too many). Otherwise the alignment divides the ink midway between the digits'
+    peaks: touching digits."""
+    pieces = _digit_pieces(_pieces(ink > 0))
+    if len(pieces) == len(read):
+        return [_Part(ink * piece, d.probabilities, True) for piece, d in zip(pieces, read, strict=True)]
+    height = max(_span(p, 1)[1] - _span(p, 1)[0] for p in pieces)
+    narrow = all(_span(p, 0)[1] - _span(p, 0)[0] <= ONE_DIGIT_WIDTH * height for p in pieces)
+    if len(pieces) < len(read) and narrow and min(d.confidence for d in read) < UNSURE:
+        return [_Part(ink * piece, None, True) for piece in pieces]
+    peaks = torch.tensor([ink_column(line, d.peak) for d in read], dtype=ink.dtype)
+    owner = torch.bucketize(torch.arange(ink.shape[1], dtype=ink.dtype), (peaks[1:] + peaks[:-1]) / 2)
+    parts = [_Part(ink * (owner == i), d.probabilities, False) for i, d in enumerate(read)]
+    return [p for p in parts if p.ink.any()]
 
 
-def _attach_minors(pieces: list[_Piece]) -> list[_Piece]:
-    """Small pieces join the tall piece they overlap most (or lie nearest to) across the page."""
-    tallest = max(p.height for p in pieces)
-    majors = [p for p in pieces if p.height >= MINOR_HEIGHT * tallest]
-    for minor in (p for p in pieces if p.height < MINOR_HEIGHT * tallest):
-        centre = sum(minor.columns) / 2
-        host = max(majors, key=lambda m: (m.overlap(minor), -abs(sum(m.columns) / 2 - centre)))
-        host.mask = host.mask | minor.mask
-    return majors
-
-
-def _split_at(piece: _Piece, edges: list[int]) -> list[_Piece]:
-    columns = torch.arange(piece.mask.shape[1])
-    parts = [
-        _Piece(piece.mask & (columns >= a) & (columns < b)) for a, b in zip(edges, edges[1:], strict=False)
-    ]
-    return [p for p in parts if p.mask.any()]
-
-
-def _cut_options(piece: _Piece, ink: torch.Tensor, digit_height: int) -> list[list[_Piece]]:
-    """Ways to cut a piece that may hold touching digits. Two digits: at each of the CUT_TRIES
-    thinnest columns of its middle half. More: at the thinnest column near each expected edge."""
-    left, right = piece.columns
-    profile = (ink * piece.mask).sum(0)
-    count = max(2, round(piece.width / (DIGIT_ASPECT * digit_height)))
-    if count == 2:
-        lo, hi = left + piece.width // 4, right - piece.width // 4
-        thinnest = (lo + torch.argsort(profile[lo:hi])).tolist()
-        tries: list[int] = []
-        for column in thinnest:
-            if all(abs(column - t) >= MIN_CUT_SPACING for t in tries):
-                tries.append(column)
-            if len(tries) == CUT_TRIES:
-                break
-        return [_split_at(piece, [left, column, right]) for column in tries]
-    step = piece.width / count
-    edges = [left]
-    for k in range(1, count):
-        lo, hi = int(left + (k - CUT_WINDOW) * step), int(left + (k + CUT_WINDOW) * step) + 1
-        edges.append(lo + int(profile[lo:hi].argmin()))
-    return [_split_at(piece, [*edges, right])]
-
-
-def _box(piece: _Piece, scale: float) -> tuple[int, int, int, int]:
-    (x0, x1), (y0, y1) = piece.columns, piece.rows
+def _box(part: torch.Tensor, scale: float) -> tuple[int, int, int, int]:
+    (x0, x1), (y0, y1) = _span(part, 0), _span(part, 1)
     return round(x0 / scale), round(y0 / scale), round(x1 / scale), round(y1 / scale)
 
 
-@dataclass
-class Segments:
-    """The digit pieces, left to right, and the alternatives the model decides between: a wide piece
-    cut into touching digits, or two overlapping pieces joined into one digit."""
-
-    pieces: list[_Piece]
-    height: int  # of the tallest piece: the digits' height
-    cuts: dict[int, list[list[_Piece]]]  # piece index -> ways to cut it
-    joins: dict[tuple[int, int], _Piece]  # (i, i + 1) -> the two as one
-
-    def cut_parts(self) -> list[_Piece]:
-        return [p for options in self.cuts.values() for parts in options for p in parts]
-
-
-def segment(ink: torch.Tensor) -> Segments:
-    """Cleaned ink (H, W) split into candidate digit pieces."""
-    pieces = _labelled_pieces(ink)
-    if not pieces:
-        return Segments([], 0, {}, {})
-    pieces = sorted(_attach_minors(pieces), key=lambda p: sum(p.columns))
-    height = max(p.height for p in pieces)
-    cuts = {i: _cut_options(p, ink, height) for i, p in enumerate(pieces) if p.width >= CUT_FROM * height}
-    joins = {
-        (i, i + 1): _Piece(a.mask | b.mask)
-        for i, (a, b) in enumerate(zip(pieces, pieces[1:], strict=False))
-        if a.overlap(b) > 0 and i not in cuts and i + 1 not in cuts
-    }
-    return Segments(pieces, height, {i: o for i, o in cuts.items() if o}, joins)
-
-
-def _product(values: list[float]) -> float:
-    return float(torch.tensor(values).prod())
-
-
-def _choose(segments: Segments, sure, several) -> list[_Piece]:
-    """The reading the model is surest of, decided piece by piece. A pair of overlapping pieces is
-    joined when one of them is read less than UNSURE and the joined digit beats the pair's
-    confidences multiplied. A piece that may hold touching digits is cut the best way when the
-    judge is JUDGE_SURE it holds several (`several`) and the parts are read; when it is wider than
-    one digit usually is, read less than UNSURE, and the parts' confidences multiplied beat the
-    whole's; or when it is wider than any digit usually is, unless the whole is read surely and its
-    parts are not (a wide zero). The digit model reads two touching digits, and halves of one,
-    confidently too, so its confidence alone cannot decide."""
-    chosen, i = [], 0
-    pieces = segments.pieces
-    while i < len(pieces):
-        join = segments.joins.get((i, i + 1))
-        pair = [sure(pieces[i]), sure(pieces[i + 1])] if join is not None else []
-        if pair and min(pair) < UNSURE and sure(join) > _product(pair):
-            chosen.append(join)
-            i += 2
+def _digits(
+    model: nn.Module, ink: torch.Tensor, line: Line, read: list[ReadDigit], scale: float
+) -> list[NumberDigit]:
+    """The digits with their boxes and inputs. A digit that stands apart is also read by the digit
+    model, all in one forward pass, and the two readings' probabilities are weighed together
+    (MODEL_WEIGHT): for separated digits that beats either alone (docs/numbers.md)."""
+    parts = _parts(ink, line, read)
+    processed = [to_mnist(part.ink, {}) for part in parts]
+    apart = [i for i, part in enumerate(parts) if part.apart and not processed[i].blank]
+    probabilities = [part.read for part in parts]
+    if apart:
+        with torch.inference_mode():
+            model_probs = model(torch.cat([processed[i].tensor for i in apart])).softmax(1)
+        for i, p in zip(apart, model_probs, strict=True):
+            mine = probabilities[i]
+            probabilities[i] = p if mine is None else (1 - MODEL_WEIGHT) * mine + MODEL_WEIGHT * p
+    digits = []
+    for part, shown, p in zip(parts, processed, probabilities, strict=True):
+        if p is None:  # the reader missed it and the digit model sees no digit (a dot, a dash)
             continue
-        options = segments.cuts.get(i, [])
-        best = max(options, key=lambda parts: _product([sure(p) for p in parts]), default=None)
-        ratio, whole = pieces[i].width / segments.height, sure(pieces[i])
-        doubtful = ratio > ONE_DIGIT_WIDTH and whole < UNSURE
-        parts = _product([sure(p) for p in best]) if best is not None else 0.0
-        surely_one = whole >= UNSURE and parts < UNSURE
-        judged_several = several(pieces[i]) >= JUDGE_SURE and parts >= CUT_PARTS_MIN
-        cut = best is not None and (
-            judged_several or (ratio >= NEVER_ONE_DIGIT and not surely_one) or (doubtful and parts > whole)
+        confidence, digit = (float(v) for v in p.max(0))
+        digits.append(
+            NumberDigit(int(digit), confidence, _box(part.ink > 0, scale), shown, confidence < LOW_CONFIDENCE)
         )
-        chosen += best if cut else [pieces[i]]
-        i += 1
-    return chosen
+    return digits
 
 
-def _cuttable(segments: Segments, several: dict[int, float]) -> dict[int, list[list[_Piece]]]:
-    """The cut options of the pieces _choose may cut, whatever their parts read: not those no wider
-    than one digit that the judge is not sure hold several. Normalising the parts of such pieces
-    was most of a number's time."""
-    return {
-        i: options
-        for i, options in segments.cuts.items()
-        if several.get(id(segments.pieces[i]), 0.0) >= JUDGE_SURE
-        or segments.pieces[i].width / segments.height > ONE_DIGIT_WIDTH
-    }
+def _lone_digit(model: nn.Module, image: Image.Image, box) -> list[NumberDigit]:
+    single = predict(model, image)
+    if single.blank:
+        return []
+    return [NumberDigit(single.digit, single.confidence, box, single.processed, single.low_confidence)]
 
 
-def _judged(segments: Segments, processed: dict[int, Preprocessed]) -> dict[int, float]:
-    """The judge's probability of several digits for each piece that may be cut (id -> p), in one
-    forward pass; none without a judge."""
-    judge = load_judge()
-    keys = [id(segments.pieces[i]) for i in segments.cuts if not processed[id(segments.pieces[i])].blank]
-    if judge is None or not keys:
-        return {}
-    probabilities = several_digits(judge, torch.cat([processed[key].tensor for key in keys]))
-    return dict(zip(keys, probabilities.tolist(), strict=True))
-
-
-def read_number(model: nn.Module, source: ImageSource) -> NumberReading:
-    """The digits written in an image, left to right: every candidate read by the digit model in one
-    forward pass, and the pieces that may hold touching digits by the judge in another."""
+def read_number(model: nn.Module, source: ImageSource, reader: nn.Module | None = None) -> NumberReading:
+    """The digits written in an image, left to right, read by `reader` (the shipped one by default);
+    a lone digit by the digit model `model`."""
+    reader = reader or shipped_reader()
+    if reader is None:
+        raise CheckpointError(NO_READER)
     image = open_image(source)
     ink, _ = clean_ink(image, NUMBER_WORK)
-    if ink is None:
+    line = to_line(ink.numpy()) if ink is not None else None
+    if line is None:
         return NumberReading("", [])
-    segments = segment(ink)
-    processed = {id(p): to_mnist(ink * p.mask, {}) for p in [*segments.pieces, *segments.joins.values()]}
-    several = _judged(segments, processed)
-    segments.cuts = _cuttable(segments, several)
-    processed |= {id(p): to_mnist(ink * p.mask, {}) for p in segments.cut_parts()}
-    readable = [key for key, p in processed.items() if not p.blank]
-    if not readable:
-        return NumberReading("", [])
-    with torch.inference_mode():
-        probs = model(torch.cat([processed[key].tensor for key in readable])).softmax(1)
-    confidence = dict(zip(readable, probs.max(1).values.tolist(), strict=True))
-    said = dict(zip(readable, probs.argmax(1).tolist(), strict=True))
-    scale = ink.shape[1] / image.width
-    chosen = _choose(segments, lambda p: confidence.get(id(p), 0.0), lambda p: several.get(id(p), 0.0))
-    digits = [
-        NumberDigit(said[k], confidence[k], _box(p, scale), processed[k], confidence[k] < LOW_CONFIDENCE)
-        for p in chosen
-        if (k := id(p)) in confidence
-    ]
-    return NumberReading("".join(str(d.digit) for d in digits), digits)
+    [(read, log_probs)] = read_lines(reader, [line.pixels])
+    digits = _digits(model, ink, line, read, ink.shape[1] / image.width)
+    if len(digits) == 1:
+        digits = _lone_digit(model, image, digits[0].box)
+    number = "".join(str(d.digit) for d in digits)
+    return NumberReading(number, digits, line.pixels, log_probs.exp().numpy())

@@ -112,7 +112,7 @@ class _Progress:
         )
 
 
-class _WeightAverage:
+class WeightAverage:
     """Exponential moving average of a model's weights and BatchNorm statistics, updated every step.
 
     The average is what is evaluated and saved: it smooths out the noise of a high learning rate, so
@@ -203,7 +203,7 @@ def train(
         pct_start=train_config.warmup,
     )
     generator = torch.Generator(device=device).manual_seed(train_config.seed)
-    average = _WeightAverage(model, train_config.ema_decay) if train_config.ema_decay else None
+    average = WeightAverage(model, train_config.ema_decay) if train_config.ema_decay else None
     evaluated = average.model if average is not None else model  # also returned and saved
     result = TrainResult(evaluated, model_config, train_config, str(device))
     progress = _Progress(result, steps_per_epoch, callback)

@@ -13,6 +13,7 @@ import pickle
 import select
 import sys
 import threading
+from dataclasses import asdict
 from typing import BinaryIO
 
 from .checkpoint import load_checkpoint
@@ -21,6 +22,8 @@ from .devices import resolve_device
 from .errors import UserError, reason
 from .finetune import finetune, load_corrections
 from .jobs import DONE, FAILED, STANDBY_S, STOPPED, Outcome, TrainingTask
+from .reader import save_reader
+from .reader_train import ReaderTrainConfig, train_reader
 from .threads import use_cpu_budget
 from .train import save_result, train
 
@@ -33,6 +36,8 @@ def _stop_at_end_of(stream: BinaryIO, stop: threading.Event) -> None:
 def run(task: TrainingTask, send, stop: threading.Event) -> Outcome:
     """Load MNIST, train and save; every report goes to send(); never raises."""
     try:
+        if isinstance(task.train_config, ReaderTrainConfig):
+            return _train_reader(task, send, stop)
         device = resolve_device(task.train_config.device)
         data = load_mnist(task.data_dir, device=device, download=False)
         if task.finetune_from:
@@ -47,6 +52,12 @@ def run(task: TrainingTask, send, stop: threading.Event) -> Outcome:
         return Outcome(FAILED, error=str(exc))
     except Exception as exc:  # the child must always report, never die silently
         return Outcome(FAILED, error=f"training failed: {reason(exc)}")
+
+
+def _train_reader(task: TrainingTask, send, stop: threading.Event) -> Outcome:
+    reader, metrics = train_reader(task.train_config, task.model_config, task.data_dir, send, stop)
+    path = save_reader(task.out, reader, task.model_config, metrics, asdict(task.train_config))
+    return Outcome(STOPPED if metrics["stopped"] else DONE, checkpoint=str(path))
 
 
 # torch's optimizers import this on first use, about 1 s: a waiting child does it before the task comes.

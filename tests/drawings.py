@@ -51,6 +51,8 @@ def flagged_one(rng) -> Image.Image:
 
 
 WIDE = (700, 220)  # the Number mode's canvas
+DIGIT_BOX = 100  # px: the width of a digit's box in DIGIT_STROKES
+TOUCHING = {"10": -50, "2026": -26}  # number()'s gap at which each digit's strokes meet the next one's
 # Strokes of digits in a 100x160 box (pen points), written as people write them on a canvas.
 DIGIT_STROKES = {
     "0": [[(50, 10), (20, 40), (15, 90), (30, 140), (60, 150), (85, 115), (88, 55), (70, 15), (50, 10)]],
@@ -69,7 +71,7 @@ def number(text: str, x0: int = 60, gap: int = 30, width: int = 16, y0: int = 30
     image = Image.new("RGBA", size, BLACK)
     draw = ImageDraw.Draw(image)
     for i, char in enumerate(text):
-        left = x0 + i * (100 + gap)
+        left = x0 + i * (DIGIT_BOX + gap)
         for stroke in DIGIT_STROKES[char]:
             points = [(left + x, y0 + y) for x, y in stroke]
             draw.line(points, fill=WHITE, width=width, joint="curve")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
+from core.written import place_after, row_edges
 from tests.drawings import WIDE, encode
 from tests.realistic import FAST_PNG, draw_strokes, path_extent, pen_path
 
@@ -44,26 +45,6 @@ def _layer(digit: np.ndarray, height: float, brush: float) -> Image.Image:
     return draw_strokes(path, height, brush, size, (1, 1), WHITE, CLEAR)
 
 
-def _rows(alpha: np.ndarray, top: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """Leftmost and rightmost inked column of each row of a strip `height` tall (NaN where none),
-    for a layer placed `top` rows down."""
-    left, right = np.full(height, np.nan), np.full(height, np.nan)
-    inked = alpha > 64
-    for r in np.nonzero(inked.any(1))[0]:
-        cols = np.nonzero(inked[r])[0]
-        left[top + r], right[top + r] = cols[0], cols[-1]
-    return left, right
-
-
-def _offset(prev_right: np.ndarray, left: np.ndarray, distance: float) -> float:
-    """Where a layer goes (its x) so that its ink is `distance` px from the previous ink at the
-    closest row (negative: overlapping)."""
-    both = ~np.isnan(prev_right) & ~np.isnan(left)
-    if not both.any():
-        return float(np.nanmax(prev_right)) + distance
-    return float(np.max(prev_right[both] - left[both])) + distance + 1
-
-
 def write_number(
     digits: np.ndarray, labels: list[int], kind: str, rng: np.random.Generator
 ) -> tuple[Image.Image, list[str]]:
@@ -76,14 +57,14 @@ def write_number(
     xs, kinds, right = [0.0], [], None
     boxes = []
     for i, (layer, top) in enumerate(zip(layers, tops, strict=True)):
-        left_edge, right_edge = _rows(np.asarray(layer.getchannel("A")), top, tall)
+        left_edge, right_edge = row_edges(np.asarray(layer.getchannel("A")) / 255, top, tall)
         if i:
             lo, hi = (
                 (TOUCH[0] * brush, TOUCH[1] * brush)
                 if kind == "touching"
                 else [s * HEIGHT for s in GAPS[kind]]
             )
-            xs.append(_offset(right, left_edge, rng.uniform(lo, hi)))
+            xs.append(place_after(right, left_edge, rng.uniform(lo, hi)))
             touching = kind == "touching"
             overlap = xs[-1] + np.nanmin(left_edge) < boxes[-1][1]
             kinds.append("touching" if touching else ("overlapping" if overlap else "separated"))

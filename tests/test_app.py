@@ -1,5 +1,6 @@
 """AppTests: every page, with and without the dataset; Predict with st_canvas patched."""
 
+import functools
 import json
 import os
 import shutil
@@ -15,15 +16,19 @@ from streamlit.testing.v1 import AppTest
 
 import core.data
 import core.preprocess
+import core.reader_train
 from core import cache, export
 from core.access import LOCAL
 from core.cache import training_queue
-from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
+from core.checkpoint import SHIPPED_MODELS_DIR, list_checkpoints, load_checkpoint
 from core.corrections import add_example, example_from_image, list_examples, zip_bytes
 from core.data import load_split
 from core.evaluate import evaluate
 from core.jobs import FAILED, STOPPED
+from core.number import read_number
 from core.preprocess import DOT, MAX_FILE_BYTES, open_image
+from core.reader import STRIDE, load_reader
+from core.reader_train import ReaderTrainConfig
 from core.store import models as stored
 from core.store.engine import CONNECT_TIMEOUT_S, STORE_URL_ENV
 from core.store.engine import CORRECTIONS_DB_ENV as DB_ENV
@@ -632,7 +637,8 @@ def test_inside_opens_on_the_predict_drawing_and_shows_the_cnn_layers(with_data,
     assert canvas.initial["inside-canvas"] == {"objects": [STROKE, STROKE], "revision": 0}
     assert predictions(app) == ["7"]
     assert subheaders(app) == [
-        "Feature maps", "Units for and against 7", "Map of the test digits", "First-layer filters"
+        "Feature maps", "Units for and against 7", "Map of the test digits", "First-layer filters",
+        "How a number is read",
     ]  # fmt: skip
     assert gallery(app)[:3] == ["block 1: 16 maps of 14×14", "block 2: 32 maps of 7×7",
                                        "block 3: 64 maps of 3×3"]  # fmt: skip
@@ -682,6 +688,48 @@ def test_inside_reads_an_upload_instead_of_the_drawing_and_refuses_a_broken_one(
     app.file_uploader(key="inside-upload").set_value(("broken.png", b"not an image", "image/png")).run()
     assert not app.exception and any("broken.png" in e.value for e in app.error)
     assert predictions(app) == ["—"] and "Units for and against" not in " ".join(subheaders(app))
+
+
+def test_train_trains_a_number_reader_and_number_mode_reads_with_it(with_data, canvas, models, monkeypatch):
+    small = functools.partial(
+        ReaderTrainConfig, numbers=60, val_numbers=20, test_numbers=20, workers=1, epochs=2
+    )
+    monkeypatch.setattr(core.reader_train, "ReaderTrainConfig", small)  # the page's run, a few seconds long
+    app = open_page("app_pages/train.py")
+    app.number_input(key="reader-minutes").set_value(0.1)
+    button(app, "Train a number reader").click().run()
+    job = training_queue().job
+    job.join(timeout=TIMEOUT)
+    app.run()
+    assert not app.exception and "Training finished" in texts(app)
+    new = job.snapshot().checkpoint
+    assert new.startswith("store:reader-") and new not in [
+        i.path for i in list_checkpoints()
+    ]  # no digit model
+    charts = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in app.get("plotly_chart")]
+    assert charts == ["CTC loss (smoothed)", "Numbers read exactly, per round (%)"]
+    reader, metrics = load_reader(new)
+    best = max(r["test_accuracy"] for r in metrics["rounds"])
+    assert len(metrics["rounds"]) == 2 and f"Kept: the round that read {best:.1f}%" in texts(app)
+    button(app, "Read numbers with it").click().run()
+    canvas.png = encode(number("12"))
+    app.switch_page("app_pages/predict.py").run()
+    expected = read_number(load_checkpoint(SHIPPED_MODELS_DIR / "cnn.pt").model, canvas.png, reader).number
+    assert [m.value for m in app.metric if m.label == "Number"] == [expected or "—"]
+
+
+def test_inside_shows_the_number_readers_probabilities_per_column_under_a_number(with_data, canvas):
+    canvas.png = encode(number("2047"))
+    app = open_page("app_pages/inside.py")
+    assert not app.exception, app.exception
+    assert [m.value for m in app.metric if m.label == "Number"] == ["2047"]
+    line, columns = json.loads(app.get("plotly_chart")[-1].proto.spec)["data"]
+    assert len(columns["y"]) == 11 and columns["y"][-1] == "blank"  # a row per digit, and blank
+    assert len(columns["x"]) == len(line["z"][0]) // STRIDE  # a column per STRIDE px of the line
+    assert all(abs(sum(row[i] for row in columns["z"]) - 1) < 1e-3 for i in range(len(columns["x"])))
+    canvas.png = None
+    app.run()
+    assert "Write a number, digits side by side: the reader's columns appear under it." in texts(app)
 
 
 def test_right_and_wrong_save_the_drawing_to_my_digits(with_data, canvas, store):

@@ -43,7 +43,7 @@ from core.preprocess import DASH, DOT
 from core.store import describe
 from core.store import models as stored
 from tests.conftest import ROOT, save_untrained_mlp
-from tests.drawings import DIGIT_STROKES, encode, one
+from tests.drawings import DIGIT_BOX, DIGIT_STROKES, TOUCHING, encode, one
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -552,6 +552,16 @@ def test_number_mode_reads_2026_written_with_the_mouse(server, page):
     write_number(page, "2026", DIGIT_STROKES)
     expect(number_metric(page)).to_have_text("2026", timeout=WAIT_MS)
     shot(page, "predict-number")
+
+
+@pytest.mark.parametrize("text", TOUCHING)
+def test_number_mode_reads_a_number_whose_digits_touch(server, page, text):
+    open_app(page, server.url, "predict")
+    page.get_by_role("tab", name="Number").click()
+    visible_canvas(page).wait_for(timeout=WAIT_MS)
+    write_number(page, text, DIGIT_STROKES, step=DIGIT_BOX + TOUCHING[text])  # one piece of ink
+    expect(number_metric(page)).to_have_text(text, timeout=WAIT_MS)
+    shot(page, f"predict-number-touching-{text}")
 
 
 def test_a_phone_writes_a_number_by_touch_on_a_canvas_that_fits_its_screen(server, phone):

@@ -1,14 +1,15 @@
-"""Reading numbers from drawings the tests make: each segmentation case, with the shipped CNN."""
+"""Reading numbers from drawings the tests make, with the shipped number reader and CNN."""
 
 import pytest
 from PIL import ImageDraw
 
 import core.number
-from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
-from core.number import NEVER_ONE_DIGIT, NUMBER_WORK, read_number, segment
+from core.checkpoint import SHIPPED_MODELS_DIR, CheckpointError, load_checkpoint
+from core.number import NUMBER_WORK, read_number
 from core.predict import predict
-from core.preprocess import clean_ink, open_image
-from tests.drawings import DIGIT_STROKES, WHITE, encode, number, seven
+from core.preprocess import _pieces, clean_ink, open_image
+from core.reader import CLASSES, HEIGHT, STRIDE
+from tests.drawings import DIGIT_STROKES, TOUCHING, WHITE, encode, number, seven
 
 BOX_TOLERANCE_PX = 4  # anti-aliased edges and the read boxes' rounding
 
@@ -62,30 +63,27 @@ def test_a_four_in_two_strokes_and_a_five_with_a_lifted_bar_are_one_digit_each(c
     assert read_number(cnn, encode(number("545"))).number == "545"
 
 
-def test_touching_digits_are_cut_apart(cnn):
-    png = encode(number("20", gap=-16))  # the strokes run into each other
+def _pieces_of_ink(png: bytes) -> int:
     ink, _ = clean_ink(open_image(png), NUMBER_WORK)
-    assert len(segment(ink).pieces) == 1  # one piece of ink, cut in two
-    assert read_number(cnn, png).number == "20"
+    return int(_pieces(ink > 0).max())
 
 
-@pytest.mark.parametrize("text", ["27", "44", "64", "75"])
-def test_the_judge_cuts_touching_digits_the_digit_model_reads_as_one(cnn, text, monkeypatch):
-    png = encode(number(text, gap=-26))
-    ink, _ = clean_ink(open_image(png), NUMBER_WORK)
-    assert len(segment(ink).pieces) == 1  # the two digits are one piece of ink
-    assert read_number(cnn, png).number == text
-    monkeypatch.setattr(core.number, "load_judge", lambda: None)  # width and confidence alone
-    assert len(read_number(cnn, png).number) == 1
+@pytest.mark.parametrize(
+    ("text", "gap"), [*((t, -26) for t in ("20", "27", "44", "64", "75")), *TOUCHING.items()]
+)
+def test_touching_digits_are_read(cnn, text, gap):
+    png = encode(number(text, gap=gap))  # the strokes run into each other
+    assert _pieces_of_ink(png) == 1  # one piece of ink
+    reading = read_number(cnn, png)
+    assert reading.number == text
+    starts, ends = zip(*((d.box[0], d.box[2]) for d in reading.digits), strict=True)
+    assert list(starts) == sorted(starts) and list(ends) == sorted(ends)  # left to right, by the alignment
 
 
 def test_a_zero_twice_as_wide_as_tall_stays_one_digit(cnn):
     image = number("1")
     ImageDraw.Draw(image).ellipse([200, 40, 500, 190], outline=WHITE, width=16)  # 300 x 150 px
-    ink, _ = clean_ink(open_image(encode(image)), NUMBER_WORK)
-    segments = segment(ink)
-    assert segments.pieces[1].width >= NEVER_ONE_DIGIT * segments.height  # wide enough to be cut
-    assert read_number(cnn, encode(image)).number == "10"  # the whole is read surely, its parts not
+    assert read_number(cnn, encode(image)).number == "10"
 
 
 def test_a_stray_dot_beside_a_number_is_left_out(cnn):
@@ -105,3 +103,18 @@ def test_a_lone_digit_reads_as_predict_reads_it(cnn):
     single = predict(cnn, encode(image))
     assert reading.number == str(single.digit) == "7"
     assert reading.digits[0].confidence == pytest.approx(single.confidence, abs=0.02)
+
+
+def test_a_reading_shows_the_line_and_its_probabilities_per_column(cnn):
+    reading = read_number(cnn, encode(number("2047")))
+    assert reading.line.shape[0] == HEIGHT
+    assert reading.columns.shape == (reading.line.shape[1] // STRIDE, CLASSES)
+    assert reading.columns.sum(1) == pytest.approx(1.0, abs=1e-4)
+    peaks = [int(c) for c in reading.columns.argmax(1) if c < CLASSES - 1]
+    assert "".join(str(p) for p in dict.fromkeys(peaks)) == "2047"  # each digit is some column's best
+
+
+def test_without_the_reader_number_mode_says_why(cnn, monkeypatch):
+    monkeypatch.setattr(core.number, "shipped_reader", lambda: None)
+    with pytest.raises(CheckpointError, match="number reader"):
+        read_number(cnn, encode(number("12")))

@@ -11,6 +11,7 @@ from core.checkpoint import SHIPPED_MODELS_DIR, default_checkpoint, list_checkpo
 from core.config import ModelConfig, default_train_config
 from core.data import load_mnist
 from core.evaluate import evaluate
+from core.number import read_number
 from core.predict import predict
 from core.preprocess import preprocess
 from core.train import train
@@ -127,3 +128,20 @@ def test_realistic_drawings_and_photos(realistic_set, arch):
     print(f"{arch}:", "  ".join(f"{category} {value:.1f}%" for category, value in score.items()))
     assert all(score[category] >= floor for category, floor in FLOORS[arch].items()), score
     assert all(predict(model, image).blank for image in blanks.values())
+
+
+NUMBER_MODE_AGREEMENT = 99.0  # %, issue #26's target
+
+
+def test_number_mode_reads_a_lone_digit_as_draw_does(realistic_set):
+    """Every realistic single digit (canvas, photo, desk in view, stray click) in Number mode: the
+    same answer as the Draw tab (a blank is no number)."""
+    samples, _ = realistic_set
+    model = load_checkpoint(SHIPPED["cnn"]).model
+    agree = []
+    for _, data, _ in samples:
+        drawn = predict(model, data)
+        agree.append(read_number(model, data).number == ("" if drawn.blank else str(drawn.digit)))
+    rate = 100 * np.mean(agree)
+    print(f"Number mode agrees with Draw on {rate:.2f}% of {len(agree)} single digits")
+    assert rate >= NUMBER_MODE_AGREEMENT
