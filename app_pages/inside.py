@@ -311,14 +311,13 @@ def columns_figure(reading: NumberReading) -> go.Figure:
     """The line the reader read, and under it each output column's probabilities (a row per digit and
     one for blank), on one x axis in the line's pixels: a column covers STRIDE of them."""
     figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.04, row_heights=[0.35, 0.65])
-    figure.add_trace(
-        go.Heatmap(z=reading.line[::-1], colorscale="gray", showscale=False, hoverinfo="skip"), 1, 1
-    )
-    centres = (np.arange(len(reading.columns)) + 0.5) * STRIDE - 0.5
+    line = reading.line[::-1].tolist()  # plain lists, as this page's other charts send
+    figure.add_trace(go.Heatmap(z=line, colorscale="gray", showscale=False, hoverinfo="skip"), 1, 1)
+    centres = ((np.arange(len(reading.columns)) + 0.5) * STRIDE - 0.5).tolist()
     figure.add_trace(
         go.Heatmap(
-            x=centres, y=READER_CLASSES, z=reading.columns.T, colorscale=SEQUENTIAL_SCALE, zmin=0, zmax=1,
-            colorbar=dict(title="p", len=0.65, y=0.33), hovertemplate=COLUMN_HOVER,
+            x=centres, y=READER_CLASSES, z=reading.columns.T.tolist(), colorscale=SEQUENTIAL_SCALE,
+            zmin=0, zmax=1, colorbar=dict(title="p", len=0.65, y=0.33), hovertemplate=COLUMN_HOVER,
         ),
         2, 1,
     )  # fmt: skip

@@ -8,6 +8,7 @@ the average with the best exact-number accuracy on the validation numbers is kep
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 import time
@@ -84,7 +85,9 @@ def write_lines(train: bool, data_dir, count: int, seed: int, workers: int) -> W
     if workers == 1:
         parts = [_write(*a) for a in args]
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        # Spawned, not forked: the training child forks while a thread of it waits on its stdin, and
+        # a forked worker closing that stdin would wait on the thread's lock forever.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             parts = list(pool.map(_write, *zip(*args, strict=True)))
     return WrittenLines([x for p in parts for x in p.lines], [t for p in parts for t in p.texts])
 
