@@ -26,6 +26,7 @@ from .reader import Line, ReadDigit, ink_column, read_lines, shipped_reader, to_
 NUMBER_WORK = (896, 112)  # working size: a wide image keeps 112 px of height, as one digit has
 ONE_DIGIT_WIDTH = 1.1  # a piece up to this times the digits' height wide is one digit, whatever is read in it
 UNSURE = 0.9  # a reader this unsure of a digit may have read one too many
+PEAK_LEAD = 0.1  # of the distance between two digits' peaks: where the ink is divided, before the second
 MINOR_HEIGHT = 0.45  # a piece lower than this share of the tallest belongs to a digit beside it
 MODEL_WEIGHT = 0.5  # of the digit model's probabilities, against the reader's, for a digit apart
 NO_READER = "the number reader (models/reader/number-reader.pt) is missing or damaged"
@@ -90,8 +91,8 @@ def _parts(ink: torch.Tensor, line: Line, read: list[ReadDigit]) -> list[_Part]:
     """The read digits' ink, left to right. When the ink falls into as many digit pieces as the
     reader read digits, each digit is its piece (separated digits). When it read more, but no piece is
     wider than one digit is tall, the pieces are the digits and the digit model reads them alone (the
-    reader saw a digit too many). Otherwise the alignment divides the ink midway between the digits'
-    peaks: touching digits."""
+    reader saw a digit too many). Otherwise the alignment divides the ink just before each digit's peak,
+    as the reader reads a digit near its left edge: touching digits."""
     pieces = _digit_pieces(_pieces(ink > 0))
     if len(pieces) == len(read):
         return [_Part(ink * piece, d.probabilities, True) for piece, d in zip(pieces, read, strict=True)]
@@ -100,7 +101,8 @@ def _parts(ink: torch.Tensor, line: Line, read: list[ReadDigit]) -> list[_Part]:
     if len(pieces) < len(read) and narrow and min(d.confidence for d in read) < UNSURE:
         return [_Part(ink * piece, None, True) for piece in pieces]
     peaks = torch.tensor([ink_column(line, d.peak) for d in read], dtype=ink.dtype)
-    owner = torch.bucketize(torch.arange(ink.shape[1], dtype=ink.dtype), (peaks[1:] + peaks[:-1]) / 2)
+    cuts = peaks[1:] - PEAK_LEAD * (peaks[1:] - peaks[:-1])  # just before the next digit's peak
+    owner = torch.bucketize(torch.arange(ink.shape[1], dtype=ink.dtype), cuts)
     parts = [_Part(ink * (owner == i), d.probabilities, False) for i, d in enumerate(read)]
     return [p for p in parts if p.ink.any()]
 
