@@ -83,7 +83,7 @@ def number_png() -> bytes:
 
 
 def number_ms_p50(model, samples: int) -> float:
-    """p50 milliseconds to read a 6-digit canvas: segmentation, preprocessing, one forward pass."""
+    """p50 milliseconds to read a 6-digit canvas: cleaning, the number reader, the digit model."""
     png = number_png()
     return round(statistics.median(call_times_ms(lambda: read_number(model, png), samples, WARMUP_RUNS)), 2)
 
