@@ -1,7 +1,9 @@
 """Numbers written with MNIST digits, for training and judging the number reader (core.reader).
 
-Each digit is re-drawn along its skeleton with the digit models' pen (`core.data.redraw_with_pen`),
-or kept as MNIST scanned it, slanted, sized and set on its own baseline; it is placed beside the one
+Each number has one pen: half are drawn with a round brush along the digits' skeletons, as a canvas
+draws a stroke (`core.pen`); the others keep the digits' strokes, re-drawn with the digit models' pen
+(`core.data.redraw_with_pen`) or as MNIST scanned them, made solid and maybe broader. Each digit is
+slanted, sized and set on its own baseline; it is placed beside the one
 before it at a chosen gap where the two come closest: separated, overlapping (their boxes overlap
 across the page but the ink does not touch) or touching. The line of 1-8 digits is then put on the
 Number canvas (white on black) or photographed (dark ink on unevenly lit, noisy paper, blurred, saved
@@ -20,6 +22,7 @@ import torch
 from PIL import Image, ImageFilter
 
 from .data import PEN_STEPS, Split, redraw_with_pen, to_pixels
+from .pen import draw_strokes, path_extent, pen_path
 from .preprocess import clean_ink
 
 GAP_KINDS = ("separated", "overlapping", "touching")
@@ -31,6 +34,9 @@ DIGIT_HEIGHT = 48  # px a digit is set at, before the line is fitted to the canv
 HEIGHTS = (0.8, 1.05)  # each digit's height, as a share of DIGIT_HEIGHT
 SLANT = (-0.25, 0.25)  # horizontal shear
 THICKER = (0.5, 0.35, 0.15)  # chances of strokes 0, 1 or 2 px broader at DIGIT_HEIGHT
+BRUSH_SHARE = 0.5  # of the numbers, drawn with a round brush along the digits' skeletons
+BRUSH = (0.06, 0.2)  # its width, as a share of DIGIT_HEIGHT
+WHITE, CLEAR = (255, 255, 255, 255), (0, 0, 0, 0)
 SOLID = (0.15, 0.55)  # ink levels stretched to 0..1: a pen's stroke is solid, MNIST's scans are not
 BASELINE = 0.15  # of DIGIT_HEIGHT: how far a digit may sit above or below the others
 GAPS = {  # px at the closest rows, as shares of DIGIT_HEIGHT
@@ -71,24 +77,52 @@ def _crop(ink: np.ndarray) -> np.ndarray:
     return ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
 
 
-def _shaped(digit: np.ndarray, height: float, slant: float, thicker: int) -> np.ndarray:
-    """A 28x28 digit cropped to its ink, slanted, resized to `height` px and its strokes made
-    `thicker` px broader, as a canvas pen draws them: solid: (height, w) in 0..1."""
-    image = Image.fromarray((_crop(digit) * 255).astype(np.uint8))
+def _slanted(image: Image.Image, slant: float) -> Image.Image:
     w, h = image.size
     pad = int(abs(slant) * h) + 1
-    sheared = image.transform(
+    return image.transform(
         (w + 2 * pad, h),
         Image.Transform.AFFINE,
         (1, slant, -pad - slant * h / 2, 0, 1, 0),
         Image.Resampling.BILINEAR,
     )
-    width = max(2, round(sheared.width * height / h))
+
+
+def _shaped(digit: np.ndarray, height: float, slant: float, thicker: int) -> np.ndarray:
+    """A 28x28 digit cropped to its ink, slanted, resized to `height` px and its strokes made
+    `thicker` px broader, as a canvas pen draws them: solid: (height, w) in 0..1."""
+    sheared = _slanted(Image.fromarray((_crop(digit) * 255).astype(np.uint8)), slant)
+    width = max(2, round(sheared.width * height / sheared.height))
     sized = sheared.resize((width, round(height)), Image.Resampling.BILINEAR)
     for _ in range(thicker):  # a broader pen, a pixel at a time
         sized = sized.filter(ImageFilter.MaxFilter(3))
     ink = np.asarray(sized, np.float32) / 255
     return _crop(np.clip((ink - SOLID[0]) / (SOLID[1] - SOLID[0]), 0, 1))  # solid strokes, soft edges
+
+
+def _brushed(digit: np.ndarray, height: float, slant: float, brush: float) -> np.ndarray | None:
+    """A 28x28 digit drawn `height` px high with a round brush `brush` px wide along its skeleton
+    (core.pen), slanted: (h, w) in 0..1; None when it has no skeleton to follow."""
+    path = pen_path((digit * 255).astype(np.uint8))
+    if not path.any():
+        return None
+    span_y, span_x = path_extent(path)
+    size = (int(np.ceil(height * span_x / span_y + brush)) + 2, int(np.ceil(height + brush)) + 2)
+    drawn = draw_strokes(path, height, brush, size, (1, 1), WHITE, CLEAR).getchannel("A")
+    return _crop(np.asarray(_slanted(drawn, slant), np.float32) / 255)
+
+
+def _layers(digits: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """Each digit at its own height and slant, all with one pen: a round brush along the skeleton
+    (BRUSH_SHARE of the numbers), or the strokes as they are, made solid and maybe broader."""
+    heights, slants = DIGIT_HEIGHT * rng.uniform(*HEIGHTS, len(digits)), rng.uniform(*SLANT, len(digits))
+    if rng.random() < BRUSH_SHARE:
+        brush = rng.uniform(*BRUSH) * DIGIT_HEIGHT
+        brushed = [_brushed(d, h, s, brush) for d, h, s in zip(digits, heights, slants, strict=True)]
+        if all(layer is not None for layer in brushed):
+            return brushed
+    thicker = int(rng.choice(len(THICKER), p=THICKER))
+    return [_shaped(d, h, s, thicker) for d, h, s in zip(digits, heights, slants, strict=True)]
 
 
 def row_edges(layer: np.ndarray, top: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -112,8 +146,7 @@ def place_after(prev_right: np.ndarray, left: np.ndarray, distance: float) -> in
 def write_line(digits: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
     """28x28 digits (0..1) written left to right with `kind` gaps: a (h, w) line in 0..1, and the
     kind of each gap as it turned out (a gap meant to overlap may end up separated)."""
-    thicker = int(rng.choice(len(THICKER), p=THICKER))  # one pen for the whole number
-    layers = [_shaped(d, DIGIT_HEIGHT * rng.uniform(*HEIGHTS), rng.uniform(*SLANT), thicker) for d in digits]
+    layers = _layers(digits, rng)
     tall = max(layer.shape[0] for layer in layers) + round(2 * BASELINE * DIGIT_HEIGHT)
     tops = [int(rng.integers(0, tall - layer.shape[0] + 1)) for layer in layers]
     xs, kinds, right, last_box_end = [], [], None, 0

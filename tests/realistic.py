@@ -13,119 +13,24 @@ import itertools
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
-from scipy import ndimage
 
-from core.preprocess import EIGHT_NEIGHBOURS
+from core.pen import draw_strokes, path_extent, pen_like, pen_path
 from tests.drawings import encode
 
 CANVAS = 280
-SUPERSAMPLE = 2  # draw at 2x, then downsample: anti-aliased edges like a browser canvas
 CANVAS_STYLES = ("white_on_black", "black_on_transparent", "white_on_transparent")
-MIN_COVERAGE = 0.95  # share of a digit's ink its re-drawn skeleton must cover
-MIN_PIECE = 3  # px of a 28 px skeleton
-PEN_SCALE = 3
 FAST_PNG = 1  # zlib level: the same pixels as the default 6, in a third of the time
 DESK_GREY = (30, 110)  # brightness of the desk past the paper
 DESK_SHARE = (0.03, 0.15)  # width of a desk strip, share of the photo's side
 MAX_DESK_ROOM = 0.8  # of the room between the digit and that side
 CLICK_CLEARANCE = 2  # brush widths between a stray click and the digit
 CLICK_TRIES = 50
-NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
-FORWARD = NEIGHBOURS[4:]  # one of each pair of neighbours: every link is drawn once
-
-
-def skeleton(digit: np.ndarray, scale: int = 1) -> np.ndarray:
-    """Zhang-Suen thinning of a (28, 28) uint8 digit enlarged `scale` times (bicubic) -> boolean 1-px
-    skeleton of the enlarged digit."""
-    if scale > 1:
-        side = digit.shape[0] * scale
-        digit = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC))
-    img = np.pad(digit > 100, 1).astype(np.uint8)
-    h, w = img.shape
-    changed = True
-    while changed:
-        changed = False
-        for step in (0, 1):
-            around = np.pad(img, 1)  # p[k][y, x] = img[y + dy, x + dx], as views
-            p = [
-                around[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-                for dy, dx in [(-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1)]
-            ]
-            count = sum(p)
-            ring = p + [p[0]]
-            transitions = sum(((ring[i] == 0) & (ring[i + 1] == 1)).astype(np.uint8) for i in range(8))
-            if step == 0:
-                cond = (p[0] * p[2] * p[4] == 0) & (p[2] * p[4] * p[6] == 0)
-            else:
-                cond = (p[0] * p[2] * p[6] == 0) & (p[0] * p[4] * p[6] == 0)
-            remove = (img == 1) & (count >= 2) & (count <= 6) & (transitions == 1) & cond
-            if remove.any():
-                img[remove] = 0
-                changed = True
-    return _drop_specks(img[1:-1, 1:-1].astype(bool), MIN_PIECE * scale)
-
-
-def _drop_specks(skel: np.ndarray, min_piece: int) -> np.ndarray:
-    """Remove skeleton pieces smaller than `min_piece` px: a pen stroke leaves no isolated dots."""
-    pieces, _ = ndimage.label(skel, structure=EIGHT_NEIGHBOURS)
-    sizes = np.bincount(pieces.ravel())
-    return (sizes >= min_piece)[pieces] & skel
-
-
-def pen_path(digit: np.ndarray) -> np.ndarray:
-    """The line a pen follows to draw the digit: its skeleton at PEN_SCALE times the size."""
-    return skeleton(digit, PEN_SCALE)
-
-
-def draw_strokes(path: np.ndarray, height: float, brush: float, size: tuple[int, int], top_left, ink, bg):
-    """Draw a pen path scaled to `height` px with a round brush; returns an RGBA image."""
-    ys, xs = np.nonzero(path)
-    y0, x0 = ys.min(), xs.min()
-    span = max(ys.max() - y0, 1)
-    scale = height / span * SUPERSAMPLE
-    w, h = size[0] * SUPERSAMPLE, size[1] * SUPERSAMPLE
-    image = Image.new("RGBA", (w, h), bg)
-    draw = ImageDraw.Draw(image)
-    r = brush * SUPERSAMPLE / 2
-    ox, oy = top_left[0] * SUPERSAMPLE + r, top_left[1] * SUPERSAMPLE + r
-
-    def at(y, x):
-        return ox + (x - x0) * scale, oy + (y - y0) * scale
-
-    points = set(zip(ys.tolist(), xs.tolist(), strict=True))
-    for y, x in points:
-        cx, cy = at(y, x)
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=ink)
-        for dy, dx in FORWARD:
-            if (y + dy, x + dx) in points:
-                draw.line([at(y, x), at(y + dy, x + dx)], fill=ink, width=int(2 * r))
-    return image.resize(size, Image.Resampling.LANCZOS)
-
-
-def _grow(mask: np.ndarray) -> np.ndarray:
-    padded = np.pad(mask, 1)
-    return np.any([np.roll(np.roll(padded, dy, 0), dx, 1) for dy, dx in NEIGHBOURS + [(0, 0)]], 0)[1:-1, 1:-1]
-
-
-def pen_like(digit: np.ndarray) -> bool:
-    """True when the skeleton, thickened to a pen's width, covers the digit: re-drawing it is faithful.
-
-    Digits with filled loops or blobs fail: their skeleton is a stub that no longer shows the digit.
-    """
-    ink = digit > 100
-    pen = _grow(_grow(skeleton(digit)))
-    return (ink & pen).sum() >= MIN_COVERAGE * ink.sum()
 
 
 def pen_like_indices(digits: np.ndarray, count: int, rng: np.random.Generator) -> list[int]:
     """`count` random indices of pen-like digits."""
     order = rng.permutation(len(digits))
     return list(itertools.islice((int(i) for i in order if pen_like(digits[i])), count))  # stops at count
-
-
-def path_extent(path: np.ndarray) -> tuple[int, int]:
-    ys, xs = np.nonzero(path)
-    return max(ys.max() - ys.min(), 1), max(xs.max() - xs.min(), 1)
 
 
 def canvas_png(

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
+from core.pen import draw_strokes, path_extent, pen_path
 from core.written import place_after, row_edges
 from tests.drawings import WIDE, encode
-from tests.realistic import FAST_PNG, draw_strokes, path_extent, pen_path
+from tests.realistic import FAST_PNG
 
 WHITE, CLEAR, BLACK = (255, 255, 255, 255), (0, 0, 0, 0), (0, 0, 0, 255)
 HEIGHT = 120  # px a digit is drawn at before the number is fitted to the canvas
