@@ -212,7 +212,9 @@ if share:
 
 def start_reader() -> None:
     """The reader button's callback: a number reader trained for the minutes chosen."""
-    config = ReaderTrainConfig(minutes=float(st.session_state[READER_MINUTES_KEY]))
+    # The numbers are written in the training process itself: two more processes would import torch
+    # twice more, about 1.4 GB, past what a Community Cloud app may use beside the server.
+    config = ReaderTrainConfig(minutes=float(st.session_state[READER_MINUTES_KEY]), workers=1)
     ui.queue_run(ReaderConfig(), config, data_dir_from_env())
 
 
@@ -222,7 +224,7 @@ def reader_offer() -> None:
         st.caption(
             "Number mode reads a whole number at once with a second network, the number reader (a CRNN "
             "trained with CTC). It learns from 12,000 numbers written with MNIST's training digits "
-            "(about 2 minutes to write), then trains for the minutes chosen; each round ends with the "
+            "(about 4 minutes to write), then trains for the minutes chosen; each round ends with the "
             "share of numbers written with MNIST's test digits that it reads exactly right."
         )
         st.number_input("Minutes of training", *READER_MINUTES_RANGE, READER_MINUTES, step=0.5,
