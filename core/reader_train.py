@@ -163,7 +163,7 @@ class _Rounds:
         )
         self.send(report)
 
-    def end(self, seconds: float, loss: float) -> None:
+    def end(self, seconds: float) -> None:
         train_loss, train_accuracy = judged(self.average.model, self.train_sample)
         val_loss, val_accuracy = judged(self.average.model, self.val)
         report = EpochReport(
@@ -222,8 +222,8 @@ def train_reader(
         if step % REPORT_EVERY == 0:
             rounds.batch(step, elapsed, smoothed)
         if elapsed >= rounds.round_s * (len(rounds.reports) + 1):
-            rounds.end(elapsed, smoothed)
-    rounds.end(time.perf_counter() - start, smoothed)  # the last round, or where it was stopped
+            rounds.end(elapsed)
+    rounds.end(time.perf_counter() - start)  # the last round, or where it was stopped
     reader.load_state_dict(rounds.best[1])
     test = write_lines(False, data_dir, config.test_numbers, config.seed + TEST_SEED_OFFSET, config.workers)
     metrics = {
