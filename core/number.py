@@ -1,11 +1,13 @@
 """Reading numbers: the number reader (core.reader) reads the whole line of ink at once, touching
-digits included, and says where each digit lies; a lone digit is then read as Predict reads it.
+digits included, and says where each digit lies (its alignment).
 
 The image is cleaned once (lighting, desk, strays: as for one digit), at a working size that keeps a
-wide image's height. The reader reads that ink. Each digit's box is the ink within its columns of the
-alignment, and its 28x28 input (shown beside it) is that ink normalised as a drawing is. When the
-reader finds a single digit, the digit model reads the image exactly as the Draw tab does, so the two
-tabs agree on one digit, and a dot or a dash is no number.
+wide image's height, and the reader reads that ink. The ink's pieces still help where they were
+measured to (docs/numbers.md): when they match the digits read one to one, each digit is its piece
+and the digit model reads it too; when the reader read a digit too many among narrow pieces, the
+pieces win. Touching digits are the reader's, their ink divided by the alignment. Each digit's 28x28
+input (shown beside it) is its ink normalised as a drawing is. A single digit is read by the digit
+model exactly as the Draw tab reads it, so the two tabs agree, and a dot or a dash is no number.
 """
 
 from __future__ import annotations
