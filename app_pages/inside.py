@@ -37,6 +37,7 @@ CHART_MARGIN = dict(l=10, r=10, t=10, b=10)
 COLUMNS_HEIGHT = 360
 READER_CLASSES = [*map(str, range(NUM_CLASSES)), "blank"]
 INSIDE_NUMBER_CANVAS = "inside-number-canvas"
+NUMBERS_TITLE = "How a number is read: the number reader's columns"
 COLUMN_HOVER = "line px %{x}: %{y} %{z:.0%}<extra></extra>"
 # The feature maps' colours (core.inside), for Plotly: [[position, "rgb(...)"], ...]
 SEQUENTIAL_SCALE = [
@@ -330,7 +331,6 @@ def columns_figure(reading: NumberReading) -> go.Figure:
 
 @st.fragment  # a stroke reruns only this section
 def number_views() -> None:
-    st.subheader("How a number is read")
     st.caption(
         "Number mode reads a whole number with a second network, the number reader: convolutions turn the "
         f"line into one column per {STRIDE} pixels, a recurrent layer reads the columns both ways, and each "
@@ -352,4 +352,5 @@ def number_views() -> None:
 
 views()
 first_layer()
-number_views()
+with st.expander(NUMBERS_TITLE, icon=":material/pin:"):  # a canvas of its own, out of the way until opened
+    number_views()

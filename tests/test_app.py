@@ -638,8 +638,7 @@ def test_inside_opens_on_the_predict_drawing_and_shows_the_cnn_layers(with_data,
     assert canvas.initial["inside-canvas"] == {"objects": [STROKE, STROKE], "revision": 0}
     assert predictions(app) == ["7"]
     assert subheaders(app) == [
-        "Feature maps", "Units for and against 7", "Map of the test digits", "First-layer filters",
-        "How a number is read",
+        "Feature maps", "Units for and against 7", "Map of the test digits", "First-layer filters"
     ]  # fmt: skip
     assert gallery(app)[:3] == ["block 1: 16 maps of 14×14", "block 2: 32 maps of 7×7",
                                        "block 3: 64 maps of 3×3"]  # fmt: skip
