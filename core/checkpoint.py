@@ -107,30 +107,19 @@ def _versions() -> dict:
 def save_checkpoint(
     path: str | os.PathLike,
     model: nn.Module,
-    model_config: ModelConfig,
+    model_config,
     metrics: dict,
     train_config: dict | None = None,
     device: str = "cpu",
 ) -> Path:
     """Write atomically: into the store in one transaction (store:NAME, written once), or a file
-    through a temp file in the same folder and os.replace."""
-    return save_payload(path, model, asdict(model_config), metrics, train_config, device)
-
-
-def save_payload(
-    path: str | os.PathLike,
-    model: nn.Module,
-    model_config: dict,
-    metrics: dict,
-    train_config: dict | None = None,
-    device: str = "cpu",
-) -> Path:
-    """save_checkpoint for any model whose config is a plain dict (the number reader's too)."""
+    through a temp file in the same folder and os.replace. `model_config` is a dataclass: a digit
+    model's ModelConfig, or the number reader's ReaderConfig."""
     path = Path(path)
     payload = {
         "format": FORMAT_VERSION,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "model_config": model_config,
+        "model_config": asdict(model_config),
         "metrics": metrics,
         "train_config": train_config or {},
         "device": device,

@@ -63,11 +63,16 @@ def _span(mask: torch.Tensor, axis: int) -> tuple[int, int]:
     return int(covered[0]), int(covered[-1]) + 1
 
 
+def _size(mask: torch.Tensor, axis: int) -> int:
+    first, end = _span(mask, axis)
+    return end - first
+
+
 def _digit_pieces(labels: torch.Tensor) -> list[torch.Tensor]:
     """The ink's pieces as masks, left to right, a small one (lower than MINOR_HEIGHT of the tallest:
     a 5's lifted bar, a 7's crossbar) joined to the tall piece it overlaps most across the page."""
     masks = [labels == label for label in labels.unique()[1:].tolist()]
-    heights = [(lambda top_bottom: top_bottom[1] - top_bottom[0])(_span(m, 1)) for m in masks]
+    heights = [_size(m, 1) for m in masks]
     tall = [m for m, h in zip(masks, heights, strict=True) if h >= MINOR_HEIGHT * max(heights)]
     for minor in (m for m, h in zip(masks, heights, strict=True) if h < MINOR_HEIGHT * max(heights)):
         x0, x1 = _span(minor, 0)
@@ -98,8 +103,8 @@ def _parts(ink: torch.Tensor, line: Line, read: list[ReadDigit]) -> list[_Part]:
     pieces = _digit_pieces(_pieces(ink > 0))
     if len(pieces) == len(read):
         return [_Part(ink * piece, d.probabilities, True) for piece, d in zip(pieces, read, strict=True)]
-    height = max(_span(p, 1)[1] - _span(p, 1)[0] for p in pieces)
-    narrow = all(_span(p, 0)[1] - _span(p, 0)[0] <= ONE_DIGIT_WIDTH * height for p in pieces)
+    height = max(_size(p, 1) for p in pieces)
+    narrow = all(_size(p, 0) <= ONE_DIGIT_WIDTH * height for p in pieces)
     if len(pieces) < len(read) and narrow and min(d.confidence for d in read) < UNSURE:
         return [_Part(ink * piece, None, True) for piece in pieces]
     peaks = torch.tensor([ink_column(line, d.peak) for d in read], dtype=ink.dtype)
@@ -114,13 +119,10 @@ def _box(part: torch.Tensor, scale: float) -> tuple[int, int, int, int]:
     return round(x0 / scale), round(y0 / scale), round(x1 / scale), round(y1 / scale)
 
 
-def _digits(
-    model: nn.Module, ink: torch.Tensor, line: Line, read: list[ReadDigit], scale: float
-) -> list[NumberDigit]:
+def _digits(model: nn.Module, parts: list[_Part], scale: float) -> list[NumberDigit]:
     """The digits with their boxes and inputs. A digit that stands apart is also read by the digit
     model, all in one forward pass, and the two readings' probabilities are weighed together
     (MODEL_WEIGHT): for separated digits that beats either alone (docs/numbers.md)."""
-    parts = _parts(ink, line, read)
     processed = [to_mnist(part.ink, {}) for part in parts]
     apart = [i for i, part in enumerate(parts) if part.apart and not processed[i].blank]
     probabilities = [part.read for part in parts]
@@ -160,8 +162,12 @@ def read_number(model: nn.Module, source: ImageSource, reader: nn.Module | None 
     if line is None:
         return NumberReading("", [])
     [(read, log_probs)] = read_lines(reader, [line.pixels])
-    digits = _digits(model, ink, line, read, ink.shape[1] / image.width)
-    if len(digits) == 1:
-        digits = _lone_digit(model, image, digits[0].box)
+    parts, scale = _parts(ink, line, read), ink.shape[1] / image.width
+    if len(parts) == 1 and parts[0].read is not None:  # one digit: read as Draw reads it, and only so
+        digits = _lone_digit(model, image, _box(parts[0].ink > 0, scale))
+    else:
+        digits = _digits(model, parts, scale)
+        if len(digits) == 1:  # one of two parts was no digit
+            digits = _lone_digit(model, image, digits[0].box)
     number = "".join(str(d.digit) for d in digits)
     return NumberReading(number, digits, line.pixels, log_probs.exp().numpy())

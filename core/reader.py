@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .checkpoint import SHIPPED_MODELS_DIR, CheckpointError, read_payload, save_payload
+from .checkpoint import SHIPPED_MODELS_DIR, CheckpointError, read_payload, save_checkpoint
 from .config import READER_ARCH
 
 HEIGHT = 32  # px: the reader's input height
@@ -40,12 +40,15 @@ class ReaderConfig:
 
     channels: tuple[int, ...] = (32, 64, 96, 128)  # one conv block each; the pooling is fixed for four
     hidden: int = 128  # GRU units per direction
+    kind: str = READER_ARCH  # saved with it: what tells a reader's checkpoint from a digit model's
 
     arch = READER_ARCH  # where a run's checkpoint is named (core.jobs): a class attribute, not saved
 
     def __post_init__(self) -> None:
         if len(self.channels) != 4 or self.hidden < 1 or not all(c >= 1 for c in self.channels):
             raise ValueError("a reader has four positive channel counts and a positive hidden size")
+        if self.kind != READER_ARCH:
+            raise ValueError(f"not a number reader ({self.kind})")
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
 
 
@@ -150,26 +153,36 @@ def ink_column(line: Line, column: int) -> float:
     return line.left + ((column + 0.5) * STRIDE - PAD) / line.scale
 
 
+def forward(reader: nn.Module, lines: list[np.ndarray], vary=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lines of any widths in one batch (`vary` changes the batch first): (N, T, CLASSES)
+    log-probabilities and (N,) each line's own number of columns."""
+    batch, widths = batch_of(lines)
+    log_probs = reader(batch if vary is None else vary(batch))
+    return log_probs, output_lengths(widths, log_probs.shape[1])
+
+
+def decoded(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[tuple[list[ReadDigit], torch.Tensor]]:
+    """forward's outputs -> each line's digits and its own (T, CLASSES) log-probabilities."""
+    return [(decode(lp[:n]), lp[:n]) for lp, n in zip(log_probs, lengths.tolist(), strict=True)]
+
+
 @torch.inference_mode()
 def read_lines(reader: nn.Module, lines: list[np.ndarray]) -> list[tuple[list[ReadDigit], torch.Tensor]]:
     """Each line read: its digits and its (T, CLASSES) log-probabilities, in one forward pass."""
-    batch, widths = batch_of(lines)
-    log_probs = reader(batch)
-    lengths = output_lengths(widths, log_probs.shape[1])
-    return [(decode(lp[:n]), lp[:n]) for lp, n in zip(log_probs, lengths.tolist(), strict=True)]
+    return decoded(*forward(reader, lines))
 
 
 def save_reader(
     path: str | os.PathLike, reader: Reader, config: ReaderConfig, metrics: dict, train_config: dict
 ) -> Path:
-    return save_payload(path, reader, {"kind": READER_ARCH, **asdict(config)}, metrics, train_config)
+    return save_checkpoint(path, reader, config, metrics, train_config)
 
 
 def load_reader(path: str | os.PathLike = READER_PATH) -> tuple[Reader, dict]:
     """A saved reader in eval mode on the CPU, and its metrics (CheckpointError when it cannot be)."""
     payload = read_payload(Path(path))
-    config = dict(payload["model_config"])
-    if config.pop("kind", None) != READER_ARCH:
+    config = payload["model_config"]
+    if config.get("kind") != READER_ARCH:
         raise CheckpointError(f"{path}: not a number reader (a digit model?)")
     try:
         reader = Reader(ReaderConfig(**config))

@@ -24,9 +24,10 @@ from torch import nn
 from .config import READER_MINUTES
 from .data import load_split
 from .number import NUMBER_WORK
-from .reader import BLANK, Reader, ReaderConfig, batch_of, output_lengths, read_lines, text_of, to_line
+from .preprocess import clean_ink
+from .reader import BLANK, Reader, ReaderConfig, decoded, forward, text_of, to_line
 from .train import BatchReport, EpochReport, WeightAverage
-from .written import cleaned, random_numbers
+from .written import random_numbers
 
 SEEDS_PER_WORKER = 4  # chunks of the written numbers per worker: an even share of the work each
 GRAD_CLIP = 5.0
@@ -69,7 +70,7 @@ def _write(split_train: bool, data_dir, count: int, seed: int) -> WrittenLines:
     split = load_split(split_train, data_dir, download=False)
     lines, texts = [], []
     for number in random_numbers(split, count, seed):
-        ink = cleaned(number, NUMBER_WORK)
+        ink, _ = clean_ink(number.image, NUMBER_WORK)
         line = to_line(ink.numpy()) if ink is not None else None
         if line is not None:
             lines.append(line.pixels)
@@ -103,7 +104,7 @@ def _varied(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def judged(reader: nn.Module, written: WrittenLines, batch_size: int = 64) -> tuple[float, float]:
-    """Mean CTC loss, and the share of numbers read exactly right in %."""
+    """Mean CTC loss, and the share of numbers read exactly right in %, one forward pass a batch."""
     reader.eval()
     right, loss = 0, 0.0
     with torch.inference_mode():
@@ -112,22 +113,22 @@ def judged(reader: nn.Module, written: WrittenLines, batch_size: int = 64) -> tu
                 written.lines[start : start + batch_size],
                 written.texts[start : start + batch_size],
             )
-            loss += float(ctc_loss(reader, lines, texts)) * len(lines)
-            right += sum(text_of(d) == t for (d, _), t in zip(read_lines(reader, lines), texts, strict=True))
+            log_probs, lengths = forward(reader, lines)
+            loss += float(ctc_loss(log_probs, lengths, texts)) * len(lines)
+            right += sum(
+                text_of(d) == t for (d, _), t in zip(decoded(log_probs, lengths), texts, strict=True)
+            )
     count = max(1, len(written.lines))
     return loss / count, 100.0 * right / count
 
 
-def ctc_loss(reader: nn.Module, lines: list[np.ndarray], texts: list[str], vary=None) -> torch.Tensor:
-    batch, widths = batch_of(lines)
-    if vary is not None:
-        batch = vary(batch)
-    log_probs = reader(batch)
+def ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor, texts: list[str]) -> torch.Tensor:
+    """CTC loss of forward's outputs against the numbers' texts."""
     targets = torch.tensor([int(c) for t in texts for c in t])
     return F.ctc_loss(
         log_probs.transpose(0, 1),
         targets,
-        output_lengths(widths, log_probs.shape[1]),
+        lengths,
         torch.tensor([len(t) for t in texts]),
         blank=BLANK,
         zero_infinity=True,
@@ -208,8 +209,10 @@ def train_reader(
             group["lr"] = config.lr * min(1.0, elapsed / budget / config.warmup) * (1 - elapsed / budget)
         reader.train()
         picked = torch.randint(len(train.texts), (config.batch_size,), generator=generator).tolist()
-        loss = ctc_loss(reader, [train.lines[i] for i in picked], [train.texts[i] for i in picked],
-                        lambda b: _varied(b, generator))  # fmt: skip
+        log_probs, lengths = forward(
+            reader, [train.lines[i] for i in picked], lambda b: _varied(b, generator)
+        )
+        loss = ctc_loss(log_probs, lengths, [train.texts[i] for i in picked])
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(reader.parameters(), GRAD_CLIP)

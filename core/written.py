@@ -23,7 +23,6 @@ from PIL import Image, ImageFilter
 
 from .data import PEN_STEPS, Split, redraw_with_pen, to_pixels
 from .pen import draw_strokes, path_extent, pen_path
-from .preprocess import clean_ink
 
 GAP_KINDS = ("separated", "overlapping", "touching")
 MEDIA = ("canvas", "photo")
@@ -234,8 +233,3 @@ def random_numbers(split: Split, count: int, seed: int) -> list[WrittenNumber]:
     at = {int(index): i for i, index in enumerate(used)}
     labels = split.labels.numpy()
     return [write_number(drawn[[at[int(i)] for i in c]], labels[c], rng) for c in chosen]
-
-
-def cleaned(number: WrittenNumber, work: tuple[int, int]) -> torch.Tensor | None:
-    """The number's ink as Number mode sees it (clean_ink at `work`)."""
-    return clean_ink(number.image, work)[0]
