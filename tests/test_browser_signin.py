@@ -172,6 +172,8 @@ def test_a_visitor_a_user_and_an_owner_through_a_real_sign_in(browser, postgres_
         expect(teacher.locator('[data-testid="stDataFrame"]').first).to_contain_text(ADA)
         shot(teacher, "class-view")
         teacher.get_by_role("link", name="My digits").click()
+        # The Class page's two tables name Ada too: look once My digits has replaced them.
+        expect(teacher.get_by_role("heading", name="My digits", level=1)).to_be_visible(timeout=WAIT_MS)
         expect(teacher.get_by_text(ADA)).to_be_visible(timeout=WAIT_MS)
         expect(app_button(teacher, "Delete")).to_have_count(1)  # an owner may delete Ada's example
         with teacher.expect_download(timeout=WAIT_MS) as download:
