@@ -525,6 +525,45 @@ def test_inside_opens_on_the_predict_drawing_and_follows_a_new_one(mnist_server,
     shot(page, "inside-cnn")
 
 
+def steady_box(page, locator, settle_ms: int = 500, tries: int = 40) -> dict:
+    """The element's box once it has stopped moving: the page above it lays out its charts and
+    images a while after it appears, and a stroke drawn meanwhile lands elsewhere."""
+    previous = None
+    for _ in range(tries):
+        box = locator.bounding_box()
+        if box == previous:
+            return box
+        previous = box
+        page.wait_for_timeout(settle_ms)
+    raise AssertionError(f"still moving after {tries * settle_ms} ms: {box}")
+
+
+def test_inside_shows_the_columns_of_a_number_written_in_its_expander(server, page):
+    open_app(page, server.url, "inside")
+    title = "How a number is read"  # app_pages/inside.py's NUMBERS_TITLE (importing the page runs it)
+    page.locator(  # the map above is drawn last: until then the page below it moves
+        '[data-testid="stVegaLiteChart"] svg, [data-testid="stVegaLiteChart"] canvas'
+    ).first.wait_for(timeout=WAIT_MS)
+    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=WAIT_MS)  # the page has run
+    expander = page.locator('[data-testid="stExpander"]').filter(has_text=title)
+    expander.get_by_text(title).click()
+    canvas = expander.locator("canvas.upper-canvas")  # fabric.js's, which takes the strokes
+    canvas.wait_for(timeout=WAIT_MS)
+    canvas.scroll_into_view_if_needed()
+    expect(canvas).to_be_in_viewport()
+    box = steady_box(page, canvas)
+    assert visible_canvas(page).bounding_box() == box  # where write_number writes
+    write_number(page, "2026", DIGIT_STROKES)
+    expect(expander.locator('[data-testid="stMetricValue"]')).to_have_text("2026", timeout=WAIT_MS)
+    columns = expander.locator('[data-testid="stPlotlyChart"]')
+    expect(columns).to_have_count(1, timeout=WAIT_MS)  # a stroke's rerun may show the last one a while
+    expect(columns).to_be_visible()
+    expect(page.get_by_text("Units for and against")).to_be_hidden()  # the digit canvas stayed empty
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    page.mouse.wheel(0, VIEWPORT["height"])  # down to the columns, for the picture
+    shot(page, "inside-number")
+
+
 def test_a_drawing_marked_wrong_shows_in_my_digits_and_is_exported(server, page, tmp_path):
     open_app(page, server.url, "predict")
     page.get_by_text("Nothing drawn yet.").wait_for(timeout=WAIT_MS)
