@@ -549,9 +549,13 @@ def test_inside_shows_the_columns_of_a_number_written_in_its_expander(server, pa
     expander.get_by_text(title).click()
     canvas = expander.locator("canvas.upper-canvas")  # fabric.js's, which takes the strokes
     canvas.wait_for(timeout=WAIT_MS)
-    canvas.scroll_into_view_if_needed()
-    expect(canvas).to_be_in_viewport()
+    expect(expander.get_by_text("Write a number, digits side by side")).to_be_visible()  # under it
+    steady_box(page, expander)  # opened all the way: the page cannot scroll past a half-open one
+    # Wholly in view: Playwright's scroll_into_view_if_needed leaves a canvas whose top shows where it is.
+    canvas.evaluate("element => element.scrollIntoView({block: 'center'})")
+    expect(canvas).to_be_in_viewport(ratio=1)
     box = steady_box(page, canvas)
+    assert box["y"] >= 0 and box["y"] + box["height"] <= VIEWPORT["height"], box
     assert visible_canvas(page).bounding_box() == box  # where write_number writes
     write_number(page, "2026", DIGIT_STROKES)
     expect(expander.locator('[data-testid="stMetricValue"]')).to_have_text("2026", timeout=WAIT_MS)
