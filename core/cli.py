@@ -80,9 +80,9 @@ def _train_overrides(args: argparse.Namespace) -> dict:
 
 def cmd_train_reader(args: argparse.Namespace) -> int:
     """--arch reader: the number reader, trained for --minutes on written numbers."""
-    from .checkpoint import trained_models_dir
+    from .checkpoint import save_checkpoint, trained_models_dir
     from .data import load_split
-    from .reader import ReaderConfig, save_reader
+    from .reader import ReaderConfig
     from .reader_train import ReaderTrainConfig, train_reader
 
     options = {"minutes": args.minutes, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
@@ -95,7 +95,7 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: the reader as it is now is saved
     print("writing numbers with MNIST digits…", file=sys.stderr, flush=True)
     reader, metrics = train_reader(config, data_dir=args.data_dir, send=_progress_printer(), stop=stop)
-    out = save_reader(
+    out = save_checkpoint(
         args.out or trained_models_dir() / READER_FILE, reader, ReaderConfig(), metrics, asdict(config)
     )
     summary = {key: metrics[key] for key in ("train_seconds", "steps", "stopped")}

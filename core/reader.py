@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .checkpoint import SHIPPED_MODELS_DIR, CheckpointError, read_payload, save_checkpoint
+from .checkpoint import SHIPPED_MODELS_DIR, CheckpointError, read_payload
 from .config import READER_ARCH
 
 HEIGHT = 32  # px: the reader's input height
@@ -170,12 +170,6 @@ def decoded(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[tuple[list[R
 def read_lines(reader: nn.Module, lines: list[np.ndarray]) -> list[tuple[list[ReadDigit], torch.Tensor]]:
     """Each line read: its digits and its (T, CLASSES) log-probabilities, in one forward pass."""
     return decoded(*forward(reader, lines))
-
-
-def save_reader(
-    path: str | os.PathLike, reader: Reader, config: ReaderConfig, metrics: dict, train_config: dict
-) -> Path:
-    return save_checkpoint(path, reader, config, metrics, train_config)
 
 
 def load_reader(path: str | os.PathLike = READER_PATH) -> tuple[Reader, dict]:

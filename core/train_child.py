@@ -16,13 +16,12 @@ import threading
 from dataclasses import asdict
 from typing import BinaryIO
 
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_mnist
 from .devices import resolve_device
 from .errors import UserError, reason
 from .finetune import finetune, load_corrections
 from .jobs import DONE, FAILED, STANDBY_S, STOPPED, Outcome, TrainingTask
-from .reader import save_reader
 from .reader_train import ReaderTrainConfig, train_reader
 from .threads import use_cpu_budget
 from .train import save_result, train
@@ -56,7 +55,7 @@ def run(task: TrainingTask, send, stop: threading.Event) -> Outcome:
 
 def _train_reader(task: TrainingTask, send, stop: threading.Event) -> Outcome:
     reader, metrics = train_reader(task.train_config, task.model_config, task.data_dir, send, stop)
-    path = save_reader(task.out, reader, task.model_config, metrics, asdict(task.train_config))
+    path = save_checkpoint(task.out, reader, task.model_config, metrics, asdict(task.train_config))
     return Outcome(STOPPED if metrics["stopped"] else DONE, checkpoint=str(path))
 
 

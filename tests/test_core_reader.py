@@ -27,7 +27,6 @@ from core.reader import (
     ink_column,
     load_reader,
     read_lines,
-    save_reader,
     text_of,
     to_line,
 )
@@ -76,7 +75,7 @@ def test_the_reader_gives_one_column_per_stride_and_reads_a_batch_of_any_widths(
 def test_a_reader_is_saved_and_loaded_and_a_digit_model_is_not_taken_for_one(tmp_path):
     config = ReaderConfig(channels=(4, 8, 8, 8), hidden=6)
     reader = Reader(config).eval()
-    path = save_reader(tmp_path / "r.pt", reader, config, {"test_accuracy": 12.5}, {})
+    path = save_checkpoint(tmp_path / "r.pt", reader, config, {"test_accuracy": 12.5}, {})
     loaded, metrics = load_reader(path)
     assert metrics["test_accuracy"] == 12.5
     line = np.random.default_rng(1).random((HEIGHT, 64), dtype=np.float32)
