@@ -7,7 +7,13 @@ import streamlit as st
 
 from app_pages import signin, ui
 from core.access import AccessError
-from core.cache import cached_checkpoint, cached_checkpoint_list, cached_latency_ms, cached_onnx
+from core.cache import (
+    cached_checkpoint,
+    cached_checkpoint_list,
+    cached_latency_ms,
+    cached_onnx,
+    cached_reader_list,
+)
 from core.checkpoint import (
     CheckpointError,
     CheckpointInfo,
@@ -19,10 +25,12 @@ from core.checkpoint import (
     stored_models_problem,
 )
 from core.export import NEEDS, onnx_available
+from core.reader import ReaderInfo
 
 MB = 2**20
 CURVE_LAYOUT = dict(height=300, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
 TABLE_KEY = "models_table"
+READERS_TABLE_KEY = "readers_table"
 PENDING_DELETE_KEY = "models_pending_delete"
 NOTICE_KEY = "models_notice"  # what the last default-model click did: ("success" | "error", text)
 ONNX_HELP = (
@@ -98,12 +106,12 @@ def _forget_pending_delete() -> None:
 # The request is kept in session state: a click inside the dialog reruns the page, and the dialog
 # must still be there to receive it.
 @st.dialog("Delete this model?", on_dismiss=_forget_pending_delete)
-def confirm_delete(info: CheckpointInfo) -> None:
-    st.write(f"`{Path(info.path).name}` will be removed from this server. This cannot be undone.")
+def confirm_delete(path: str) -> None:
+    st.write(f"`{Path(path).name}` will be removed from this server. This cannot be undone.")
     cols = st.columns(2)
     if cols[0].button("Delete", type="primary", key="confirm-delete"):
         try:
-            delete_checkpoint(info.path, by=signin.actor())  # the sidebar then falls back to the default
+            delete_checkpoint(path, by=signin.actor())  # the sidebar then falls back to the default
         except (CheckpointError, AccessError) as exc:
             st.error(str(exc))
             return
@@ -151,6 +159,68 @@ def actions(info: CheckpointInfo) -> None:
     )
 
 
+def reader_table(readers: list[ReaderInfo]) -> None:
+    st.dataframe(
+        {
+            "name": [Path(r.path).name for r in readers],
+            "origin": ["shipped" if r.shipped else "trained here" for r in readers],
+            "numbers read exactly": [r.test_accuracy for r in readers],
+            "train s": [r.train_seconds for r in readers],
+            "date (UTC)": [r.created_at.replace("T", " ")[:16] for r in readers],
+        },
+        hide_index=True,
+        key=READERS_TABLE_KEY,
+        column_config={
+            "numbers read exactly": st.column_config.NumberColumn(
+                format="%.1f%%", help="of its test numbers, written with MNIST test digits"
+            ),
+            "train s": st.column_config.NumberColumn(format="%.0f", help="writing its numbers and training"),
+        },
+    )
+
+
+def reader_actions(by_path: dict[str, ReaderInfo]) -> None:
+    """Read numbers with a reader in this session; owners delete the ones trained here."""
+    paths, in_use = list(by_path), ui.reader_in_use()
+    chosen = st.selectbox(
+        "Number reader",
+        paths,
+        index=paths.index(in_use) if in_use in by_path else 0,
+        format_func=lambda p: Path(p).name,
+    )
+    using = chosen == in_use
+    cols = st.columns(4)
+    cols[0].button(
+        "Reading numbers" if using else "Read numbers with it",
+        on_click=ui.use_reader,
+        args=(chosen,),
+        disabled=using,
+        help=ui.READER_USE_HELP,
+    )
+    if not signin.actor().owner:
+        return
+    shipped = by_path[chosen].shipped
+    protected = "The shipped reader comes with the app and cannot be deleted." if shipped else None
+    if cols[1].button("Delete reader", disabled=shipped, help=protected):
+        st.session_state[PENDING_DELETE_KEY] = chosen
+
+
+def number_readers() -> dict[str, ReaderInfo]:
+    """The number readers' section; returns them by path."""
+    readers = cached_reader_list()
+    st.subheader("Number readers")
+    st.caption(
+        "Number mode reads whole numbers with a number reader. Train one on the Train page "
+        "(*Train a number reader*): the readers trained here are kept, and any of them can read "
+        "numbers for you."
+    )
+    reader_table(readers)
+    by_path = {r.path: r for r in readers}
+    if by_path:
+        reader_actions(by_path)
+    return by_path
+
+
 def make_default(path: str) -> None:
     try:
         set_default_model(path, by=signin.actor())
@@ -183,6 +253,7 @@ chosen = st.selectbox(
 actions(by_path[chosen])
 if notice := st.session_state.pop(NOTICE_KEY, None):
     (st.success if notice[0] == "success" else st.error)(notice[1])
+readers = number_readers()
 pending = st.session_state.get(PENDING_DELETE_KEY)
-if pending in by_path:
-    confirm_delete(by_path[pending])
+if pending in by_path or pending in readers:
+    confirm_delete(pending)

@@ -74,6 +74,8 @@ def number_panel() -> None:
     except CheckpointError as exc:
         st.error(f"Number mode cannot read: {exc}.")
     st.metric("Number", reading.number if reading is not None and reading.number else ui.NO_DIGIT)
+    if ui.READER_KEY in st.session_state:  # a reader chosen on Train or Models, not the shipped one
+        st.caption(f"Read with the number reader `{ui.reader_in_use()}` (Models changes it).")
     if reading is None:
         st.info(NUMBER_HINT)
     elif reading.blank:

@@ -36,7 +36,6 @@ LR_STEP = 1e-3
 QUEUE_POLL_S = 2.0  # a waiting run's place in the queue
 READER_MINUTES_RANGE = (0.1, 60.0)
 READER_MINUTES_KEY = "reader-minutes"
-READER_USE_HELP = "Number mode and Inside read numbers with this reader, in this session"
 TRAINING_NEEDS = {  # why a person may not train here
     "visitor": "Sign in (in the sidebar) to train models here.",
     "user": "Training is for the owners here: they have not let signed-in users train.",
@@ -422,7 +421,7 @@ def published(path: str, reader: bool) -> None:
     """Buttons to use or download a finished run's checkpoint."""
     cols = st.columns(2)
     if reader:
-        cols[0].button("Read numbers with it", on_click=ui.use_reader, args=(path,), help=READER_USE_HELP)
+        cols[0].button("Read numbers with it", on_click=ui.use_reader, args=(path,), help=ui.READER_USE_HELP)
     else:
         cols[0].button("Use as active model", on_click=ui.make_active, args=(path,))
     # A callable is read only on click, not on every rerun of this page.

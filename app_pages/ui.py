@@ -19,8 +19,14 @@ from PIL import Image, ImageDraw
 
 from app_pages import signin
 from core.access import AccessError
-from core.cache import cached_checkpoint, cached_checkpoint_list, cached_reader, training_queue
-from core.checkpoint import Checkpoint, CheckpointError, CheckpointInfo, default_among
+from core.cache import (
+    cached_checkpoint,
+    cached_checkpoint_list,
+    cached_reader,
+    cached_reader_list,
+    training_queue,
+)
+from core.checkpoint import Checkpoint, CheckpointError, CheckpointInfo, default_among, is_shipped
 from core.classroom import LOCAL_AUTHOR
 from core.corrections import StoreError, add_example, example_from_image
 from core.data import DATA_DIR_ENV, RAW_FILES, MissingDataError, data_present, download_mnist, raw_folder
@@ -28,6 +34,7 @@ from core.jobs import QueueError
 from core.models import NUM_CLASSES, count_parameters
 from core.predict import Prediction, saliency
 from core.preprocess import MAX_FILE_BYTES, ImageError
+from core.reader import READER_PATH
 from core.share import MODEL_PARAM
 
 MODEL_KEY = "model_path"
@@ -35,6 +42,7 @@ LAST_DRAWING_KEY = "last_drawing"  # Predict's latest drawing {"png", "objects"}
 INSIDE_CANVAS = "inside-canvas"
 NUMBER_CANVAS = (700, 220)  # Number mode's canvas, and Inside's for numbers
 READER_KEY = "number_reader"  # a reader trained here that this session reads numbers with
+READER_USE_HELP = "Number mode and Inside read numbers with this reader, in this session"
 CANVAS_SIDE = 280
 PEN_WIDTH = 18  # px, the canvas pen's default
 MOBILE_AGENT_TOKEN = "Mobi"  # in the User-Agent of phone browsers (Chrome, Safari, Firefox)
@@ -152,8 +160,17 @@ def make_active(path: str) -> None:
 
 
 def use_reader(path: str) -> None:
-    """A button callback: Number mode and Inside read numbers with this reader from now on."""
-    st.session_state[READER_KEY] = path
+    """A button callback: Number mode and Inside read numbers with this reader from now on (the
+    shipped one: back to the default, loaded once for every session)."""
+    if is_shipped(path):
+        st.session_state.pop(READER_KEY, None)
+    else:
+        st.session_state[READER_KEY] = path
+
+
+def reader_in_use() -> str:
+    """The path of the reader this session reads numbers with."""
+    return st.session_state.get(READER_KEY) or str(READER_PATH)
 
 
 def number_reader():
@@ -163,6 +180,8 @@ def number_reader():
     if path is None:
         return None
     try:
+        if path not in {reader.path for reader in cached_reader_list()}:  # deleted, maybe in another session
+            raise CheckpointError(f"{path} is no longer on this server")
         return cached_reader(path)
     except CheckpointError as exc:
         st.session_state.pop(READER_KEY)

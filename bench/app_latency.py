@@ -149,8 +149,8 @@ def click_confusion_cell(page, truth: int, predicted: int) -> None:
 
 
 def select_table_rows(page, rows: int) -> None:
-    """Tick the selection box of the first `rows` rows of the page's st.dataframe."""
-    box = page.locator('[data-testid="stDataFrame"]').bounding_box()
+    """Tick the selection box of the first `rows` rows of the page's first st.dataframe."""
+    box = page.locator('[data-testid="stDataFrame"]').first.bounding_box()
     for row in range(rows):
         page.mouse.click(box["x"] + ROW_CHECKBOX_X, box["y"] + ROW_HEIGHT * (row + 1.5))
         page.wait_for_timeout(SELECT_SETTLE_MS)

@@ -24,7 +24,7 @@ from .export import onnx_bytes
 from .inside import EmbeddingMap, build_map
 from .jobs import TrainingQueue
 from .predict import latency_ms
-from .reader import Reader, load_reader
+from .reader import Reader, ReaderInfo, list_readers, load_reader
 from .threads import use_cpu_budget
 
 MAX_CACHED_MODELS = 8
@@ -80,6 +80,16 @@ def cached_checkpoint_list() -> list[CheckpointInfo]:
     """The shipped, trained and stored checkpoints, re-read only when one is added, removed or changed."""
     files = tuple(sorted((str(p), p.stat().st_mtime) for f in model_folders() for p in f.glob("*.pt")))
     return _listing((files, stored_models_stamp()))
+
+
+@st.cache_data(show_spinner=False)
+def _reader_listing(stamp: tuple) -> list[ReaderInfo]:
+    return list_readers()
+
+
+def cached_reader_list() -> list[ReaderInfo]:
+    """The shipped number reader and those in the store, re-read only when the store changes."""
+    return _reader_listing(stored_models_stamp())
 
 
 @st.cache_resource(show_spinner=False)

@@ -282,8 +282,8 @@ def _info(path: Path, size: int) -> CheckpointInfo:
 
 
 def is_shipped(path: str | os.PathLike) -> bool:
-    """One of the committed models/: read-only for the app."""
-    return not is_stored(path) and Path(path).resolve().parent == SHIPPED_MODELS_DIR.resolve()
+    """One of the committed models/ (the number reader in its folder too): read-only for the app."""
+    return not is_stored(path) and SHIPPED_MODELS_DIR.resolve() in Path(path).resolve().parents
 
 
 def delete_checkpoint(path: str | os.PathLike, *, by: Identity) -> None:
@@ -310,7 +310,7 @@ def list_checkpoints(folder: str | os.PathLike | None = None) -> list[Checkpoint
     """
     folders = [Path(folder)] if folder else model_folders()
     files = [(path, path.stat().st_size) for path in sorted(p for f in folders for p in f.glob(f"*{SUFFIX}"))]
-    in_store = [] if folder else _stored_models()
+    in_store = [] if folder else stored_checkpoints()
     moved = set() if folder else _moved_in_files()  # listed from the store only, even once deleted there
     files = [(path, size) for path, size in files if str(path.absolute()) not in moved]
     infos = []
@@ -324,9 +324,9 @@ def list_checkpoints(folder: str | os.PathLike | None = None) -> list[Checkpoint
     return shipped + trained
 
 
-def _stored_models() -> list[tuple[Path, int]]:
-    """(store:NAME, size) of each model in the store; none while the store cannot be used (pages
-    that need it say so: stored_models_problem)."""
+def stored_checkpoints() -> list[tuple[Path, int]]:
+    """(store:NAME, size) of each checkpoint in the store, digit models and number readers alike; none
+    while the store cannot be used (pages that need it say so: stored_models_problem)."""
     try:
         return [(Path(f"{STORE_PREFIX}{name}"), size) for name, _, size in stored.listing()]
     except StoreError:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .checkpoint import SHIPPED_MODELS_DIR, CheckpointError, read_payload
+from .checkpoint import SHIPPED_MODELS_DIR, CheckpointError, is_shipped, read_payload, stored_checkpoints
 from .config import READER_ARCH
 
 HEIGHT = 32  # px: the reader's input height
@@ -184,6 +184,41 @@ def load_reader(path: str | os.PathLike = READER_PATH) -> tuple[Reader, dict]:
     except (TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: weights do not fit the recorded reader ({exc})") from exc
     return reader.eval(), payload["metrics"]
+
+
+@dataclass(frozen=True)
+class ReaderInfo:
+    """One line of the number readers' listing."""
+
+    path: str
+    test_accuracy: float | None  # % of its test numbers read exactly; None when it does not say
+    train_seconds: float | None
+    created_at: str
+
+    @property
+    def shipped(self) -> bool:
+        return is_shipped(self.path)
+
+
+def _reader_info(path: Path) -> ReaderInfo | None:
+    """The listing's line for a reader's checkpoint; None for a digit model or a file that cannot be read."""
+    try:
+        payload = read_payload(path)
+    except CheckpointError:
+        return None
+    if payload["model_config"].get("kind") != READER_ARCH:
+        return None
+    metrics = payload["metrics"]
+    return ReaderInfo(
+        str(path), metrics.get("test_accuracy"), metrics.get("train_seconds"), payload.get("created_at", "")
+    )
+
+
+def list_readers() -> list[ReaderInfo]:
+    """The shipped reader, then the readers trained here (kept in the store), newest first."""
+    shipped = _reader_info(READER_PATH)
+    trained = [info for path, _ in stored_checkpoints() if (info := _reader_info(path))]
+    return ([shipped] if shipped else []) + sorted(trained, key=lambda i: i.created_at, reverse=True)
 
 
 @functools.cache

@@ -74,7 +74,7 @@ def _clicked_cell(page) -> None:
 
 
 def _compared(page) -> None:
-    page.locator('[data-testid="stDataFrame"]').wait_for(timeout=WAIT_MS)
+    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=WAIT_MS)
     select_table_rows(page, 2)
     expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=WAIT_MS)
 

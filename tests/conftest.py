@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import shutil
 import struct
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,8 @@ from core.config import ModelConfig
 from core.data import DATA_DIR_ENV, RAW_FILES, data_present
 from core.jobs import TrainingQueue
 from core.models import build_model
+from core.reader import Reader, ReaderConfig
+from core.store import models as stored
 from core.store.engine import CORRECTIONS_DB_ENV, STORE_URL_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +40,20 @@ def save_untrained_mlp(path: Path, metrics: dict, seed: int = 0) -> None:
     torch.manual_seed(seed)
     config = ModelConfig("mlp", hidden=8)
     save_checkpoint(path, build_model(config).eval(), config, metrics)
+
+
+def store_reader(name: str, created_at: str, accuracy: float) -> None:
+    """A small untrained reader (the same weights each time) saved in the store as the Train page
+    saves one, made at `created_at`."""
+    torch.manual_seed(0)
+    config = ReaderConfig(channels=(4, 8, 8, 8), hidden=6)
+    payload = {
+        "format": 1, "state_dict": Reader(config).state_dict(), "model_config": asdict(config),
+        "metrics": {"test_accuracy": accuracy, "train_seconds": 30.0}, "created_at": created_at,
+    }  # fmt: skip
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    stored.save(name, buffer.getvalue(), created_at)
 
 
 def wait_until(condition: Callable[[], object], what: str, timeout: float = DEADLINE_S) -> None:

@@ -40,6 +40,7 @@ from tests.conftest import (
     forget_engine,
     save_untrained_mlp,
     start_postgres,
+    store_reader,
     wait_until,
 )
 from tests.drawings import encode, number, one, pen, seven
@@ -717,6 +718,41 @@ def test_train_trains_a_number_reader_and_number_mode_reads_with_it(with_data, c
     app.switch_page("app_pages/predict.py").run()
     expected = read_number(load_checkpoint(SHIPPED_MODELS_DIR / "cnn.pt").model, canvas.png, reader).number
     assert [m.value for m in app.metric if m.label == "Number"] == [expected or "—"]
+
+
+def test_models_page_lists_the_number_readers_and_number_mode_reads_with_the_one_chosen(
+    with_data, canvas, store
+):
+    store_reader("reader-mine.pt", "2026-12-05T10:00:00+00:00", 12.5)
+    app = open_page("app_pages/models.py")
+    table = app.dataframe[1].value  # under the digit models'
+    assert list(table["name"]) == ["number-reader.pt", "store:reader-mine.pt"]
+    assert list(table["origin"]) == ["shipped", "trained here"]
+    assert list(table["numbers read exactly"]) == pytest.approx([load_reader()[1]["test_accuracy"], 12.5])
+    chosen = next(s for s in app.selectbox if s.label == "Number reader")
+    assert chosen.value.endswith("number-reader.pt") and button(app, "Reading numbers").disabled
+    assert button(app, "Delete reader").disabled  # the shipped one: protected
+    chosen.set_value("store:reader-mine.pt").run()
+    button(app, "Read numbers with it").click().run()
+    assert button(app, "Reading numbers").disabled
+
+    canvas.png = encode(number("47", gap=-40))  # touching: read by the reader alone
+    app.switch_page("app_pages/predict.py").run()
+    cnn = load_checkpoint(SHIPPED_MODELS_DIR / "cnn.pt").model
+    mine = read_number(cnn, canvas.png, load_reader("store:reader-mine.pt")[0]).number
+    assert read_number(cnn, canvas.png).number == "47" != mine  # the untrained reader reads otherwise
+    assert [m.value for m in app.metric if m.label == "Number"] == [mine or "—"]
+    assert "Read with the number reader `store:reader-mine.pt` (Models changes it)." in texts(app)
+
+    app.switch_page("app_pages/models.py").run()
+    button(app, "Delete reader").click().run()  # asks first
+    assert "`store:reader-mine.pt` will be removed from this server" in texts(app)
+    app.button(key="confirm-delete").click().run()
+    assert not app.exception and list(app.dataframe[1].value["name"]) == ["number-reader.pt"]
+    app.switch_page("app_pages/predict.py").run()  # the session's reader is gone: the shipped one reads
+    assert any("The number reader you chose cannot be used" in w.value for w in app.warning)
+    assert [m.value for m in app.metric if m.label == "Number"] == [read_number(cnn, canvas.png).number]
+    assert "Read with the number reader" not in texts(app)
 
 
 def test_inside_shows_the_number_readers_probabilities_per_column_under_a_number(with_data, canvas):

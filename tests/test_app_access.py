@@ -40,6 +40,11 @@ def _add(store, image, label: int, email: str | None) -> int:
     return add_example(example_from_image(encode(image), label, "canvas"), store, by=who)[0]
 
 
+def model_picker(app: AppTest):
+    """The Models page's own model picker (not the sidebar's, nor the number readers')."""
+    return next(s for s in app.selectbox if s.label == "Model")
+
+
 def labels(app: AppTest) -> list[str]:
     return [b.proto.label for b in app.get("button")]
 
@@ -51,7 +56,7 @@ def test_a_visitor_draws_and_predicts_but_writes_nothing(with_data, canvas, stor
     assert "Right" not in labels(app) and "Sign in (in the sidebar) to teach" in texts(app)
     for page in ("app_pages/my_digits.py", "app_pages/models.py", "app_pages/train.py"):
         app.switch_page(page).run()
-        assert not app.exception and "Delete" not in labels(app)
+        assert not app.exception and not {"Delete", "Delete reader"} & set(labels(app))
     assert button(app, "Start training").disabled and "Sign in (in the sidebar) to train" in texts(app)
     assert list_examples(store, by=LOCAL) == []
     with pytest.raises(ValueError, match="Could not find a navigation page"):  # the class view
@@ -75,7 +80,8 @@ def test_a_user_teaches_as_themselves_and_sees_only_their_own_digits(with_data, 
         b.proto.label for b in app.get("download_button")
     ]
     app.switch_page("app_pages/models.py").run()
-    assert "Delete" not in labels(app) and "Make the default for everyone" not in labels(app)
+    assert not {"Delete", "Delete reader", "Make the default for everyone"} & set(labels(app))
+    assert "Read numbers with it" in labels(app) or "Reading numbers" in labels(app)  # choosing is anyone's
     app.switch_page("app_pages/train.py").run()
     assert button(app, "Start training").disabled and "they have not let signed-in users train" in texts(app)
 
@@ -94,7 +100,7 @@ def test_an_owner_sees_everyone_and_makes_a_model_everyones_default(with_data, c
         1,
     ]
     app.switch_page("app_pages/models.py").run()
-    app.selectbox[1].set_value(str(models / "class.pt")).run()
+    model_picker(app).set_value(str(models / "class.pt")).run()
     button(app, "Make the default for everyone").click().run()
     assert chosen_default() == "class.pt" and "is now everyone's default model" in texts(app)
     newcomer = open_as("app_pages/home.py", VISITOR)  # a new session starts with the owners' choice
@@ -113,7 +119,7 @@ def test_a_stale_owner_session_cannot_delete_once_its_person_is_no_owner(with_da
     assert f"ada@school.org may not change example {bobs}: it is someone else's" in texts(digits)
     assert content_hash(store) == before
     owner_models = open_as("app_pages/models.py", TEACHER)
-    owner_models.selectbox[1].set_value(str(models / "kept.pt")).run()
+    model_picker(owner_models).set_value(str(models / "kept.pt")).run()
     button(owner_models, "Delete").click().run()  # opens the confirmation
     owner_models.user = dict(ADA)
     owner_models.button(key="confirm-delete").click().run()  # the dialog's Delete, as Ada

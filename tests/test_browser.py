@@ -40,8 +40,10 @@ from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
 from core.data import load_split
 from core.evaluate import evaluate
 from core.preprocess import DASH, DOT
+from core.reader import READER_PATH
 from core.store import describe
 from core.store import models as stored
+from core.store.engine import CORRECTIONS_DB_ENV, STORE_URL_ENV
 from tests.conftest import ROOT, save_untrained_mlp
 from tests.drawings import DIGIT_BOX, DIGIT_STROKES, TOUCHING, encode, one
 
@@ -406,7 +408,7 @@ def test_clicking_a_confusion_cell_filters_the_mistakes_and_why_shows_saliency(m
 
 def test_the_models_page_lists_the_shipped_models_and_overlays_their_curves(server, page):
     open_app(page, server.url, "models")
-    grid = page.locator('[data-testid="stDataFrame"]')
+    grid = page.locator('[data-testid="stDataFrame"]').first  # the digit models' (the readers' below)
     grid.wait_for(timeout=WAIT_MS)
     names = grid.locator('td[role="gridcell"][aria-colindex="1"]')  # the grid's accessible copy
     expect(names).to_have_text(["cnn.pt", "mlp.pt"], timeout=WAIT_MS)
@@ -415,7 +417,7 @@ def test_the_models_page_lists_the_shipped_models_and_overlays_their_curves(serv
     expect(legend).to_have_count(4, timeout=WAIT_MS)  # both models on each of the two curve charts
     assert sorted(set(legend.all_text_contents())) == ["cnn.pt", "mlp.pt"]
     expect(page.get_by_role("button", name="Download ONNX")).to_be_visible()
-    expect(page.get_by_role("button", name="Delete")).to_be_disabled()  # a shipped model is selected
+    expect(page.get_by_role("button", name="Delete", exact=True)).to_be_disabled()  # a shipped model
     shot(page, "models")
 
 
@@ -460,7 +462,7 @@ def test_a_model_deleted_in_another_session_is_replaced_and_said(server, page, b
     other = browser.new_context(viewport=VIEWPORT).new_page()  # someone else deletes it
     open_app(other, server.url, "models")
     choose_model(other, "shared.pt")
-    app_button(other, "Delete").click()
+    other.get_by_role("button", name="Delete", exact=True).click()  # not "Delete reader"
     other.get_by_role("dialog").get_by_role("button", name="Delete").click()
     expect(other.get_by_role("dialog")).to_have_count(0, timeout=WAIT_MS)
     other.context.close()
@@ -597,6 +599,28 @@ def test_number_mode_reads_2026_written_with_the_mouse(server, page):
     shot(page, "predict-number")
 
 
+def test_a_reader_chosen_on_models_reads_the_numbers_written_in_number_mode(server, page, monkeypatch):
+    monkeypatch.delenv(STORE_URL_ENV, raising=False)
+    monkeypatch.setenv(CORRECTIONS_DB_ENV, str(server.store))  # the server's store, as the Train page's
+    stored.save("reader-copy.pt", READER_PATH.read_bytes(), "2026-12-05T12:00:00+00:00")
+    try:
+        open_app(page, server.url, "models")
+        page.get_by_role("combobox", name="Number reader").click()
+        page.get_by_role("option", name="store:reader-copy.pt", exact=True).click()
+        app_button(page, "Read numbers with it").click()
+        expect(app_button(page, "Reading numbers")).to_be_disabled(timeout=WAIT_MS)
+        shot(page, "models-readers")
+        page.get_by_role("link", name="Predict").click()  # the same session
+        page.get_by_role("tab", name="Number").click()
+        visible_canvas(page).wait_for(timeout=WAIT_MS)
+        write_number(page, "2026", DIGIT_STROKES)
+        expect(number_metric(page)).to_have_text("2026", timeout=WAIT_MS)
+        expect(page.get_by_text("Read with the number reader store:reader-copy.pt")).to_be_visible()
+        shot(page, "predict-number-chosen-reader")
+    finally:
+        stored.delete("reader-copy.pt")
+
+
 @pytest.mark.parametrize("text", TOUCHING)
 def test_number_mode_reads_a_number_whose_digits_touch(server, page, text):
     open_app(page, server.url, "predict")
@@ -662,8 +686,8 @@ def _train_one_epoch(page, url: str) -> str:
 
 def _expect_listed(page, url: str, name: str) -> None:
     open_app(page, url, "models")
-    names = page.locator('[data-testid="stDataFrame"] td[role="gridcell"][aria-colindex="1"]')
-    expect(names).to_contain_text([name], timeout=WAIT_MS)
+    models = page.locator('[data-testid="stDataFrame"]').first
+    expect(models.locator('td[role="gridcell"][aria-colindex="1"]')).to_contain_text([name], timeout=WAIT_MS)
 
 
 def _my_digits_captions(page, url: str, count: int) -> list[str]:

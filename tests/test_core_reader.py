@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from core import reader_train
-from core.checkpoint import CheckpointError, save_checkpoint
+from core import checkpoint, reader_train
+from core.access import LOCAL
+from core.checkpoint import CheckpointError, delete_checkpoint, save_checkpoint
 from core.config import ModelConfig
 from core.data import load_split
 from core.models import build_model
@@ -20,19 +21,23 @@ from core.reader import (
     CLASSES,
     HEIGHT,
     PAD,
+    READER_PATH,
     STRIDE,
     Reader,
     ReaderConfig,
     decode,
     ink_column,
+    list_readers,
     load_reader,
     read_lines,
     text_of,
     to_line,
 )
 from core.reader_train import ReaderTrainConfig, train_reader, write_lines
+from core.store import models as stored
 from core.train import BatchReport, EpochReport
 from core.written import CANVAS, INK, random_numbers, write_line
+from tests.conftest import store_reader
 
 SURE = 0.9
 
@@ -88,6 +93,27 @@ def test_a_reader_is_saved_and_loaded_and_a_digit_model_is_not_taken_for_one(tmp
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError):
         load_reader(tmp_path / "broken.pt")
+
+
+def test_readers_are_listed_shipped_first_then_those_trained_here_newest_first(store, tmp_path, monkeypatch):
+    store_reader("reader-old.pt", "2026-12-01T10:00:00+00:00", 40.0)
+    store_reader("reader-new.pt", "2026-12-02T10:00:00+00:00", 50.0)
+    save_checkpoint("store:cnn-x.pt", build_model(ModelConfig("cnn")), ModelConfig("cnn"), {})
+    stored.save("reader-broken.pt", b"not a checkpoint", "2026-12-03T10:00:00+00:00")
+    readers = list_readers()
+    assert [(r.path, r.test_accuracy, r.shipped) for r in readers] == [
+        (str(READER_PATH), load_reader(READER_PATH)[1]["test_accuracy"], True),
+        ("store:reader-new.pt", 50.0, False),
+        ("store:reader-old.pt", 40.0, False),
+    ]  # the digit model and the broken file are not readers
+    shipped = tmp_path / "reader" / READER_PATH.name  # a copy: were it deleted, the real one stays
+    shipped.parent.mkdir()
+    shipped.write_bytes(READER_PATH.read_bytes())
+    monkeypatch.setattr(checkpoint, "SHIPPED_MODELS_DIR", tmp_path)
+    with pytest.raises(CheckpointError, match="ships with the app"):
+        delete_checkpoint(shipped, by=LOCAL)  # in a folder of models/, as the reader is
+    delete_checkpoint("store:reader-old.pt", by=LOCAL)
+    assert [r.path for r in list_readers()][1:] == ["store:reader-new.pt"]
 
 
 def _digits(count: int) -> np.ndarray:
