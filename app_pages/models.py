@@ -53,7 +53,7 @@ def model_table(infos: list[CheckpointInfo]) -> list[int]:
         "train s": [i.train_seconds for i in infos],
         "predict ms": [cached_latency_ms(i.path) for i in infos],
         "device": [i.device for i in infos],
-        "date (UTC)": [i.created_at.replace("T", " ")[:16] for i in infos],
+        "date (UTC)": [ui.to_the_minute(i.created_at) for i in infos],
     }
     event = st.dataframe(
         rows,
@@ -166,7 +166,7 @@ def reader_table(readers: list[ReaderInfo]) -> None:
             "origin": ["shipped" if r.shipped else "trained here" for r in readers],
             "numbers read exactly": [r.test_accuracy for r in readers],
             "train s": [r.train_seconds for r in readers],
-            "date (UTC)": [r.created_at.replace("T", " ")[:16] for r in readers],
+            "date (UTC)": [ui.to_the_minute(r.created_at) for r in readers],
         },
         hide_index=True,
         key=READERS_TABLE_KEY,

@@ -203,6 +203,11 @@ def active_checkpoint() -> Checkpoint | None:
         return None
 
 
+def to_the_minute(created_at: str) -> str:
+    """A checkpoint's ISO creation time as 'YYYY-MM-DD HH:MM' (UTC, as recorded)."""
+    return created_at.replace("T", " ")[:16]
+
+
 def model_card(ckpt: Checkpoint) -> None:
     config = ckpt.model_config
     cols = st.columns(4)
@@ -210,7 +215,7 @@ def model_card(ckpt: Checkpoint) -> None:
     cols[0].metric("Architecture", config.arch.upper(), config.shape, delta_color="off", delta_arrow="off")
     cols[1].metric("Parameters", f"{count_parameters(ckpt.model):,}")
     cols[2].metric("Test accuracy", f"{ckpt.test_accuracy:.2f}%" if ckpt.test_accuracy else "—")
-    when = ckpt.created_at.replace("T", " ")[:16]
+    when = to_the_minute(ckpt.created_at)
     cols[3].metric("Trained on", ckpt.device, when, delta_color="off", delta_arrow="off")
 
 

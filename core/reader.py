@@ -194,10 +194,7 @@ class ReaderInfo:
     test_accuracy: float | None  # % of its test numbers read exactly; None when it does not say
     train_seconds: float | None
     created_at: str
-
-    @property
-    def shipped(self) -> bool:
-        return is_shipped(self.path)
+    shipped: bool  # the committed one, not trained here
 
 
 def _reader_info(path: Path) -> ReaderInfo | None:
@@ -210,7 +207,11 @@ def _reader_info(path: Path) -> ReaderInfo | None:
         return None
     metrics = payload["metrics"]
     return ReaderInfo(
-        str(path), metrics.get("test_accuracy"), metrics.get("train_seconds"), payload.get("created_at", "")
+        str(path),
+        metrics.get("test_accuracy"),
+        metrics.get("train_seconds"),
+        payload.get("created_at", ""),
+        is_shipped(path),
     )
 
 

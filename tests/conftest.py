@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from bench.postgres import Postgres, PostgresMissing, start_server
-from core.checkpoint import save_checkpoint
+from core.checkpoint import FORMAT_VERSION, save_checkpoint
 from core.config import ModelConfig
 from core.data import DATA_DIR_ENV, RAW_FILES, data_present
 from core.jobs import TrainingQueue
@@ -48,7 +48,7 @@ def store_reader(name: str, created_at: str, accuracy: float) -> None:
     torch.manual_seed(0)
     config = ReaderConfig(channels=(4, 8, 8, 8), hidden=6)
     payload = {
-        "format": 1, "state_dict": Reader(config).state_dict(), "model_config": asdict(config),
+        "format": FORMAT_VERSION, "state_dict": Reader(config).state_dict(), "model_config": asdict(config),
         "metrics": {"test_accuracy": accuracy, "train_seconds": 30.0}, "created_at": created_at,
     }  # fmt: skip
     buffer = io.BytesIO()
