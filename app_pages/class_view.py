@@ -10,6 +10,7 @@ from core.classroom import LOCAL_AUTHOR, by_person
 from core.corrections import StoreError, counts_by_author, list_examples
 from core.data import data_dir_from_env, data_present
 from core.finetune import MIN_CORRECTIONS, finetune_config
+from core.jobs import RUNNING
 from core.models import NUM_CLASSES
 from core.store import store_url
 
@@ -51,7 +52,7 @@ try:
     per_author = counts_by_author(by=who)
     examples = list_examples(by=who, whose=EVERYONE)
 except (StoreError, AccessError) as exc:
-    st.error(str(exc))
+    st.error(ui.problem_text(exc))
     st.stop()
 if not examples:
     st.info("Nobody has taught the model yet: digits marked Right or Wrong on Predict appear here.")
@@ -87,8 +88,8 @@ if not data_present():
     st.caption("Fine-tuning needs MNIST on this server: the Train page downloads it.")
 ui.queue_notice()
 snap = queue.job.snapshot() if queue.job else None
-if snap is not None and snap.checkpoint:
+if snap is not None and snap.checkpoint and ui.is_finetune(snap.checkpoint):
     st.caption(f"The last run on this server: `{snap.checkpoint}`")
     ui.finetune_report(snap.checkpoint)
-elif snap is not None:
+elif snap is not None and snap.status == RUNNING:
     st.info("A run is training: follow it on the Train page.")

@@ -46,6 +46,7 @@ def model_table(infos: list[CheckpointInfo]) -> list[int]:
     rows = {
         "name": [Path(i.path).name for i in infos],
         "origin": [i.origin for i in infos],
+        "trained by": [ui.trainer(i.trained_by, i.shipped) for i in infos],
         "test accuracy": [i.test_accuracy for i in infos],
         "model": [f"{i.arch.upper()} {i.shape}" for i in infos],
         "parameters": [i.parameters for i in infos],
@@ -61,14 +62,18 @@ def model_table(infos: list[CheckpointInfo]) -> list[int]:
         on_select="rerun",
         selection_mode="multi-row",
         key=TABLE_KEY,
+        # Narrow number columns: the whole table fits a 1400 px window without scrolling sideways.
         column_config={
-            "parameters": st.column_config.NumberColumn(format="localized"),
-            "file MB": st.column_config.NumberColumn(format="%.2f"),
-            "test accuracy": st.column_config.NumberColumn(format="%.2f%%"),
-            "train s": st.column_config.NumberColumn(format="%.1f", help="training time, without evaluation"),
-            "predict ms": st.column_config.NumberColumn(
-                format="%.3f", help="one preprocessed image on this server's CPU, median of 50"
+            "parameters": st.column_config.NumberColumn(format="localized", width="small"),
+            "file MB": st.column_config.NumberColumn(format="%.2f", width="small"),
+            "test accuracy": st.column_config.NumberColumn(format="%.2f%%", width="small"),
+            "train s": st.column_config.NumberColumn(
+                format="%.1f", help="training time, without evaluation", width="small"
             ),
+            "predict ms": st.column_config.NumberColumn(
+                format="%.3f", help="one preprocessed image on this server's CPU, median of 50", width="small"
+            ),
+            "device": st.column_config.TextColumn(width="small"),
         },
     )
     return list(event.selection.rows) if event else []
@@ -164,6 +169,7 @@ def reader_table(readers: list[ReaderInfo]) -> None:
         {
             "name": [Path(r.path).name for r in readers],
             "origin": ["shipped" if r.shipped else "trained here" for r in readers],
+            "trained by": [ui.trainer(r.trained_by, r.shipped) for r in readers],
             "numbers read exactly": [r.test_accuracy for r in readers],
             "train s": [r.train_seconds for r in readers],
             "date (UTC)": [ui.to_the_minute(r.created_at) for r in readers],
@@ -189,6 +195,7 @@ def reader_actions(by_path: dict[str, ReaderInfo]) -> None:
         format_func=lambda p: Path(p).name,
     )
     using = chosen == in_use
+    ui.warn_if_poor_reader(by_path[chosen].test_accuracy)
     cols = st.columns(4)
     cols[0].button(
         "Reading numbers" if using else "Read numbers with it",
@@ -231,7 +238,8 @@ def make_default(path: str) -> None:
 
 st.title("Models")
 if problem := stored_models_problem():
-    st.warning(f"The models trained here cannot be listed: {problem}")
+    why = problem if signin.actor().owner else ui.STORE_DOWN
+    st.warning(f"The models trained here cannot be listed: {why}")
 infos = cached_checkpoint_list()
 if not infos:
     st.info("No models yet: train one on the Train page.")

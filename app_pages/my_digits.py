@@ -30,12 +30,13 @@ MESSAGE_KEY = "my_digits_message"
 st.title("My digits")
 who = signin.actor()
 if not who.teaches:
-    st.info(ui.TEACHING_NEEDS_SIGN_IN if signin.sign_in_on() else signin.DEMO_NOTE)
+    st.info(signin.needs_sign_in(ui.TEACHING) if signin.sign_in_on() else signin.DEMO_NOTE)
     st.stop()
 # Owners see and change everyone's examples; a signed-in user only their own.
 whose = EVERYONE if who.owner else who.email
+whose_digits = "Everyone's" if who.owner and who.signed_in else "The"
 st.caption(
-    f"{'Everyone' if who.owner and who.signed_in else 'The'} digits marked Right or Wrong on Predict, "
+    f"{whose_digits} digits marked Right or Wrong on Predict, "
     f"with their true label: the Train page can fine-tune the active model on them. Stored in "
     f"`{where_stored()}`."
 )
@@ -52,7 +53,7 @@ def do_relabel(example_id: int, widget: str) -> None:
         relabel(example_id, st.session_state[widget], by=signin.actor())
         say("success", f"Example {example_id} is now a {st.session_state[widget]}.")
     except (StoreError, AccessError) as exc:
-        say("error", str(exc))
+        say("error", ui.problem_text(exc))
 
 
 def do_delete(example_id: int) -> None:
@@ -60,7 +61,7 @@ def do_delete(example_id: int) -> None:
         delete(example_id, by=signin.actor())
         say("success", f"Example {example_id} deleted.")
     except (StoreError, AccessError) as exc:
-        say("error", str(exc))
+        say("error", ui.problem_text(exc))
 
 
 def counts_chart(per_digit: dict[int, int]) -> go.Figure:
@@ -141,14 +142,14 @@ def export_and_import(total: int) -> None:
                 summary = import_zip(upload.getvalue(), by=signin.actor())
                 say("success", f"Imported {summary['imported']}, skipped {summary['skipped']} already here.")
             except (StoreError, AccessError) as exc:
-                say("error", str(exc))
+                say("error", ui.problem_text(exc))
             st.rerun()
 
 
 try:
     per_digit = counts(by=who, whose=whose)
 except StoreError as exc:
-    st.error(str(exc))
+    st.error(ui.problem_text(exc))
     st.stop()
 message = st.session_state.pop(MESSAGE_KEY, None)
 if message:
@@ -164,5 +165,8 @@ choice = st.segmented_control("Show", [ANY, *range(NUM_CLASSES)], default=ANY, k
 label = None if choice in (ANY, None) else choice
 shown = list_examples(label=label, newest=MAX_SHOWN, by=who, whose=whose)
 matching = total if label is None else per_digit[label]
-st.caption(f"Showing {len(shown)} of {matching}, newest first. Change a label or delete an example below.")
+if matching:
+    st.caption(f"Showing {len(shown)} of {matching}, newest first. Change a label or delete one below.")
+else:
+    st.info(f"No {label}s among these digits yet: choose another digit, or Any.")
 gallery(shown)

@@ -11,6 +11,10 @@ PHONE_NUMBER_CANVAS = (350, 110)  # fits a 390 px wide phone screen beside the p
 PHONE_NUMBER_PEN = 10  # px: the digits are written half as large there
 PHONE_NUMBER_HINT = "The grey corner belongs to the canvas's toolbar: start each digit outside it."
 MIN_DIGIT_COLUMNS = 8  # digit crops keep their size for numbers of up to 8 digits
+NOTHING_READ = (
+    "The number reader read no digit in this ink. Write the digits larger and side by side, or, if "
+    "a reader trained here is in use, choose a better one on Models."
+)
 NUMBER_HINT = "Write a number, digits side by side (a year, a price), or upload a photo of one."
 PREDICTED_UPLOADS_KEY = "predicted_uploads"  # the files Predict Digit was pressed for
 UPLOAD_RESULTS_KEY = "upload_results"  # (model, files) -> their results, kept across reruns
@@ -78,6 +82,8 @@ def number_panel() -> None:
         st.caption(f"Read with the number reader `{ui.reader_in_use()}` (Models changes it).")
     if reading is None:
         st.info(NUMBER_HINT)
+    elif reading.unread:
+        st.warning(NOTHING_READ)
     elif reading.blank:
         st.info(ui.NOTHING_DRAWN if photo is None else ui.NOTHING_IN_IMAGE)
     else:

@@ -53,6 +53,34 @@ def actor() -> Identity:
         return ANONYMOUS
 
 
+def turned_away() -> bool:
+    """Signed in with an account the app does not let in (outside the allowed domains, unverified):
+    such a person is told so, not asked to sign in."""
+    claims = _claims()
+    if claims is None:
+        return False
+    try:
+        identify(settings(), claims)
+    except AccessError:
+        return True
+    return False
+
+
+def needs_sign_in(what: str) -> str:
+    """Why a visitor may not do `what` ("teach the model this digit"), said to the person who can
+    change it: sign in, or (signed in with an account turned away) the sidebar's reason."""
+    if turned_away():
+        return f"Your account may not {what} here: the sidebar says why."
+    return f"Sign in (in the sidebar) to {what}."
+
+
+def sentence(text: str) -> str:
+    """A message as a sentence: a capital first letter (an email stays as written) and a full stop."""
+    first = text.split(" ", 1)[0]
+    text = text if "@" in first else text[:1].upper() + text[1:]
+    return text if text.endswith(".") else f"{text}."
+
+
 def _providers(auth: dict) -> list[str | None]:
     """st.login's provider names: None for a single provider set in [auth] itself, else the names
     of its [auth.NAME] tables."""

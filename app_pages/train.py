@@ -7,13 +7,13 @@ import streamlit as st
 from app_pages import signin, ui
 from core.access import EVERYONE, AccessError
 from core.cache import cached_checkpoint, training_queue
-from core.checkpoint import checkpoint_bytes, file_name
+from core.checkpoint import checkpoint_bytes, checkpoint_exists, file_name
 from core.config import AUGMENT_HELP, READER_ARCH, READER_MINUTES, ModelConfig, default_train_config
 from core.corrections import StoreError, counts
 from core.data import data_dir_from_env
 from core.devices import available_devices
 from core.finetune import CORRECTION_SHARE, FINETUNE_EPOCHS, HOLD_OUT_RULE, MIN_CORRECTIONS, finetune_config
-from core.jobs import DONE, FAILED, RUNNING, QueueError, WaitingRun
+from core.jobs import DONE, FAILED, RUNNING, QueueError, TrainingJob, WaitingRun
 from core.reader import ReaderConfig
 from core.reader_train import ReaderTrainConfig
 from core.share import (
@@ -36,10 +36,7 @@ LR_STEP = 1e-3
 QUEUE_POLL_S = 2.0  # a waiting run's place in the queue
 READER_MINUTES_RANGE = (0.1, 60.0)
 READER_MINUTES_KEY = "reader-minutes"
-TRAINING_NEEDS = {  # why a person may not train here
-    "visitor": "Sign in (in the sidebar) to train models here.",
-    "user": "Training is for the owners here: they have not let signed-in users train.",
-}
+USERS_MAY_NOT_TRAIN = "Training is for the owners here: they have not let signed-in users train."
 # Distinct hues, not two shades of one: the curves cross.
 COLOURS = {"train": "#4c9aff", "test": "#ff8b3d", "validation": "#36b37e", "loss": "#4c9aff"}
 # Fixed margins, no automargin: measuring tick labels to fit the margins made Plotly lay each chart
@@ -140,7 +137,7 @@ def finetune_offer() -> None:
     try:
         stored = sum(counts(by=who, whose=yours()).values())
     except (StoreError, AccessError) as exc:
-        st.error(f"My digits cannot be read: {exc}")
+        st.error(f"My digits cannot be read: {ui.problem_text(exc)}")
         return
     enough = stored >= MIN_CORRECTIONS
     label = "Fine-tune the active model on my digits"
@@ -174,12 +171,17 @@ settle_fields(arch)
 keys = field_keys(arch)
 who = signin.actor()
 if not who.may_train:
-    st.info(TRAINING_NEEDS.get(who.role, signin.DEMO_NOTE) if signin.sign_in_on() else signin.DEMO_NOTE)
+    if not signin.sign_in_on():
+        st.info(signin.DEMO_NOTE)
+    else:
+        st.info(USERS_MAY_NOT_TRAIN if who.teaches else signin.needs_sign_in("train models"))
 queue = training_queue()
 if who.may_train:
     queue.warm_up()
 running = queue.busy
 waiting = queue.waiting_run_of(who) if who.may_train else None
+if (canceller := queue.cancelled_by_other(who)) is not None:
+    st.warning(f"Your waiting run was cancelled by {canceller}.")
 with st.form("settings", enter_to_submit=False):  # only the Start button starts a run
     left, right = st.columns(2)
     hidden = left.number_input("Hidden units / classifier width", *HIDDEN_RANGE, step=8, key=keys["hidden"])
@@ -244,7 +246,7 @@ def cancel(run: WaitingRun) -> None:
     try:
         queue.cancel(run.id, signin.actor())
     except (QueueError, AccessError) as exc:
-        st.session_state[ui.QUEUE_NOTICE_KEY] = f"{exc}.".capitalize()
+        st.session_state[ui.QUEUE_NOTICE_KEY] = signin.sentence(str(exc))
 
 
 def queue_panel() -> None:
@@ -309,20 +311,27 @@ def accuracy_figure(epochs, total_epochs: int, reader: bool = False) -> go.Figur
     return figure
 
 
-def stop() -> None:
+def stop(job: TrainingJob) -> None:
     try:
-        queue.job.stop_by(signin.actor())
+        job.stop_by(signin.actor())
     except AccessError as exc:
-        st.session_state[ui.QUEUE_NOTICE_KEY] = f"{exc}.".capitalize()
+        st.session_state[ui.QUEUE_NOTICE_KEY] = signin.sentence(str(exc))
 
 
-def status(snap, mine: bool) -> None:
+def stop_button(job: TrainingJob) -> None:
+    """Stop for the person who started the run; an owner's Stop of another's run names them."""
+    mine = job.started_by.email == who.email
+    st.button("Stop" if mine else f"Stop {job.started_by}'s run", on_click=stop, args=(job,))
+
+
+def status(job: TrainingJob | None) -> None:
     """Above the charts: Stop (or a note) while a run trains; how it ended once it has."""
+    snap = job.snapshot() if job else None
     if snap is None:
         st.caption("Choose settings and press Start.")
     elif snap.status == RUNNING:
-        if mine:
-            st.button("Stop", on_click=stop)
+        if job.may_stop(who):
+            stop_button(job)
         else:
             st.info("Another person's run is training on this server; you can watch its progress.")
     elif snap.status == FAILED:
@@ -330,13 +339,17 @@ def status(snap, mine: bool) -> None:
     else:
         finished = "finished" if snap.status == DONE else "stopped early; the partial model was saved"
         st.success(f"Training {finished}: `{Path(snap.checkpoint).name}`")
+        if not checkpoint_exists(snap.checkpoint):
+            st.warning(f"`{file_name(snap.checkpoint)}` has since been deleted (on Models).")
+            return
         if is_reader(snap):
             best = max(e.test_accuracy for e in snap.epochs)
             st.caption(f"Kept: the round that read {best:.1f}% of the numbers written with MNIST test digits "
                        "exactly right.")  # fmt: skip
+            ui.warn_if_poor_reader(best)
         else:
             ui.finetune_report(snap.checkpoint)
-        published(snap.checkpoint, is_reader(snap))  # in every session: the model is the server's
+        published(snap.checkpoint, is_reader(snap))
 
 
 def progress(snap) -> None:
@@ -360,13 +373,24 @@ def epoch_caption(snap) -> None:
             )
         else:
             st.caption(
-                f"Epoch {last.epoch}: test accuracy {last.test_accuracy:.2f}% after {last.seconds:.1f} s"
+                f"Epoch {last.epoch}: test accuracy {saved_accuracy(snap) or last.test_accuracy:.2f}% "
+                f"after {last.seconds:.1f} s"
             )
 
 
-def latest_run():
-    """The server's last run (a JobSnapshot), or None before the first one."""
-    return queue.job.snapshot() if queue.job else None
+def saved_accuracy(snap) -> float | None:
+    """The saved model's test accuracy once the run has ended: a fine-tune's is its blend's, which
+    its last epoch report did not know yet (core.finetune)."""
+    if snap.checkpoint is None or not checkpoint_exists(snap.checkpoint):
+        return None
+    return cached_checkpoint(snap.checkpoint).test_accuracy
+
+
+def shown_run() -> TrainingJob | None:
+    """The run this page shows: the person's own latest run (training, or ended: its result stays
+    while the next person's trains, until they start another); else the server's current or last
+    run, which anyone may watch."""
+    return (queue.latest_run_of(who) if who.may_train else None) or queue.job
 
 
 def planned_epochs(snap, form_epochs: int) -> int:
@@ -374,10 +398,10 @@ def planned_epochs(snap, form_epochs: int) -> int:
     return snap.train_config.epochs if snap else form_epochs
 
 
-def loss_panel(form_epochs: int, polling: bool) -> None:
+def loss_panel(job: TrainingJob | None, form_epochs: int, polling: bool) -> None:
     """The loss curve, and the progress under it while a run trains. A polling panel that sees the
     run end reruns the page once: that stops the polling and shows the finished view."""
-    snap = latest_run()
+    snap = job.snapshot() if job else None
     if polling and snap.status != RUNNING:
         st.rerun(scope="app")
     figure = loss_figure(
@@ -388,8 +412,8 @@ def loss_panel(form_epochs: int, polling: bool) -> None:
         progress(snap)
 
 
-def accuracy_panel(form_epochs: int) -> None:
-    snap = latest_run()
+def accuracy_panel(job: TrainingJob | None, form_epochs: int) -> None:
+    snap = job.snapshot() if job else None
     st.plotly_chart(
         accuracy_figure(
             snap.epochs if snap else [], planned_epochs(snap, form_epochs), bool(snap) and is_reader(snap)
@@ -400,17 +424,20 @@ def accuracy_panel(form_epochs: int) -> None:
         epoch_caption(snap)
 
 
-def panels(mine: bool, polling: bool, form_epochs: int) -> None:
+def panels(job: TrainingJob | None, form_epochs: int) -> None:
     """Status above, loss and accuracy side by side, laid out the same before, during and after a run:
     Start then updates the two charts the page already shows instead of creating them, which cost the
-    browser about a second of CPU in the run's first second. While a run trains, only the two charts
+    browser about a second of CPU in the run's first second. While the run trains, only the two charts
     (and the progress under the loss) are polled: the loss every second, the accuracy every 3 s."""
-    status(latest_run(), mine)
+    polling = job is not None and job.running
+    status(job)
+    if queue.busy and queue.job is not job:
+        st.caption("Another person's run is training on this server now.")
     left, right = st.columns(2)
     with left:
-        st.fragment(run_every=LOSS_POLL_S if polling else None)(loss_panel)(form_epochs, polling)
+        st.fragment(run_every=LOSS_POLL_S if polling else None)(loss_panel)(job, form_epochs, polling)
     with right:
-        st.fragment(run_every=ACCURACY_POLL_S if polling else None)(accuracy_panel)(form_epochs)
+        st.fragment(run_every=ACCURACY_POLL_S if polling else None)(accuracy_panel)(job, form_epochs)
 
 
 def is_reader(snap) -> bool:
@@ -433,4 +460,4 @@ def published(path: str, reader: bool) -> None:
     )
 
 
-panels(queue.job is not None and queue.job.may_stop(who), running, int(epochs))
+panels(shown_run(), int(epochs))

@@ -26,16 +26,25 @@ from core.cache import (
     cached_reader_list,
     training_queue,
 )
-from core.checkpoint import Checkpoint, CheckpointError, CheckpointInfo, default_among, is_shipped
+from core.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    CheckpointInfo,
+    checkpoint_exists,
+    default_among,
+    is_shipped,
+)
 from core.classroom import LOCAL_AUTHOR
 from core.corrections import StoreError, add_example, example_from_image
 from core.data import DATA_DIR_ENV, RAW_FILES, MissingDataError, data_present, download_mnist, raw_folder
 from core.jobs import QueueError
 from core.models import NUM_CLASSES, count_parameters
+from core.number import looks_like_a_number
 from core.predict import Prediction, saliency
 from core.preprocess import MAX_FILE_BYTES, ImageError
 from core.reader import READER_PATH
 from core.share import MODEL_PARAM
+from core.store import StoreUnavailable
 
 MODEL_KEY = "model_path"
 LAST_DRAWING_KEY = "last_drawing"  # Predict's latest drawing {"png", "objects"}: Inside opens on it
@@ -57,6 +66,20 @@ DIGIT_PIXELS = 140  # 28x28 inputs are shown 5x, pixel-sharp
 # another one before the browser has the new links (a double click, a second download) got no file.
 KEEP_PAGE = "ignore"
 PICKER_HELP = "Shipped models come with the app; trained ones were trained on this server, newest first."
+
+
+STORE_DOWN = (
+    "The store that keeps what this app is taught is unavailable right now; nothing was changed. "
+    "Try again later, or tell the app's owner."
+)
+
+
+def problem_text(exc: Exception) -> str:
+    """What to tell this session's person of a refusal: a store that cannot be used names its
+    database and how to fix it, which is for owners; everyone else hears that it is unavailable."""
+    if isinstance(exc, StoreUnavailable) and not signin.actor().owner:
+        return STORE_DOWN
+    return str(exc)
 
 
 def _model_label(info: CheckpointInfo) -> str:
@@ -203,6 +226,23 @@ def active_checkpoint() -> Checkpoint | None:
         return None
 
 
+POOR_READER = 50.0  # % of its test numbers read exactly: a reader below this misreads most numbers
+
+
+def warn_if_poor_reader(test_accuracy: float | None) -> None:
+    """Said before a reader is chosen: one trained for too short a time reads almost nothing."""
+    if test_accuracy is not None and test_accuracy < POOR_READER:
+        st.warning(
+            f"This reader reads only {test_accuracy:.1f}% of its test numbers exactly: with it, Number mode "
+            "will misread or miss most numbers. A reader needs a few minutes of training."
+        )
+
+
+def trainer(email: str | None, shipped: bool) -> str:
+    """Who trained a model, for the tables: an email, or where it came from."""
+    return email or ("the app's authors" if shipped else "local run or CLI")
+
+
 def to_the_minute(created_at: str) -> str:
     """A checkpoint's ISO creation time as 'YYYY-MM-DD HH:MM' (UTC, as recorded)."""
     return created_at.replace("T", " ")[:16]
@@ -297,6 +337,7 @@ EMPTY_PROBABILITIES = [0.0] * NUM_CLASSES
 NOTHING_DRAWN = "Nothing drawn: draw a digit, white on black."
 NOTHING_IN_IMAGE = "No digit found: the image looks blank."
 LOW_CONFIDENCE_WARNING = "Low confidence: the digit may be unclear."
+NUMBER_POINTER = "This looks like several digits side by side: the **Number** tab reads whole numbers."
 
 
 def _no_digit_message(prediction: Prediction, blank_message: str) -> str:
@@ -309,11 +350,13 @@ def prediction_summary(prediction: Prediction | None, blank_message: str) -> Non
     if prediction is None or prediction.blank:
         st.metric("Prediction", NO_DIGIT)
         st.info(blank_message if prediction is None else _no_digit_message(prediction, blank_message))
-        return
-    confident = f"{prediction.confidence:.2%} confident"
-    st.metric("Prediction", prediction.digit, confident, delta_color="off", delta_arrow="off")
-    if prediction.low_confidence:
-        st.warning(LOW_CONFIDENCE_WARNING)
+    else:
+        confident = f"{prediction.confidence:.2%} confident"
+        st.metric("Prediction", prediction.digit, confident, delta_color="off", delta_arrow="off")
+        if prediction.low_confidence:
+            st.warning(LOW_CONFIDENCE_WARNING)
+    if prediction is not None and looks_like_a_number(prediction.processed):
+        st.info(NUMBER_POINTER, icon=":material/pin:")
 
 
 def prediction_details(prediction: Prediction | None, model, key: str) -> None:
@@ -421,7 +464,7 @@ def drawing_canvas(
     return png, strokes
 
 
-TEACHING_NEEDS_SIGN_IN = "Sign in (in the sidebar) to teach the model this digit: it is kept as yours."
+TEACHING = "teach the model this digit (it is kept as yours)"
 SAVED_KEY = "correction_saved"  # what the last Right / Wrong click did: ("success" | "error", text)
 
 
@@ -453,7 +496,7 @@ def _save_correction(
         said = f"Saved to My digits as a {label}." if new else f"Already in My digits as a {label}."
         st.session_state[SAVED_KEY] = ("success", said)
     except (StoreError, ImageError, AccessError) as exc:
-        st.session_state[SAVED_KEY] = ("error", f"Not saved: {exc}")
+        st.session_state[SAVED_KEY] = ("error", f"Not saved: {problem_text(exc)}")
 
 
 def correction_buttons(prediction: Prediction | None, png: bytes | None, source: str, key: str) -> None:
@@ -461,7 +504,7 @@ def correction_buttons(prediction: Prediction | None, png: bytes | None, source:
     if prediction is None or prediction.blank or png is None:
         return
     if not signin.actor().teaches:
-        st.caption(TEACHING_NEEDS_SIGN_IN if signin.sign_in_on() else signin.DEMO_NOTE)
+        st.caption(signin.needs_sign_in(TEACHING) if signin.sign_in_on() else signin.DEMO_NOTE)
         return
     checkpoint = Path(st.session_state.get(MODEL_KEY, "")).name
     common = (png, prediction)
@@ -495,7 +538,7 @@ def queue_run(*args, **kwargs) -> None:
     try:
         training_queue().submit(signin.actor(), *args, **kwargs)
     except (QueueError, AccessError) as exc:  # a second run while one waits, or not allowed
-        st.session_state[QUEUE_NOTICE_KEY] = f"{exc}.".capitalize()
+        st.session_state[QUEUE_NOTICE_KEY] = signin.sentence(str(exc))
 
 
 def queue_notice() -> None:
@@ -503,9 +546,23 @@ def queue_notice() -> None:
         st.warning(notice)
 
 
+def _finetune_metrics(path: str) -> dict | None:
+    """A fine-tune's report, or None: another kind of run, a number reader, or a model deleted since."""
+    if not checkpoint_exists(path):
+        return None
+    try:
+        return cached_checkpoint(path).metrics.get("finetune")
+    except CheckpointError:  # a number reader (core.checkpoint.NumberReaderCheckpoint)
+        return None
+
+
+def is_finetune(path: str) -> bool:
+    return _finetune_metrics(path) is not None
+
+
 def finetune_report(path: str) -> None:
     """Before and after, for a fine-tuned checkpoint: on the held-out digits, MNIST, and each person's."""
-    report = cached_checkpoint(path).metrics.get("finetune")
+    report = _finetune_metrics(path)
     if not report:
         return
     measured = "held out" if report["held_out"] else "trained on: too few to hold any out"

@@ -139,6 +139,12 @@ def require_trainer(actor: Identity) -> None:
     require(actor.may_train, actor, "train models here: the owners have not allowed it")
 
 
+def may_manage_run(actor: Identity, started_by: Identity) -> bool:
+    """Who may stop a training run or cancel a waiting one: the person who asked for it, from any
+    session (a reload, a second tab, a new sign-in), and owners, the local user among them."""
+    return actor.owner or (actor.signed_in and actor.email == started_by.email)
+
+
 def visible_author(actor: Identity, whose: str | None) -> str | None:
     """The author filter a listing may use: owners see anyone's (EVERYONE included), a user only
     their own, a visitor nobody's."""

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .access import Identity, require_owner
-from .config import ModelConfig
+from .config import READER_ARCH, ModelConfig
 from .errors import UserError, WriteError, reason
 from .models import build_model, count_parameters
 from .store import StoreError, settings
@@ -41,6 +41,10 @@ UNKNOWN_VERSION = "unknown"
 
 class CheckpointError(UserError, ValueError):
     """A checkpoint file is missing, unreadable, unsafe or does not fit its model."""
+
+
+class NumberReaderCheckpoint(CheckpointError):
+    """A number reader's checkpoint where a digit model was asked for."""
 
 
 @dataclass
@@ -77,6 +81,7 @@ class CheckpointInfo:
     file_bytes: int
     train_seconds: float | None  # None for a model that does not say
     finetuned_from: str | None = None  # the file name of the model it was fine-tuned from
+    trained_by: str | None = None  # the email of the person whose run made it; None: local, CLI or shipped
 
     @property
     def origin(self) -> str:
@@ -165,6 +170,16 @@ def checkpoint_bytes(path: str | os.PathLike) -> bytes:
     return Path(path).read_bytes()
 
 
+def checkpoint_exists(path: str | os.PathLike) -> bool:
+    """Whether the checkpoint is still there (a trained one may have been deleted since)."""
+    if not is_stored(path):
+        return Path(path).is_file()
+    try:
+        return stored_name(path) in {name for name, _, _ in stored.listing()}
+    except StoreError:
+        return False
+
+
 def checkpoint_version(path: str | os.PathLike) -> float:
     """Changes when the checkpoint does: a file's modification time (OSError when it has gone); a
     stored model is written once, never changed."""
@@ -227,10 +242,16 @@ def read_payload(path: Path) -> dict:
     return payload
 
 
+def is_reader_payload(payload: dict) -> bool:
+    return payload["model_config"].get("kind") == READER_ARCH  # core.reader.ReaderConfig.kind
+
+
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Load with torch.load(weights_only=True) and rebuild the model in eval mode on the CPU."""
+    """Load a digit model with torch.load(weights_only=True) and rebuild it in eval mode on the CPU."""
     path = Path(path)
     payload = read_payload(path)
+    if is_reader_payload(payload):
+        raise NumberReaderCheckpoint(f"{path} is a number reader, not a digit model: it reads whole numbers")
     try:
         config = ModelConfig(**payload["model_config"])
         model = build_model(config)
@@ -278,6 +299,7 @@ def _info(path: Path, size: int) -> CheckpointInfo:
         file_bytes=size,
         train_seconds=ckpt.metrics.get("train_seconds"),
         finetuned_from=(ckpt.metrics.get("finetune") or {}).get("finetuned_from"),
+        trained_by=ckpt.metrics.get("trained_by"),
     )
 
 

@@ -30,7 +30,8 @@ from .config import (
 )
 from .errors import UserError, reason
 
-EXIT_USAGE = 2
+# The one rule (docs/cli.md#exit-status): bad input of any kind, a file among others included, exits 2.
+EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 BAR_WIDTH = 24
 LINE_WIDTH = 80
@@ -46,29 +47,50 @@ def _emit(obj: dict) -> None:
     print(json.dumps(obj), flush=True)
 
 
-def _progress_printer() -> Callable:
-    """A callback that draws a progress bar on stderr, redrawn at most every PROGRESS_INTERVAL_S."""
+def _bar(fraction: float) -> str:
+    filled = int(fraction * BAR_WIDTH)
+    return "[" + "#" * filled + "." * (BAR_WIDTH - filled) + "]"
+
+
+def _redraw(line: str, end: str = "") -> None:
+    print(f"\r{line:<{LINE_WIDTH}}", end=end, file=sys.stderr, flush=True)
+
+
+def _progress_printer(reader: bool = False) -> Callable:
+    """A callback that draws a progress bar on stderr, redrawn at most every PROGRESS_INTERVAL_S. A
+    reader's rounds are judged on its validation numbers (its final test numbers are others)."""
     from .train import EpochReport
 
     last_draw = 0.0
+    unit, judged_on, speed = ("round", "validation", "numbers") if reader else ("epoch", "test", "img")
 
     def show(update) -> None:  # a BatchReport or an EpochReport
         nonlocal last_draw
         if isinstance(update, EpochReport):
-            line = (
-                f"epoch {update.epoch}: train {update.train_accuracy:.2f}% "
-                f"test {update.test_accuracy:.2f}% ({update.seconds:.1f}s)"
+            _redraw(
+                f"{unit} {update.epoch}: train {update.train_accuracy:.2f}% "
+                f"{judged_on} {update.test_accuracy:.2f}% ({update.seconds:.1f}s)",
+                end="\n",
             )
-            print(f"\r{line:<{LINE_WIDTH}}", file=sys.stderr, flush=True)
         elif time.monotonic() - last_draw >= PROGRESS_INTERVAL_S:
             last_draw = time.monotonic()
-            filled = int(update.fraction_done * BAR_WIDTH)
-            bar = "#" * filled + "." * (BAR_WIDTH - filled)
-            line = (
-                f"epoch {update.epoch} [{bar}] {update.fraction_done:4.0%} loss {update.loss:.4f} "
-                f"{update.samples_per_s:,.0f} img/s ETA {update.eta_s:.0f}s"
+            _redraw(
+                f"{unit} {update.epoch} {_bar(update.fraction_done)} {update.fraction_done:4.0%} "
+                f"loss {update.loss:.4f} {update.samples_per_s:,.0f} {speed}/s ETA {update.eta_s:.0f}s"
             )
-            print(f"\r{line:<{LINE_WIDTH}}", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _writing_printer() -> Callable[[int, int], None]:
+    """progress(done, total) of the reader's numbers being written: a bar with a count and an ETA."""
+    started = time.monotonic()
+
+    def show(done: int, total: int) -> None:
+        elapsed = time.monotonic() - started
+        eta = elapsed / done * (total - done) if done else 0.0
+        _redraw(f"writing numbers {_bar(done / total)} {done:,}/{total:,} ETA {eta:.0f}s",
+                end="\n" if done == total else "")  # fmt: skip
 
     return show
 
@@ -93,16 +115,21 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: the reader as it is now is saved
-    print("writing numbers with MNIST digits…", file=sys.stderr, flush=True)
-    reader, metrics = train_reader(config, data_dir=args.data_dir, send=_progress_printer(), stop=stop)
+    reader, metrics = train_reader(
+        config,
+        data_dir=args.data_dir,
+        send=_progress_printer(reader=True),
+        stop=stop,
+        writing=_writing_printer(),
+    )
     out = save_checkpoint(
         args.out or trained_models_dir() / READER_FILE, reader, ReaderConfig(), metrics, asdict(config)
     )
     summary = {key: metrics[key] for key in ("train_seconds", "steps", "stopped")}
-    _emit(
-        {"checkpoint": str(out), "arch": READER_ARCH, "test_accuracy": round(metrics["test_accuracy"], 2)}
-        | summary
-    )
+    accuracy = {key: round(metrics[key], PERCENT_DECIMALS) for key in ("test_accuracy", "val_accuracy")}
+    print(f"kept the best round: {accuracy['val_accuracy']:.2f}% of the validation numbers read exactly, "
+          f"{accuracy['test_accuracy']:.2f}% of the test numbers", file=sys.stderr)  # fmt: skip
+    _emit({"checkpoint": str(out), "arch": READER_ARCH} | accuracy | summary)
     return 0
 
 
@@ -207,7 +234,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+NUMBER_HINT = "several digits side by side: --number reads them as a number"
+
+
 def _predict_record(model, path: str) -> dict:
+    from .number import looks_like_a_number
     from .predict import predict
     from .preprocess import ImageError
 
@@ -227,15 +258,17 @@ def _predict_record(model, path: str) -> dict:
         record["blank"] = True
     elif prediction.low_confidence:
         record["low_confidence"] = True
+    if looks_like_a_number(prediction.processed):
+        record["hint"] = NUMBER_HINT
     return record
 
 
-def _number_record(model, path: str) -> dict:
+def _number_record(model, path: str, reader=None) -> dict:
     from .number import read_number
     from .preprocess import ImageError
 
     try:
-        reading = read_number(model, path)
+        reading = read_number(model, path, reader)
     except ImageError as exc:
         return {"file": path, "error": str(exc)}
     digits = [{"digit": d.digit, "confidence": round(d.confidence, FRACTION_DECIMALS), "box": list(d.box)}
@@ -243,22 +276,37 @@ def _number_record(model, path: str) -> dict:
     return {"file": path, "number": reading.number, "digits": digits}
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    from .checkpoint import default_checkpoint, load_checkpoint
+def _models_for(args: argparse.Namespace):
+    """(the digit model, the number reader or None for the shipped one) that --checkpoint names: a
+    number reader's checkpoint reads numbers (--number) beside the default digit model."""
+    from .checkpoint import NumberReaderCheckpoint, default_checkpoint, load_checkpoint
+    from .reader import load_reader
 
-    model = load_checkpoint(args.checkpoint or default_checkpoint()).model
-    read = _number_record if args.number else _predict_record
+    try:
+        return load_checkpoint(args.checkpoint or default_checkpoint()).model, None
+    except NumberReaderCheckpoint as exc:
+        if not args.number:
+            raise UserError(f"{exc}; add --number to read numbers with it") from None
+    return load_checkpoint(default_checkpoint()).model, load_reader(args.checkpoint)[0]
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    model, reader = _models_for(args)
     failed = False
     for path in args.files:
-        record = read(model, path)
+        record = _number_record(model, path, reader) if args.number else _predict_record(model, path)
         failed |= "error" in record
         _emit(record)
-    return 1 if failed else 0
+    return EXIT_BAD_INPUT if failed else 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from .checkpoint import list_checkpoints
 
+    if args.models_dir and not Path(args.models_dir).is_dir():
+        raise UserError(f"--models-dir {args.models_dir}: no such folder")
     for info in list_checkpoints(args.models_dir):
         row = info.as_dict()
         if row["test_accuracy"] is not None:
@@ -295,7 +343,7 @@ def cmd_corrections_add(args: argparse.Namespace) -> int:
         except (OSError, ImageError) as exc:
             failed = True
             _emit({"file": file, "error": reason(exc)})
-    return 1 if failed else 0
+    return EXIT_BAD_INPUT if failed else 0
 
 
 def cmd_corrections_list(args: argparse.Namespace) -> int:
@@ -337,7 +385,7 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors as one `error:` line (argparse would print the usage and a second line)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -391,8 +439,8 @@ def _add_corrections_verb(verbs) -> None:
     p = verbs.add_parser("corrections", help="the store of digits users labelled: add, list, export, import")
     actions = p.add_subparsers(dest="action", metavar="{add,list,export,import}", required=True)
     db_help = (
-        "the store: a SQLite file or a database URL (default: $MNIST_STORE_URL, else [connections.store] url "
-        "in .streamlit/secrets.toml, else $MNIST_CORRECTIONS_DB, else data/store.sqlite)"
+        "the store: a SQLite file or a database URL (default: $MNIST_STORE_URL, else $MNIST_CORRECTIONS_DB, "
+        "else [connections.store] url in .streamlit/secrets.toml, else data/store.sqlite)"
     )
     a = actions.add_parser("add", help="store image files with their true digit, one JSON line per file")
     a.add_argument("files", nargs="+", metavar="FILE")
@@ -468,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except (UserError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:  # Ctrl-C before `train` set its handler, or in another verb
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

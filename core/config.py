@@ -67,6 +67,13 @@ AUGMENT_HELP = (
 )
 
 
+def require_positive(settings: tuple[tuple[str, float], ...]) -> None:
+    """ValueError naming the first (name, value) that is not positive."""
+    for name, value in settings:
+        if value <= 0:
+            raise ValueError(f"{name} must be positive, not {value}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Training hyperparameters."""
@@ -83,8 +90,9 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs, batch size and learning rate must be positive")
+        require_positive(
+            (("epochs", self.epochs), ("batch size", self.batch_size), ("learning rate", self.lr))
+        )
         if not 0 <= self.ema_decay < 1:
             raise ValueError("ema_decay must be in [0, 1)")
         if self.augment != NO_AUGMENT and self.augment not in AUGMENTATIONS:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .access import EVERYONE, LOCAL, Identity, require, require_trainer
+from .access import EVERYONE, LOCAL, Identity, may_manage_run, require, require_trainer
 from .checkpoint import PROJECT_ROOT, default_checkpoint_path, is_stored
 from .config import ModelConfig, TrainConfig
 from .errors import UserError
@@ -156,9 +156,7 @@ class TrainingJob:
             self._process.stdin.close()
 
     def may_stop(self, by: Identity) -> bool:
-        """The person who started the run may stop it, from any session (a reload, a second tab, a
-        new sign-in); owners, the local user among them, may stop any run."""
-        return by.owner or (by.signed_in and by.email == self.started_by.email)
+        return may_manage_run(by, self.started_by)
 
     def stop_by(self, by: Identity) -> None:
         """Stop, as `by`: refused unless they may (may_stop)."""
@@ -239,6 +237,8 @@ class TrainingQueue:
         self._ids = itertools.count(1)
         self._standby: subprocess.Popen | None = None
         self._standby_since = 0.0
+        self._latest_of: dict[str | None, TrainingJob] = {}  # each person's (email's) latest run
+        self._cancelled: dict[str | None, Identity] = {}  # whose waiting run another person cancelled
 
     def _standby_ready(self) -> bool:
         fresh = time.monotonic() - self._standby_since < STANDBY_USE_S
@@ -285,6 +285,7 @@ class TrainingQueue:
             self._retire_standby()
         self._standby = None
         self.job = TrainingJob(*args, **kwargs, started_by=by, on_end=self._next).start(ready)
+        self._latest_of[by.email] = self.job
         return self.job
 
     def _next(self) -> None:
@@ -293,6 +294,17 @@ class TrainingQueue:
             if self.waiting and not self.busy:
                 run = self.waiting.pop(0)
                 self._start(run.by, run.args, run.kwargs)
+
+    def latest_run_of(self, by: Identity) -> TrainingJob | None:
+        """The last run `by` asked for that has started (training, or ended), kept until they start
+        another: a run that ends shows its result to its owner while the next person's trains."""
+        with self._lock:
+            return self._latest_of.get(by.email)
+
+    def cancelled_by_other(self, by: Identity) -> Identity | None:
+        """Who cancelled `by`'s waiting run, once (None: nobody else did since the last call)."""
+        with self._lock:
+            return self._cancelled.pop(by.email, None)
 
     def waiting_run_of(self, by: Identity) -> WaitingRun | None:
         return next((run for run in self.waiting if run.by.email == by.email), None)
@@ -308,5 +320,7 @@ class TrainingQueue:
             run = next((queued for queued in self.waiting if queued.id == run_id), None)
             if run is None:
                 raise QueueError("that run is no longer waiting: it has started or was cancelled")
-            require(by.owner or (by.signed_in and by.email == run.by.email), by, f"cancel {run.by}'s run")
+            require(may_manage_run(by, run.by), by, f"cancel {run.by}'s run")
             self.waiting.remove(run)
+            if by.email != run.by.email:
+                self._cancelled[run.by.email] = by

@@ -12,6 +12,7 @@ model exactly as the Draw tab reads it, so the two tabs agree, and a dot or a da
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ ONE_DIGIT_WIDTH = 1.1  # a piece up to this times the digits' height wide is one
 UNSURE = 0.9  # a reader this unsure of a digit may have read one too many
 PEAK_LEAD = 0.1  # of the distance between two digits' peaks: where the ink is divided, before the second
 MINOR_HEIGHT = 0.45  # a piece lower than this share of the tallest belongs to a digit beside it
+SIDE_BY_SIDE = 0.5  # pieces overlapping less than this share of the narrower's width stand side by side
 MODEL_WEIGHT = 0.5  # of the digit model's probabilities, against the reader's, for a digit apart
 NO_READER = "the number reader (models/reader/number-reader.pt) is missing or damaged"
 
@@ -56,6 +58,11 @@ class NumberReading:
     def blank(self) -> bool:
         return not self.digits
 
+    @property
+    def unread(self) -> bool:
+        """Ink was found, but the reader read no digit in it."""
+        return self.blank and self.line is not None
+
 
 def _span(mask: torch.Tensor, axis: int) -> tuple[int, int]:
     """First and last + 1 of the rows (axis 1) or columns (axis 0) a mask covers."""
@@ -66,6 +73,20 @@ def _span(mask: torch.Tensor, axis: int) -> tuple[int, int]:
 def _size(mask: torch.Tensor, axis: int) -> int:
     first, end = _span(mask, axis)
     return end - first
+
+
+def looks_like_a_number(processed: Preprocessed) -> bool:
+    """True when a lone digit's image holds two or more digit-sized pieces side by side, each less
+    than half under its neighbour: a number, which read_number reads and predict does not."""
+    cleaned = processed.stages.get("cleaned")
+    if cleaned is None or not cleaned.any():
+        return False
+    pieces = _digit_pieces(_pieces(torch.from_numpy(cleaned) > 0))
+    spans = [_span(piece, 0) for piece in pieces]
+    return any(
+        min(end, next_end) - next_start < SIDE_BY_SIDE * min(end - start, next_end - next_start)
+        for (start, end), (next_start, next_end) in itertools.pairwise(spans)
+    )
 
 
 def _digit_pieces(labels: torch.Tensor) -> list[torch.Tensor]:

@@ -23,7 +23,11 @@ from .models import IMAGE_SIDE
 
 DIGIT_BOX = 20  # MNIST fits each digit in a 20x20 box
 WORK_SIDE = 112  # images are reduced to this (4x the output) first: plenty for a 20 px digit
-MAX_PIXELS = 40_000_000  # refuse bigger images before decoding (decompression bombs)
+MAX_PIXELS = 40_000_000  # refuse decoding more than this (decompression bombs)
+# A JPEG is decoded reduced (Pillow's draft: 1/2, 1/4 or 1/8 of each side) when it is larger than
+# MAX_PIXELS, so that a phone's 48 or 108 MP photo is read; larger than this, it is refused unread.
+MAX_JPEG_PIXELS = 200_000_000
+DRAFT_SIDE = 2048  # px: a large JPEG is decoded to at least this on each side
 MAX_FILE_BYTES = 20 * 1024 * 1024
 BACKGROUND_GRID = 6  # background is estimated per cell of a 6x6 grid
 BACKGROUND_PERCENTILE = 0.2  # a cell's background: its 20th-percentile brightness
@@ -58,7 +62,7 @@ MAX_DIGIT_FLATNESS = 2.5
 # flattest test digits are 3.7 stroke widths tall or more.
 MAX_DASH_HEIGHT = 2.5
 DOT = "a dot or a tap, too small to be a digit"
-DASH = "a flat dash, not a digit"
+DASH = "a flat dash"
 EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)  # pieces connect across corners too
 HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 UINT16_MAX = 65535.0
@@ -66,7 +70,7 @@ UINT16_MAX = 65535.0
 # them (a 16-bit image in mode I tops out at 65535, a float image at 1.0 or 255).
 NOMINAL_TOPS = {"I": (255.0, UINT16_MAX, 2.0**32 - 1), "F": (1.0, 255.0, UINT16_MAX)}
 
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+Image.MAX_IMAGE_PIXELS = MAX_JPEG_PIXELS  # every format's own limit is checked in open_image
 
 
 class ImageError(UserError, ValueError):
@@ -102,15 +106,31 @@ def open_image(source: bytes | str | os.PathLike | Image.Image) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(source))
-            image.seek(0)
-            image.load()
+            _decode_within_limit(image)
             return ImageOps.exif_transpose(image)
+    except ImageError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"the image is too large (over {MAX_PIXELS:,} pixels)") from exc
+        raise ImageError(_too_large(MAX_JPEG_PIXELS)) from exc
     except UnidentifiedImageError as exc:
         raise ImageError("not an image format this app can read (PNG, JPEG, WebP, BMP, GIF, ...)") from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(f"the image is damaged or truncated ({reason(exc)})") from exc
+
+
+def _too_large(limit: int) -> str:
+    return f"the image is too large (over {limit:,} pixels; a JPEG may have up to {MAX_JPEG_PIXELS:,})"
+
+
+def _decode_within_limit(image: Image.Image) -> None:
+    """Decode the first frame, a JPEG larger than MAX_PIXELS reduced while it is decoded; anything
+    else larger is refused before it decompresses."""
+    image.seek(0)
+    if image.width * image.height > MAX_PIXELS and image.format == "JPEG":
+        image.draft(image.mode, (DRAFT_SIDE, DRAFT_SIDE))
+    if image.width * image.height > MAX_PIXELS:
+        raise ImageError(_too_large(MAX_PIXELS))
+    image.load()
 
 
 def _has_transparency(image: Image.Image) -> bool:

@@ -21,7 +21,14 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .checkpoint import SHIPPED_MODELS_DIR, CheckpointError, is_shipped, read_payload, stored_checkpoints
+from .checkpoint import (
+    SHIPPED_MODELS_DIR,
+    CheckpointError,
+    is_reader_payload,
+    is_shipped,
+    read_payload,
+    stored_checkpoints,
+)
 from .config import READER_ARCH
 
 HEIGHT = 32  # px: the reader's input height
@@ -176,7 +183,7 @@ def load_reader(path: str | os.PathLike = READER_PATH) -> tuple[Reader, dict]:
     """A saved reader in eval mode on the CPU, and its metrics (CheckpointError when it cannot be)."""
     payload = read_payload(Path(path))
     config = payload["model_config"]
-    if config.get("kind") != READER_ARCH:
+    if not is_reader_payload(payload):
         raise CheckpointError(f"{path}: not a number reader (a digit model?)")
     try:
         reader = Reader(ReaderConfig(**config))
@@ -195,6 +202,7 @@ class ReaderInfo:
     train_seconds: float | None
     created_at: str
     shipped: bool  # the committed one, not trained here
+    trained_by: str | None = None  # the email of the person whose run made it
 
 
 def _reader_info(path: Path) -> ReaderInfo | None:
@@ -203,7 +211,7 @@ def _reader_info(path: Path) -> ReaderInfo | None:
         payload = read_payload(path)
     except CheckpointError:
         return None
-    if payload["model_config"].get("kind") != READER_ARCH:
+    if not is_reader_payload(payload):
         return None
     metrics = payload["metrics"]
     return ReaderInfo(
@@ -212,6 +220,7 @@ def _reader_info(path: Path) -> ReaderInfo | None:
         metrics.get("train_seconds"),
         payload.get("created_at", ""),
         is_shipped(path),
+        metrics.get("trained_by"),
     )
 
 

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import READER_MINUTES
+from .config import READER_MINUTES, require_positive
 from .data import load_split
 from .number import NUMBER_WORK
 from .preprocess import clean_ink
@@ -36,6 +36,7 @@ TEST_SEED_OFFSET = 1_000_000  # the test numbers' seeds, apart from the validati
 REPORT_EVERY = 10  # steps between loss reports
 ROUND_TICKS = 1000  # a round's "batches" in its BatchReports: its share of time, in thousandths
 LOSS_SMOOTHING = 0.95
+PROGRESS_S = 1.0  # how often the numbers being written are counted
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,9 @@ class ReaderTrainConfig:
     workers: int = 2
 
     def __post_init__(self) -> None:
-        if self.minutes <= 0 or self.numbers < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("minutes, numbers, batch size and learning rate must be positive")
+        settings = (("minutes", self.minutes), ("numbers", self.numbers), ("batch size", self.batch_size),
+                    ("learning rate", self.lr))  # fmt: skip
+        require_positive(settings)
 
 
 @dataclass
@@ -64,7 +66,24 @@ class WrittenLines:
     texts: list[str]
 
 
-def _write(split_train: bool, data_dir, count: int, seed: int) -> WrittenLines:
+_shared_count = None  # in a writer process: the numbers written so far, shared with the parent
+
+
+def _count_into(counter) -> None:
+    """A writer process's initialiser: count the numbers it writes into `counter`."""
+    global _shared_count
+    _shared_count = counter
+
+
+def _count_shared() -> None:
+    if _shared_count is not None:
+        with _shared_count.get_lock():
+            _shared_count.value += 1
+
+
+def _write(
+    split_train: bool, data_dir, count: int, seed: int, on_number: Callable[[], None] = _count_shared
+) -> WrittenLines:
     """`count` numbers written with one MNIST split's digits, as the reader will see them."""
     torch.set_num_threads(1)
     split = load_split(split_train, data_dir, download=False)
@@ -75,22 +94,41 @@ def _write(split_train: bool, data_dir, count: int, seed: int) -> WrittenLines:
         if line is not None:
             lines.append(line.pixels)
             texts.append(number.text)
+        on_number()
     return WrittenLines(lines, texts)
 
 
-def write_lines(train: bool, data_dir, count: int, seed: int, workers: int) -> WrittenLines:
-    """`count` numbers, written in `workers` processes (in this one when 1)."""
+Progress = Callable[[int, int], None]  # (numbers written, numbers to write)
+
+
+def write_lines(
+    train: bool, data_dir, count: int, seed: int, workers: int, progress: Progress | None = None
+) -> WrittenLines:
+    """`count` numbers, written in `workers` processes (in this one when 1); progress(done, count)
+    is called as they are written."""
     chunks = max(1, workers * SEEDS_PER_WORKER)
     sizes = [count // chunks + (i < count % chunks) for i in range(chunks)]
     args = [(train, data_dir, n, seed * chunks + i) for i, n in enumerate(sizes) if n]
+    report = progress or (lambda done, total: None)
     if workers == 1:
-        parts = [_write(*a) for a in args]
+        done = iter(range(1, count + 1))
+        parts = [_write(*a, on_number=lambda: report(next(done), count)) for a in args]
     else:
-        # Spawned, not forked: the training child forks while a thread of it waits on its stdin, and
-        # a forked worker closing that stdin would wait on the thread's lock forever.
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            parts = list(pool.map(_write, *zip(*args, strict=True)))
+        parts = _write_in_processes(args, workers, lambda done: report(done, count))
     return WrittenLines([x for p in parts for x in p.lines], [t for p in parts for t in p.texts])
+
+
+def _write_in_processes(args: list[tuple], workers: int, report: Callable[[int], None]) -> list[WrittenLines]:
+    # Spawned, not forked: the training child forks while a thread of it waits on its stdin, and
+    # a forked worker closing that stdin would wait on the thread's lock forever.
+    context = multiprocessing.get_context("spawn")
+    counter = context.Value("i", 0)
+    with ProcessPoolExecutor(workers, context, initializer=_count_into, initargs=(counter,)) as pool:
+        futures = [pool.submit(_write, *a) for a in args]
+        while wait(futures, timeout=PROGRESS_S).not_done:
+            report(counter.value)
+        report(counter.value)
+        return [future.result() for future in futures]
 
 
 def _varied(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -189,13 +227,15 @@ def train_reader(
     data_dir: str | os.PathLike | None = None,
     send: Callable[[BatchReport | EpochReport], None] = lambda report: None,
     stop: threading.Event | None = None,
+    writing: Progress | None = None,
 ) -> tuple[Reader, dict]:
     """A reader trained for config.minutes (less when `stop` is set), and its metrics
-    (test_accuracy: numbers read exactly right, %)."""
+    (test_accuracy: numbers read exactly right, %); writing(done, total) follows the training
+    numbers being written, before the first step."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     started = time.perf_counter()
-    train = write_lines(True, data_dir, config.numbers, config.seed, config.workers)
+    train = write_lines(True, data_dir, config.numbers, config.seed, config.workers, writing)
     val = write_lines(False, data_dir, config.val_numbers, config.seed, config.workers)
     written_s = time.perf_counter() - started
     reader = Reader(model_config or ReaderConfig())

@@ -9,6 +9,7 @@ before it got a task exits quietly.
 from __future__ import annotations
 
 import importlib
+import os
 import pickle
 import select
 import sys
@@ -26,9 +27,15 @@ from .reader_train import ReaderTrainConfig, train_reader
 from .threads import use_cpu_budget
 from .train import save_result, train
 
+PIPE_CHUNK = 4096
+
 
 def _stop_at_end_of(stream: BinaryIO, stop: threading.Event) -> None:
-    stream.read()  # returns when the parent closes the pipe
+    """Sets `stop` when the parent closes the pipe. It reads the raw descriptor, not the buffered
+    stream: a thread blocked in the buffered stream's read holds its lock, and an interpreter that
+    ends meanwhile dies with "Fatal Python error: _enter_buffered_busy"."""
+    while os.read(stream.fileno(), PIPE_CHUNK):
+        pass
     stop.set()
 
 
@@ -45,6 +52,7 @@ def run(task: TrainingTask, send, stop: threading.Event) -> Outcome:
             result = finetune(start, corrections, data, task.train_config, send, stop)
         else:
             result = train(task.model_config, task.train_config, data, send, stop)
+        result.extra_metrics["trained_by"] = task.started_by.email
         path = save_result(result, task.out)
         return Outcome(STOPPED if result.stopped else DONE, checkpoint=str(path))
     except (UserError, ValueError) as exc:
@@ -55,6 +63,7 @@ def run(task: TrainingTask, send, stop: threading.Event) -> Outcome:
 
 def _train_reader(task: TrainingTask, send, stop: threading.Event) -> Outcome:
     reader, metrics = train_reader(task.train_config, task.model_config, task.data_dir, send, stop)
+    metrics["trained_by"] = task.started_by.email
     path = save_checkpoint(task.out, reader, task.model_config, metrics, asdict(task.train_config))
     return Outcome(STOPPED if metrics["stopped"] else DONE, checkpoint=str(path))
 

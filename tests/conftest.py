@@ -19,7 +19,14 @@ import torch
 from bench.postgres import Postgres, PostgresMissing, start_server
 from core.checkpoint import FORMAT_VERSION, save_checkpoint
 from core.config import ModelConfig
-from core.data import DATA_DIR_ENV, RAW_FILES, data_present
+from core.data import (
+    DATA_DIR_ENV,
+    DEFAULT_DATA_DIR,
+    RAW_FILES,
+    MissingDataError,
+    data_present,
+    download_mnist,
+)
 from core.jobs import TrainingQueue
 from core.models import build_model
 from core.reader import Reader, ReaderConfig
@@ -136,15 +143,29 @@ def offline_mirror(tiny_data_dir, monkeypatch) -> list[str]:
     return urls
 
 
+MNIST_HOW_TO = (
+    f"set {DATA_DIR_ENV} to a folder holding MNIST/raw/ with the four IDX files, or let "
+    "`python -m core evaluate` download them into data/"
+)
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    """The real MNIST; CI sets MNIST_DATA_DIR, so a missing copy fails there instead of skipping."""
+    """The real MNIST: $MNIST_DATA_DIR, else data/ as the app has it, downloaded there first when
+    missing. CI sets MNIST_DATA_DIR, so a missing copy fails there instead of skipping."""
     path = os.environ.get(DATA_DIR_ENV)
     if path and data_present(path):
         return Path(path)
     if os.environ.get("CI"):
         pytest.fail(f"{DATA_DIR_ENV} must point at the MNIST files in CI (got {path!r})")
-    pytest.skip(f"real MNIST not available: set {DATA_DIR_ENV}")
+    if path:
+        pytest.skip(f"{DATA_DIR_ENV}={path} holds no MNIST/raw/: {MNIST_HOW_TO}")
+    root = Path(DEFAULT_DATA_DIR).absolute()
+    try:
+        download_mnist(root)  # nothing to do when it is there
+    except MissingDataError as exc:
+        pytest.skip(f"real MNIST not available ({exc}): {MNIST_HOW_TO}")
+    return root
 
 
 @pytest.fixture(autouse=True)

@@ -107,7 +107,7 @@ def test_train_evaluate_models_and_predict_on_tiny_data(tiny_data_dir, tmp_path)
     bad.write_text("not an image")
     predicted = run_cli("predict", "--checkpoint", out, blank, bad)
     lines = [json.loads(line) for line in predicted.stdout.splitlines()]
-    assert predicted.returncode == 1
+    assert predicted.returncode == 2
     assert lines[0] == {
         "file": str(blank),
         "digit": None,
@@ -126,9 +126,9 @@ def test_missing_data_is_one_error_line(tmp_path):
 
 @pytest.mark.parametrize(
     "flag, value, message",
-    [("--epochs", -1, "epochs, batch size and learning rate must be positive"),
-     ("--batch-size", 0, "epochs, batch size and learning rate must be positive"),
-     ("--lr", -1, "epochs, batch size and learning rate must be positive"),
+    [("--epochs", -1, "epochs must be positive, not -1"),
+     ("--batch-size", 0, "batch size must be positive, not 0"),
+     ("--lr", -1, "learning rate must be positive, not -1.0"),
      ("--hidden", 0, "hidden size and channel counts must be positive")],
 )  # fmt: skip
 def test_bad_settings_are_refused_before_mnist_is_looked_for(tmp_path, flag, value, message):
@@ -227,7 +227,7 @@ def test_predict_number_prints_the_number_and_each_digit_with_its_box(tmp_path):
     broken.write_bytes(b"not an image")
     result = run_cli("predict", "--number", written, blank, broken)
     records = [json.loads(line) for line in result.stdout.strip().splitlines()]
-    assert result.returncode == 1  # one file was unreadable
+    assert result.returncode == 2  # one file was unreadable
     assert records[0]["number"] == "2026" and [d["digit"] for d in records[0]["digits"]] == [2, 0, 2, 6]
     assert all(set(d) == {"digit", "confidence", "box"} for d in records[0]["digits"])
     boxes = [d["box"] for d in records[0]["digits"]]

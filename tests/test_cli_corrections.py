@@ -53,7 +53,7 @@ def test_add_list_export_import_speak_json_lines(tmp_path, drawings, stores):
     bad.write_bytes(b"not an image")
     added = run_cli("corrections", "add", drawings[0], bad, drawings[1], "--label", "1", "--db", db)
     records = _lines(added.stdout)
-    assert added.returncode == 1  # one file failed; the others were stored
+    assert added.returncode == 2  # one file failed; the others were stored
     assert [set(r) for r in records] == [{"file", "id"}, {"file", "error"}, {"file", "id"}]
     assert [r["file"] for r in records] == [str(drawings[0]), str(bad), str(drawings[1])]
     listed = _lines(run_cli("corrections", "list", "--db", db).stdout)

@@ -57,7 +57,7 @@ def test_cli_predict_on_a_hostile_batch(tmp_path):
         paths.append(tmp_path / name)
     result = run_cli("predict", "--checkpoint", SHIPPED_CNN, *paths)
     records = [json.loads(line) for line in result.stdout.splitlines()]
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert [r["file"] for r in records] == [str(p) for p in paths]  # every file, in order
     for record, (_, expected, digit) in zip(records, cases.values(), strict=True):
         if expected == ERROR:

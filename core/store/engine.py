@@ -43,10 +43,16 @@ MIGRATION_LOCK = 20261205  # the PostgreSQL advisory lock every server of this a
 IMMEDIATE = "immediate"  # execution option: a SQLite write takes the write lock at BEGIN
 NOT_IN_LEGACY = ("id", "author")  # columns an old corrections.sqlite lacks (its rows are the local user's)
 CHECK_URL = f"check the server and the URL (${STORE_URL_ENV} or [connections.store] url in {SECRETS_FILE})"
+CHECK_GIVEN_URL = "check the server and the URL given (on the command line: --db)"
 
 
 class StoreError(UserError):
-    """The store cannot be used (unreachable, corrupt, newer schema) or an input is refused."""
+    """The store cannot be used (StoreUnavailable) or an input is refused."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be used: unreachable, damaged, misconfigured or of a newer app. Its message
+    names the store and how to fix it, for the app's owners; others are told only that it is down."""
 
 
 def store_url(where: str | os.PathLike | None = None) -> str:
@@ -73,7 +79,7 @@ def _secrets_url() -> str | None:
     try:
         secrets = tomllib.loads(SECRETS_FILE.read_text())
     except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
-        raise StoreError(f"{SECRETS_FILE} cannot be read: {reason(exc)}") from exc
+        raise StoreUnavailable(f"{SECRETS_FILE} cannot be read: {reason(exc)}") from exc
     return secrets.get("connections", {}).get("store", {}).get("url")
 
 
@@ -103,7 +109,7 @@ def _new_engine(url: str) -> Engine:
         parsed = make_url(url)
         backend = parsed.get_backend_name()
     except ArgumentError as exc:
-        raise StoreError(f"{describe(url)}: use sqlite:///PATH or postgresql+psycopg://...") from exc
+        raise StoreUnavailable(f"{describe(url)}: use sqlite:///PATH or postgresql+psycopg://...") from exc
     if backend == "sqlite":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # One connection per call, as Streamlit serves sessions from many threads.
@@ -117,8 +123,8 @@ def _new_engine(url: str) -> Engine:
         try:
             return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
         except NoSuchModuleError as exc:
-            raise StoreError(f"{describe(url)}: unknown driver; use postgresql+psycopg://...") from exc
-    raise StoreError(f"{describe(url)}: the store is SQLite or PostgreSQL")
+            raise StoreUnavailable(f"{describe(url)}: unknown driver; use postgresql+psycopg://...") from exc
+    raise StoreUnavailable(f"{describe(url)}: the store is SQLite or PostgreSQL")
 
 
 def _sqlite_connected(dbapi_connection, _record) -> None:
@@ -140,7 +146,7 @@ def _engine(url: str, settings: bool) -> Engine:
             _engines[url] = _new_engine(url)
         engine = _engines[url]
         if url not in _ready:
-            with _failures_explained(url):
+            with _failures_explained(url, given=not settings):
                 _migrate(engine, url)
                 if settings and not os.environ.get(CORRECTIONS_DB_ENV):
                     _move_in_once(engine, url)
@@ -163,7 +169,8 @@ def _migrate(engine: Engine, url: str) -> None:
     if current == scripts.get_current_head():
         return
     if current is not None and current not in {script.revision for script in scripts.walk_revisions()}:
-        raise StoreError(f"{describe(url)} was written by a newer version of this app (schema {current})")
+        newer = f"{describe(url)} was written by a newer version of this app (schema {current})"
+        raise StoreUnavailable(newer)
     with engine.connect().execution_options(**{IMMEDIATE: True}) as connection, connection.begin():
         if connection.dialect.name == "postgresql":  # two servers starting at once upgrade in turn
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
@@ -171,17 +178,18 @@ def _migrate(engine: Engine, url: str) -> None:
 
 
 @contextmanager
-def _failures_explained(url: str) -> Iterator[None]:
+def _failures_explained(url: str, given: bool) -> Iterator[None]:
     """Database errors as one StoreError line; integrity errors go to the caller, which knows why."""
     try:
         yield
     except IntegrityError:
         raise
     except DBAPIError as exc:
-        raise StoreError(_why(url, exc)) from exc
+        raise StoreUnavailable(_why(url, exc, given)) from exc
 
 
-def _why(url: str, exc: DBAPIError) -> str:
+def _why(url: str, exc: DBAPIError, given: bool) -> str:
+    """The failure in words, and where to fix it: the URL the caller gave, or the settings'."""
     what = reason(exc.orig) if exc.orig is not None else reason(exc)
     damaged = any(sign in what for sign in ("not a database", "malformed", "no such table"))
     if make_url(url).get_backend_name() == "sqlite" and damaged:
@@ -189,7 +197,7 @@ def _why(url: str, exc: DBAPIError) -> str:
             f"{describe(url)} is not a usable store ({what}); it was left as it is: move it away "
             f"or set ${STORE_URL_ENV} to another store"
         )
-    return f"cannot use the store {describe(url)}: {what}; {CHECK_URL}"
+    return f"cannot use the store {describe(url)}: {what}; {CHECK_GIVEN_URL if given else CHECK_URL}"
 
 
 @contextmanager
@@ -197,7 +205,7 @@ def read(where: str | os.PathLike | None = None) -> Iterator[Connection]:
     """A connection for reading (no write lock)."""
     url = store_url(where)
     engine = _engine(url, settings=not where)
-    with _failures_explained(url), engine.connect() as connection:
+    with _failures_explained(url, given=bool(where)), engine.connect() as connection:
         yield connection
 
 
@@ -207,7 +215,7 @@ def write(where: str | os.PathLike | None = None) -> Iterator[Connection]:
     url = store_url(where)
     engine = _engine(url, settings=not where)
     with (
-        _failures_explained(url),
+        _failures_explained(url, given=bool(where)),
         engine.connect() as connection,
         connection.execution_options(**{IMMEDIATE: True}).begin(),
     ):
@@ -251,7 +259,7 @@ def _legacy_rows(path: Path) -> list[dict]:
     try:
         rows = legacy.execute(f"SELECT {', '.join(columns)} FROM examples ORDER BY id").fetchall()
     except sqlite3.DatabaseError as exc:
-        raise StoreError(
+        raise StoreUnavailable(
             f"{path} cannot be moved into the store ({reason(exc)}); it was left as it is"
         ) from exc
     finally:
