@@ -46,8 +46,8 @@ def model_table(infos: list[CheckpointInfo]) -> list[int]:
     rows = {
         "name": [Path(i.path).name for i in infos],
         "origin": [i.origin for i in infos],
-        "trained by": [ui.trainer(i.trained_by, i.shipped) for i in infos],
         "test accuracy": [i.test_accuracy for i in infos],
+        "trained by": [ui.trainer(i.trained_by, i.shipped) for i in infos],
         "model": [f"{i.arch.upper()} {i.shape}" for i in infos],
         "parameters": [i.parameters for i in infos],
         "file MB": [i.file_bytes / MB for i in infos],

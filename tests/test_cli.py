@@ -14,7 +14,7 @@ from core.checkpoint import load_checkpoint
 from core.preprocess import DOT
 from core.threads import THREADS_ENV
 from tests.conftest import DEADLINE_S, ROOT, save_untrained_mlp
-from tests.drawings import pen, seven
+from tests.drawings import number, pen, seven
 
 
 def run_cli(*args, env: dict | None = None):
@@ -235,3 +235,41 @@ def test_predict_number_prints_the_number_and_each_digit_with_its_box(tmp_path):
     assert boxes == sorted(boxes)  # left to right
     assert records[1] == {"file": str(blank), "number": "", "digits": []}
     assert set(records[2]) == {"file", "error"}
+
+
+def test_a_number_readers_checkpoint_reads_numbers_with_number_and_is_explained_without(tmp_path):
+    image = tmp_path / "47.png"
+    number("47").save(image)
+    reader = "models/reader/number-reader.pt"
+    line = _one_error_line(run_cli("predict", "--checkpoint", reader, image))
+    assert "is a number reader, not a digit model" in line and "--number" in line and "kind" not in line
+    read = run_cli("predict", "--number", "--checkpoint", reader, image)
+    assert read.returncode == 0 and last_json(read.stdout)["number"] == "47"
+
+
+def test_a_wide_image_of_a_number_read_as_one_digit_points_to_number(tmp_path):
+    wide, lone = tmp_path / "2026.png", tmp_path / "seven.png"
+    number("2026").save(wide)
+    seven().save(lone)
+    records = [json.loads(line) for line in run_cli("predict", wide, lone).stdout.splitlines()]
+    assert "--number" in records[0]["hint"] and "hint" not in records[1]
+
+
+def test_a_models_dir_that_does_not_exist_is_an_error(tmp_path):
+    assert "no such folder" in _one_error_line(run_cli("models", "--models-dir", tmp_path / "nowhere"))
+
+
+def test_a_bad_db_url_given_on_the_command_line_is_blamed_on_the_flag():
+    line = _one_error_line(run_cli("corrections", "list", "--db", "postgresql+psycopg://u@127.0.0.1:9/none"))
+    assert "--db" in line and "MNIST_STORE_URL" not in line and "secrets.toml" not in line
+
+
+def test_the_stores_settings_are_listed_in_the_order_they_are_read():
+    help_text = " ".join(run_cli("corrections", "list", "--help").stdout.split())
+    order = ["$MNIST_STORE_URL", "$MNIST_CORRECTIONS_DB", "secrets.toml", "data/store.sqlite"]
+    assert [help_text.index(name) for name in order] == sorted(help_text.index(name) for name in order)
+
+
+def test_no_download_is_honoured(tmp_path):
+    line = _one_error_line(run_cli("evaluate", "--no-download", "--data-dir", tmp_path / "empty"))
+    assert "MNIST" in line and "downloaded" not in line  # not tried: no connection is needed to say so

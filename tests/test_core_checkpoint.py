@@ -10,10 +10,13 @@ import torch
 
 from core.access import LOCAL
 from core.checkpoint import (
+    FORMAT_VERSION,
     PROJECT_ROOT,
     SHIPPED_MODELS_DIR,
     CheckpointError,
+    NumberReaderCheckpoint,
     checkpoint_bytes,
+    checkpoint_exists,
     default_checkpoint,
     default_checkpoint_path,
     delete_checkpoint,
@@ -23,6 +26,7 @@ from core.checkpoint import (
 )
 from core.config import ModelConfig
 from core.models import build_model
+from core.reader import READER_PATH
 from core.store import models as stored
 from core.store.engine import DEFAULT_SQLITE
 
@@ -215,3 +219,32 @@ def test_a_model_in_the_store_round_trips_and_is_listed_deleted_and_refused_when
     delete_checkpoint(name, by=LOCAL)
     with pytest.raises(CheckpointError, match="no model named"):
         load_checkpoint(str(name))
+
+
+def test_a_checkpoint_of_another_format_version_is_refused(tmp_path):
+    _, path = saved(tmp_path)
+    payload = torch.load(path, weights_only=True)
+    torch.save({**payload, "format": FORMAT_VERSION + 1}, path)
+    with pytest.raises(CheckpointError, match=f"checkpoint format {FORMAT_VERSION + 1} is not supported"):
+        load_checkpoint(path)
+
+
+def test_loading_stays_weights_only_where_torch_is_told_to_default_to_full_pickles(tmp_path, monkeypatch):
+    """torch's default is weights_only=True today; the load asks for it explicitly all the same."""
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # what an older torch's default was
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("EXPLOIT_MARKER", str(marker))
+    path = tmp_path / "evil.pt"
+    torch.save({"format": 1, "state_dict": {}, "model_config": _Exploit(), "metrics": {}}, path)
+    with pytest.raises(CheckpointError, match="refused as unsafe"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_a_number_reader_asked_for_as_a_digit_model_says_what_it_is(tmp_path):
+    with pytest.raises(NumberReaderCheckpoint, match="is a number reader, not a digit model"):
+        load_checkpoint(READER_PATH)
+    _, path = saved(tmp_path)
+    assert checkpoint_exists(path) and checkpoint_exists(READER_PATH)
+    path.unlink()
+    assert not checkpoint_exists(path) and not checkpoint_exists("store:never-saved.pt")

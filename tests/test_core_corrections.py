@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from core import corrections
-from core.access import LOCAL
+from core.access import LOCAL, USER, Identity
 from core.checkpoint import delete_checkpoint, list_checkpoints, load_checkpoint
 from core.corrections import (
     MAX_PNG_BYTES,
@@ -184,6 +184,8 @@ PNG = encode(seven())
             "bad time",
         ),
         (_zip({"a.png": PNG}, [[*_row("a.png")[:4], "fax", *_row("a.png")[5:]]]), "unknown source 'fax'"),
+        (_zip({"a.png": PNG}, [[*_row("a.png")[:3], "1.5", *_row("a.png")[4:]]]), "bad confidence '1.5'"),
+        (_zip({"a.png": PNG}, [[*_row("a.png")[:3], "-0.1", *_row("a.png")[4:]]]), "bad confidence '-0.1'"),
     ],
 )
 def test_a_hostile_or_malformed_zip_is_refused_and_nothing_is_imported(db, archive, message):
@@ -396,3 +398,13 @@ def test_labels_outside_0_to_9_are_refused(sqlite_db, label):
     with pytest.raises(StoreError, match=f"0 to 9, not {label}"):
         add_example(example, sqlite_db, by=LOCAL)
     assert not sqlite_db.exists()  # refused before the store was opened
+
+
+def test_the_local_users_examples_are_only_theirs_and_everyones_are_all(db):
+    add_example(_example(one(), 1), db, by=LOCAL)
+    ada = Identity(USER, "ada@school.org")
+    add_example(_example(seven(), 7), db, by=ada)
+    assert [e.label for e in list_examples(db, by=LOCAL, whose=None)] == [1]  # not Ada's too
+    assert [e.label for e in list_examples(db, by=LOCAL, whose=ada.email)] == [7]
+    assert sorted(e.label for e in list_examples(db, by=LOCAL)) == [1, 7]  # EVERYONE, the default
+    assert counts(db, by=LOCAL, whose=None)[7] == 0 and counts(db, by=LOCAL)[7] == 1

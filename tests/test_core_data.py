@@ -208,3 +208,27 @@ def test_standardise_and_to_pixels_are_inverse():
     pixels = torch.linspace(0, 1, 11)
     assert torch.allclose(to_pixels(standardise(pixels)), pixels, atol=1e-6)
     assert standardise(torch.tensor(0.0)).item() == pytest.approx(BACKGROUND)
+
+
+def test_a_mirror_that_fails_gives_way_to_the_next(offline_mirror, tmp_path, monkeypatch):
+    from torchvision.datasets import MNIST
+    from torchvision.datasets import utils as tv_utils
+
+    serve = tv_utils.download_and_extract_archive
+    first = MNIST.mirrors[0]
+
+    def first_mirror_down(url, *args, **kwargs):
+        if url.startswith(first):
+            raise OSError("connection refused")
+        return serve(url, *args, **kwargs)
+
+    monkeypatch.setattr(tv_utils, "download_and_extract_archive", first_mirror_down)
+    download_mnist(tmp_path)
+    assert len(load_mnist(tmp_path, download=False).test) == TINY_TEST
+    assert len(offline_mirror) == len(RAW_FILES)  # each file from the second mirror
+
+
+@pytest.mark.parametrize("val_size", [-1, TINY_TRAIN, TINY_TRAIN + 1])
+def test_a_validation_split_must_leave_training_images(tiny_data_dir, val_size):
+    with pytest.raises(ValueError, match=f"val_size must be between 1 and {TINY_TRAIN - 1}"):
+        load_mnist(tiny_data_dir, download=False, val_size=val_size)

@@ -2,17 +2,30 @@
 start, and the checkpoint then reports the blend's test figures; reports per person."""
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
+from core import finetune as finetune_module
 from core.checkpoint import Checkpoint
 from core.config import ModelConfig, TrainConfig
+from core.corrections import example_from_image
 from core.data import load_mnist
 from core.evaluate import accuracy_and_loss
-from core.finetune import BLENDS, MAX_GUARD_DROP, _keep_mnist, _without_guard
+from core.finetune import (
+    BLENDS,
+    GUARD_SHARE,
+    MAX_GUARD_DROP,
+    MIN_CORRECTIONS,
+    Corrections,
+    _keep_mnist,
+    _without_guard,
+    finetune,
+)
 from core.train import train
+from tests.drawings import encode, seven
 
 QUICK = TrainConfig(epochs=2, batch_size=64, lr=5e-3, augment="none", device="cpu", seed=0)
 
@@ -66,3 +79,19 @@ def test_a_fine_tune_that_keeps_mnist_is_kept_whole(learnt):
     same.epochs, same.model = list(result.epochs), copy.deepcopy(result.model)
     trained, guard = _without_guard(data)
     assert _keep_mnist(start, same, guard, data.test) == 1.0
+
+
+def test_forgetting_is_measured_on_held_back_training_images_not_the_test_set(learnt, monkeypatch):
+    result, data = learnt
+    seen = []
+
+    def keep_mnist(start, run, guard, test):
+        seen.append(guard)
+        return real_keep_mnist(start, run, guard, test)
+
+    real_keep_mnist = finetune_module._keep_mnist
+    monkeypatch.setattr(finetune_module, "_keep_mnist", keep_mnist)
+    examples = [example_from_image(encode(seven()), 7, "canvas") for _ in range(MIN_CORRECTIONS)]
+    finetune(_as_checkpoint(result), Corrections(examples, "digest"), data, replace(QUICK, epochs=1))
+    guard_size = int(len(data.train) * GUARD_SHARE)
+    assert torch.equal(seen[0].labels, data.train.labels[-guard_size:].cpu())

@@ -1,5 +1,8 @@
 import os
+import pickle
 import signal
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +14,7 @@ from core.jobs import DONE, FAILED, STOPPED, QueueError, TrainingJob, WaitingRun
 from core.threads import THREADS_ENV
 from tests.conftest import end_training, wait_until
 
+ROOT = Path(__file__).resolve().parent.parent
 QUICK = TrainConfig(epochs=2, batch_size=32, lr=1e-2, augment="none", device="cpu")
 ENDLESS = TrainConfig(epochs=10_000, batch_size=32, device="cpu")
 
@@ -155,3 +159,54 @@ def test_a_run_may_be_stopped_by_who_started_it_and_by_owners(tmp_path):
     assert job.may_stop(ADA) and not job.may_stop(BOB) and not job.may_stop(ANONYMOUS)
     assert job.may_stop(TEACHER) and job.may_stop(LOCAL)  # the local user (no sign-in) is the owner
     assert not TrainingJob(ModelConfig("mlp"), TrainConfig(), tmp_path, tmp_path).may_stop(BOB)
+
+
+def test_the_first_run_to_wait_is_the_first_to_start_and_each_keeps_its_own_finished_run(
+    slot, tiny_data_dir, tmp_path
+):
+    adas = slot.submit(ADA, ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
+    slot.submit(BOB, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    slot.submit(TEACHER, ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
+    assert slot.latest_run_of(ADA) is adas and slot.latest_run_of(BOB) is None  # Bob's waits
+    wait_until(lambda: adas.snapshot().epochs, "Ada's first epoch")
+    adas.stop_by(ADA)
+    wait_until(lambda: slot.job is not adas, "the next run taking over")
+    assert slot.job.started_by == BOB  # the first to wait, not the last
+    assert slot.latest_run_of(ADA) is adas and not adas.running  # her result stays hers to see
+    slot.job.join(timeout=60)
+    bobs = slot.latest_run_of(BOB).snapshot()
+    assert load_checkpoint(bobs.checkpoint).metrics["trained_by"] == BOB.email  # Models shows who
+    assert load_checkpoint(adas.snapshot().checkpoint).metrics["trained_by"] == ADA.email
+
+
+def test_an_owner_cancelling_a_waiting_run_tells_its_owner_once(slot, tiny_data_dir, tmp_path):
+    slot.submit(TEACHER, ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
+    adas = slot.submit(ADA, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    bobs = slot.submit(BOB, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    slot.cancel(adas.id, TEACHER)
+    slot.cancel(bobs.id, BOB)  # his own: nobody else to name
+    assert slot.cancelled_by_other(ADA) == TEACHER and slot.cancelled_by_other(ADA) is None
+    assert slot.cancelled_by_other(BOB) is None
+
+
+def test_the_loss_curve_starts_in_the_first_epoch_and_the_eta_counts_down(slot, tiny_data_dir, tmp_path):
+    job = slot.submit(LOCAL, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    job.join(timeout=60)
+    snap = job.snapshot()
+    xs = [x for x, _ in snap.losses]
+    assert 0 < xs[0] < 1 and xs[-1] == pytest.approx(QUICK.epochs) and xs == sorted(xs)
+
+
+def test_a_child_that_reports_and_is_closed_at_once_exits_cleanly(tiny_data_dir, tmp_path):
+    """The parent closes the pipe as soon as the outcome comes, while the child's interpreter ends:
+    a thread blocked on the buffered stdin made that "Fatal Python error: _enter_buffered_busy"."""
+    task = jobs.TrainingTask(ModelConfig("mlp"), QUICK, str(tmp_path / "no-mnist"), str(tmp_path / "m.pt"))
+    for _ in range(3):
+        child = subprocess.Popen(jobs.CHILD_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, cwd=ROOT)  # fmt: skip
+        pickle.dump(task, child.stdin)
+        child.stdin.flush()
+        assert pickle.load(child.stdout).status == FAILED  # no MNIST there: it reports at once
+        child.stdin.close()
+        stderr = child.stderr.read().decode()
+        assert child.wait(timeout=30) == 0 and "Fatal Python error" not in stderr, stderr

@@ -8,7 +8,7 @@ from torch import nn
 from core.config import ModelConfig, TrainConfig
 from core.data import MnistData, Split, load_mnist
 from core.devices import DeviceError, available_devices, resolve_device
-from core.evaluate import accuracy_and_loss, evaluate
+from core.evaluate import accuracy_and_loss, evaluate, logits_for
 from core.models import build_model, count_parameters
 from core.train import BatchReport, EpochReport, TrainingError, train
 from tests.conftest import DEADLINE_S
@@ -198,3 +198,17 @@ def test_the_learning_rate_rises_for_the_warm_up_then_falls_to_almost_nothing(ti
     assert rates[0] == pytest.approx(0.01 / 25) and rates[peak] == pytest.approx(0.01, rel=0.02)
     assert abs(peak / len(rates) - config.warmup) < 0.02
     assert rates[-1] < 0.01 / 1000
+
+
+def test_the_eta_counts_down_to_zero(tiny):
+    updates = []
+    train(ModelConfig("mlp"), FAST, tiny, callback=updates.append)
+    etas = [u.eta_s for u in updates if isinstance(u, BatchReport)]
+    assert etas[0] > 0 and etas[-1] == 0 and etas == sorted(etas, reverse=True)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_logits_for_leaves_the_models_mode_as_it_found_it(training):
+    model = build_model(ModelConfig("cnn")).train(training)
+    logits_for(model, torch.zeros(3, 1, 28, 28))
+    assert model.training is training

@@ -64,3 +64,10 @@ def test_without_the_onnx_packages_export_says_what_to_install(tmp_path, monkeyp
     with pytest.raises(ExportError, match="pip install onnx onnxscript"):
         export_model(load_checkpoint(SHIPPED_MODELS_DIR / "mlp.pt").model, tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == [] and NEEDS.startswith("ONNX export needs")
+
+
+def test_an_unknown_export_format_is_refused_and_nothing_is_written(tmp_path):
+    model = load_checkpoint(SHIPPED_MODELS_DIR / "mlp.pt").model
+    with pytest.raises(ExportError, match="unknown export format 'tflite'"):
+        export_model(model, tmp_path / "m.tflite", "tflite")
+    assert not list(tmp_path.iterdir())
