@@ -57,10 +57,14 @@ def turned_away() -> bool:
     """Signed in with an account the app does not let in (outside the allowed domains, unverified):
     such a person is told so, not asked to sign in."""
     claims = _claims()
-    if claims is None:
+    try:
+        access = settings()
+    except AccessError:  # the settings are wrong, not the account: the sidebar says so
+        return False
+    if claims is None or not access.sign_in:
         return False
     try:
-        identify(settings(), claims)
+        identify(access, claims)
     except AccessError:
         return True
     return False

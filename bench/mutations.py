@@ -47,6 +47,8 @@ ACCESS, JOBS, T_ACCESS, T_JOBS = (
     "tests/test_core_jobs.py",
 )
 T_READER = "tests/test_core_reader.py"
+T_CKPT, T_CLASS = "tests/test_core_checkpoint.py", "tests/test_core_classroom.py"
+T_DATA, T_TRAIN = "tests/test_core_data.py", "tests/test_core_train.py"
 MUTATIONS = [
     Mutation("stroke-width normalisation removed", PREPROCESS,
              "digit = _normalise_stroke(", "digit = (",
@@ -74,11 +76,15 @@ MUTATIONS = [
     Mutation("--hidden ignored", CLI,
              'ModelConfig(arch=arch, **({"hidden": args.hidden} if args.hidden is not None else {}))',
              "ModelConfig(arch=arch)", (T_CLI,)),
-    Mutation("--lr ignored", CLI, '"lr": args.lr,', '"lr": None,', (T_CLI,)),
-    Mutation("--seed ignored", CLI, '"seed": args.seed}', '"seed": None}', (T_CLI,)),
-    Mutation("--batch-size ignored", CLI, '"batch_size": args.batch_size,', '"batch_size": None,', (T_CLI,)),
+    # Each `old` names the digit models' line: the reader's options have lines like it.
+    Mutation("--lr ignored", CLI, '"lr": args.lr, "augment"', '"lr": None, "augment"', (T_CLI,)),
+    Mutation("--seed ignored", CLI, '"device": args.device, "seed": args.seed}',
+             '"device": args.device, "seed": None}', (T_CLI,)),
+    Mutation("--batch-size ignored", CLI, 'return {"epochs": args.epochs, "batch_size": args.batch_size,',
+             'return {"epochs": args.epochs, "batch_size": None,', (T_CLI,)),
     Mutation("no Ctrl-C handler", CLI,
-             "signal.signal(signal.SIGINT, lambda *_: stop.set())", "pass", (T_CLI,)),
+             "signal.signal(signal.SIGINT, lambda *_: stop.set())\n    device = resolve_device",
+             "device = resolve_device", (T_CLI,)),
     Mutation("validation overlaps training", "core/data.py",
              "val_idx, train_idx = order[:val_size], order[val_size:]",
              "val_idx, train_idx = order[:val_size], order", ("tests/test_core_data.py",)),
@@ -116,7 +122,8 @@ MUTATIONS = [
     Mutation("touching digits' ink divided midway between their peaks", "core/number.py",
              "PEAK_LEAD = 0.1", "PEAK_LEAD = 0.5", ("tests/test_core_number.py",)),
     Mutation("a lone digit in Number mode is not read as Draw reads it", "core/number.py",
-             "    if len(digits) == 1:\n", "    if False:\n", ("tests/test_core_number.py",)),
+             "if len(parts) == 1 and parts[0].read is not None:", "if False:",
+             ("tests/test_core_number.py",)),
     Mutation("the reader's training numbers written with test digits", "core/reader_train.py",
              "train = write_lines(True, data_dir", "train = write_lines(False, data_dir", (T_READER,)),
     Mutation("the map flips between builds", INSIDE, "    axes *= signs\n", "", (T_INSIDE,)),
@@ -137,9 +144,9 @@ MUTATIONS = [
     Mutation("the finished run offers no download", TRAIN_PAGE,
              '    cols[1].download_button(\n        "Download checkpoint"',
              '    (\n        "Download checkpoint"', (T_APP,)),
-    Mutation("owners may not stop another's run", JOBS,
-             "return by.owner or (by.signed_in and by.email == self.started_by.email)",
-             "return by.signed_in and by.email == self.started_by.email", (T_JOBS, T_APP)),
+    Mutation("owners may not stop another's run", ACCESS,
+             "return actor.owner or (actor.signed_in and actor.email == started_by.email)",
+             "return actor.signed_in and actor.email == started_by.email", (T_JOBS, T_APP)),
     Mutation("a short dash is read as a digit", PREPROCESS,
              "flat = width > height and height <= MAX_DASH_HEIGHT",
              "flat = False and height <= MAX_DASH_HEIGHT", (T_PRE,)),
@@ -183,6 +190,48 @@ MUTATIONS = [
     Mutation("a fine-tune keeps all it forgot", "core/finetune.py",
              "if guard_before - accuracy_and_loss(model, guard)[0] <= MAX_GUARD_DROP:", "if True:",
              ("tests/test_core_finetune.py",)),
+    # What the class tour and the mutation audit of issue #32 found no test for.
+    Mutation("checkpoint format version not checked", "core/checkpoint.py",
+             'if payload["format"] != FORMAT_VERSION:', "if False:", (T_CKPT,)),
+    Mutation("checkpoints loaded without weights_only", "core/checkpoint.py",
+             'torch.load(source, map_location="cpu", weights_only=True)',
+             'torch.load(source, map_location="cpu")', (T_CKPT,)),
+    Mutation("the queue takes the last waiting run", JOBS,
+             "run = self.waiting.pop(0)", "run = self.waiting.pop()", (T_JOBS,)),
+    Mutation("the loss curve's x one epoch late", JOBS,
+             "(update.epoch - 1 + update.batch / update.batches_per_epoch, update.loss)",
+             "(update.epoch + update.batch / update.batches_per_epoch, update.loss)", (T_JOBS,)),
+    Mutation("the local user's listing shows everyone's", STORE,
+             "    if whose == EVERYONE:", "    if whose in (EVERYONE, None):", (T_STORE,)),
+    Mutation("an import accepts any confidence", STORE,
+             "if not 0 <= number <= 1:", "if False:", (T_STORE,)),
+    Mutation("a person's examples counted from everyone's", "core/classroom.py",
+             "PersonReport(author, len(pairs),", "PersonReport(author, len(examples),", (T_CLASS,)),
+    Mutation("a mistake's true and read digits swapped", "core/classroom.py",
+             "Counter((label, r) for label, r in pairs if label != r)",
+             "Counter((r, label) for label, r in pairs if label != r)", (T_CLASS,)),
+    Mutation("the fine-tune's guard is the MNIST test set", "core/finetune.py",
+             'blend = _keep_mnist(start, result, guard.to("cpu"), data.test.to("cpu"))',
+             'blend = _keep_mnist(start, result, data.test.to("cpu"), data.test.to("cpu"))',
+             ("tests/test_core_finetune.py",)),
+    Mutation("export does not check its format", "core/export.py",
+             "if fmt not in EXPORT_FORMATS:", "if False:", ("tests/test_export.py",)),
+    Mutation("--no-download ignored by evaluate", CLI,
+             "test = load_split(train=False, data_dir=args.data_dir, download=args.download)",
+             "test = load_split(train=False, data_dir=args.data_dir, download=True)", (T_CLI,)),
+    Mutation("only the first MNIST mirror tried", "core/data.py",
+             "for mirror in MNIST.mirrors:", "for mirror in MNIST.mirrors[:1]:", (T_DATA,)),
+    Mutation("the validation size not range-checked", "core/data.py",
+             "if not 0 < val_size < len(train):", "if False:", (T_DATA,)),
+    Mutation("the ETA always 0", "core/train.py",
+             "eta_s=elapsed / done * (self.total_steps - done),", "eta_s=0.0,", (T_TRAIN,)),
+    Mutation("logits_for leaves the model in eval mode", "core/evaluate.py",
+             "        model.train(was_training)", "        model.eval()", (T_TRAIN,)),
+    Mutation("a number reader read as a digit model", "core/checkpoint.py",
+             "    if is_reader_payload(payload):\n        raise NumberReaderCheckpoint",
+             "    if False:\n        raise NumberReaderCheckpoint", (T_CKPT, T_CLI)),
+    Mutation("the training child's stop watcher on the buffered stdin", "core/train_child.py",
+             "while os.read(stream.fileno(), PIPE_CHUNK):\n        pass", "stream.read()", (T_JOBS,)),
 ]  # fmt: skip
 
 
@@ -230,12 +279,13 @@ def _outcome(tree: Path, mutation: Mutation) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.mutations", description=__doc__)
     parser.add_argument("--ref", help="a git revision to test instead of the working tree")
+    parser.add_argument("--only", metavar="TEXT", help="only the mutations whose name holds TEXT")
     args = parser.parse_args()
     outcomes = {}
     with tempfile.TemporaryDirectory() as folder:
         tree = Path(folder)
         _copy_tree(args.ref, tree)
-        for mutation in MUTATIONS:
+        for mutation in (m for m in MUTATIONS if args.only is None or args.only in m.name):
             outcomes[mutation.name] = _outcome(tree, mutation)
             print(f"{mutation.name}: {outcomes[mutation.name]}", flush=True)
     tried = [o for o in outcomes.values() if o == "survived" or o.startswith("killed")]

@@ -142,9 +142,13 @@ def test_a_demo_or_a_visitor_gets_no_training_and_no_class_view(with_data, canva
 def test_a_local_run_says_who_you_are_and_an_outsider_is_turned_away(with_data, canvas, store):
     local = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=TIMEOUT).run()
     assert "Local run: you are the owner." in texts(local)
+    canvas.png = encode(seven())  # a reading, under which a visitor is told how to teach it
     outsider = open_as("app_pages/predict.py", {"is_logged_in": True, "email": "eve@gmail.com"})
     refused = "Not signed in: eve@gmail.com may not sign in here: this app is for @school.org accounts."
     assert refused in texts(outsider)
+    assert "Your account may not teach" in texts(outsider) and "Sign in (in the sidebar)" not in texts(
+        outsider
+    )
     assert "Sign out" in labels(outsider) and "Right" not in labels(outsider)
     assert "never-shown-s3cret" not in texts(outsider) and "cookie-s3cret" not in texts(outsider)
 
