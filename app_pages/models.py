@@ -53,8 +53,7 @@ def model_table(infos: list[CheckpointInfo]) -> list[int]:
         "file MB": [i.file_bytes / MB for i in infos],
         "train s": [i.train_seconds for i in infos],
         "predict ms": [cached_latency_ms(i.path) for i in infos],
-        "device": [i.device for i in infos],
-        "date (UTC)": [ui.to_the_minute(i.created_at) for i in infos],
+        "trained (UTC)": [f"{ui.to_the_minute(i.created_at)} on {i.device}" for i in infos],
     }
     event = st.dataframe(
         rows,
@@ -73,7 +72,6 @@ def model_table(infos: list[CheckpointInfo]) -> list[int]:
             "predict ms": st.column_config.NumberColumn(
                 format="%.3f", help="one preprocessed image on this server's CPU, median of 50", width="small"
             ),
-            "device": st.column_config.TextColumn(width="small"),
         },
     )
     return list(event.selection.rows) if event else []

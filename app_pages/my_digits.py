@@ -35,10 +35,11 @@ if not who.teaches:
 # Owners see and change everyone's examples; a signed-in user only their own.
 whose = EVERYONE if who.owner else who.email
 whose_digits = "Everyone's" if who.owner and who.signed_in else "The"
+where = f"`{where_stored()}`" if who.owner else "the app's store"  # its address is for owners only
 st.caption(
     f"{whose_digits} digits marked Right or Wrong on Predict, "
     f"with their true label: the Train page can fine-tune the active model on them. Stored in "
-    f"`{where_stored()}`."
+    f"{where}."
 )
 if embedded(store_url()):
     st.info(CLOUD_NOTICE, icon=":material/cloud_off:")

@@ -24,7 +24,8 @@ checkpoint = ui.active_checkpoint()
 if checkpoint is None:
     st.stop()
 model = checkpoint.model
-st.caption(f"Model `{checkpoint.path.name}` · {checkpoint.model_config.arch.upper()}")
+if not ui.on_phone():  # there the sidebar's picker names it: the reading and Right / Wrong fit on screen
+    st.caption(f"Model `{checkpoint.path.name}` · {checkpoint.model_config.arch.upper()}")
 
 draw, number, upload = st.tabs(["Draw", "Number", "Upload"])
 
@@ -33,6 +34,7 @@ draw, number, upload = st.tabs(["Draw", "Number", "Upload"])
 def drawing_panel() -> None:
     """Canvas, its controls and the result beside it (below it on a phone), predicted after every stroke."""
     ui.rerun_if_model_gone(checkpoint)
+    phone = ui.on_phone()  # the columns stack there: Right / Wrong go under the reading, on screen
     left, right = st.columns([1, 2])
     with left:
         drawing, strokes = ui.drawing_canvas("canvas")
@@ -40,9 +42,12 @@ def drawing_panel() -> None:
             ui.remember_drawing(drawing, strokes)
         prediction = predict(model, drawing) if drawing is not None else None
         ui.prediction_summary(prediction, NOTHING_YET if drawing is None else ui.NOTHING_DRAWN)
+        if phone:
+            ui.correction_buttons(prediction, drawing, "canvas", key="canvas")
     with right:
         ui.prediction_details(prediction, model, key="canvas")
-    ui.correction_buttons(prediction, drawing, "canvas", key="canvas")
+    if not phone:
+        ui.correction_buttons(prediction, drawing, "canvas", key="canvas")
 
 
 def digit_row(reading) -> None:

@@ -136,6 +136,8 @@ def finetune_offer() -> None:
     path = st.session_state.get(ui.MODEL_KEY)
     try:
         stored = sum(counts(by=who, whose=yours()).values())
+        # A signed-in owner's My digits shows everyone's: say how many that is, and where to use them.
+        everyone = sum(counts(by=who, whose=EVERYONE).values()) if who.owner and who.signed_in else None
     except (StoreError, AccessError) as exc:
         st.error(f"My digits cannot be read: {ui.problem_text(exc)}")
         return
@@ -149,8 +151,11 @@ def finetune_offer() -> None:
             f"{CORRECTION_SHARE:.0%} of every batch, augmented; {HOLD_OUT_RULE}."
         )
     else:
+        shown = (
+            "" if everyone is None else f" (My digits shows everyone's {everyone}: Class fine-tunes on them)"
+        )
         st.caption(
-            f"Fine-tuning needs at least {MIN_CORRECTIONS} of your digits; My digits has {stored}. "
+            f"Fine-tuning needs at least {MIN_CORRECTIONS} of your digits; you have added {stored}{shown}. "
             "Mark predictions Right or Wrong on Predict to add them."
         )
 

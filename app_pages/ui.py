@@ -240,7 +240,7 @@ def warn_if_poor_reader(test_accuracy: float | None) -> None:
 
 def trainer(email: str | None, shipped: bool) -> str:
     """Who trained a model, for the tables: an email, or where it came from."""
-    return email or ("the app's authors" if shipped else "local run or CLI")
+    return email or ("—" if shipped else "local or CLI")
 
 
 def to_the_minute(created_at: str) -> str:
@@ -390,13 +390,15 @@ def _redraw(key: str, objects: list) -> None:
     st.session_state[f"{key}-initial"] = {"objects": objects, "revision": previous["revision"] + 1}
 
 
-def _undo_and_clear(key: str, drawn: list) -> None:
-    """Buttons that stay visible on touch screens, where the canvas's own toolbar (shown on hover) is not."""
-    row = st.container(horizontal=True)  # side by side on a phone too, where columns stack
+def _undo_and_clear(key: str, drawn: list):
+    """Buttons that stay visible on touch screens, where the canvas's own toolbar (shown on hover) is
+    not; returns their row."""
+    row = st.container(horizontal=True, vertical_alignment="center")  # side by side on a phone too
     row.button("Undo", icon=":material/undo:", key=f"{key}-undo", disabled=not drawn, on_click=_redraw,
                args=(key, drawn[:-1]))  # fmt: skip
     row.button("Clear", icon=":material/delete:", key=f"{key}-clear", disabled=not drawn, on_click=_redraw,
                args=(key, []))  # fmt: skip
+    return row
 
 
 def remember_drawing(png: bytes, strokes: list) -> None:
@@ -443,12 +445,15 @@ def drawing_canvas(
 
     override = st.session_state.get(f"{key}-initial")
     initial = override or (opening and {"objects": opening["objects"], "revision": 0})
-    stroke = st.slider("Pen width", 5, 40, pen, key=f"{key}-pen")
+    # On a phone the slider goes beside Undo and Clear, so that the reading and Right / Wrong fit on
+    # the first screen (844 px high); the canvas takes the slider's value from the session meanwhile.
+    phone, slider = on_phone(), f"{key}-pen"
+    stroke = st.session_state.get(slider, pen) if phone else pen_slider(slider, pen)
     canvas = st_canvas(
         stroke_width=stroke,
         stroke_color="#FFFFFF",
         background_color="#000000",
-        background_image=toolbar_corner_background(size) if on_phone() else None,
+        background_image=toolbar_corner_background(size) if phone else None,
         width=size[0],
         height=size[1],
         drawing_mode="freedraw",
@@ -460,8 +465,15 @@ def drawing_canvas(
     strokes = (canvas.json_data or {}).get("objects", []) if canvas is not None else []
     if png is None and override is None and opening is not None:
         png, strokes = opening["png"], opening["objects"]
-    _undo_and_clear(key, strokes)
+    row = _undo_and_clear(key, strokes)
+    if phone:
+        with row:
+            pen_slider(slider, pen, label_visibility="collapsed")  # its name stays for screen readers
     return png, strokes
+
+
+def pen_slider(key: str, pen: int, **options) -> int:
+    return st.slider("Pen width", 5, 40, pen, key=key, **options)
 
 
 TEACHING = "teach the model this digit (it is kept as yours)"

@@ -29,6 +29,8 @@ class Mutation:
     old: str  # must occur in the file exactly once
     new: str
     tests: tuple[str, ...]  # test files that should catch it
+    marks: str = FAST  # the tests run: a chart click or a drawing is seen only by browser tests
+    keyword: str | None = None  # pytest -k: the browser test that should catch it, not the whole file
 
 
 PREPROCESS, PREDICT, CLI = "core/preprocess.py", "core/predict.py", "core/cli.py"
@@ -47,6 +49,7 @@ ACCESS, JOBS, T_ACCESS, T_JOBS = (
     "tests/test_core_jobs.py",
 )
 T_READER = "tests/test_core_reader.py"
+T_APP_ACCESS = "tests/test_app_access.py"
 T_CKPT, T_CLASS = "tests/test_core_checkpoint.py", "tests/test_core_classroom.py"
 T_DATA, T_TRAIN = "tests/test_core_data.py", "tests/test_core_train.py"
 MUTATIONS = [
@@ -124,6 +127,11 @@ MUTATIONS = [
     Mutation("a lone digit in Number mode is not read as Draw reads it", "core/number.py",
              "if len(parts) == 1 and parts[0].read is not None:", "if False:",
              ("tests/test_core_number.py",)),
+    Mutation("Number mode joins pieces only when its surest digit is unsure", "core/number.py",
+             "min(d.confidence for d in read) < UNSURE", "max(d.confidence for d in read) < UNSURE",
+             ("tests/test_core_number.py",)),
+    Mutation("a lifted bar joins the digit it overlaps least", "core/number.py",
+             "        host = max(\n", "        host = min(\n", ("tests/test_core_number.py",)),
     Mutation("the reader's training numbers written with test digits", "core/reader_train.py",
              "train = write_lines(True, data_dir", "train = write_lines(False, data_dir", (T_READER,)),
     Mutation("the map flips between builds", INSIDE, "    axes *= signs\n", "", (T_INSIDE,)),
@@ -230,6 +238,30 @@ MUTATIONS = [
     Mutation("a number reader read as a digit model", "core/checkpoint.py",
              "    if is_reader_payload(payload):\n        raise NumberReaderCheckpoint",
              "    if False:\n        raise NumberReaderCheckpoint", (T_CKPT, T_CLI)),
+    Mutation("Train runs on the CPU whatever device was chosen", TRAIN_PAGE,
+             "device=st.session_state[DEVICE_KEY].id,\n    )  # fmt: skip",
+             'device="cpu",\n    )  # fmt: skip', (T_APP,)),
+    Mutation("no notice that another person's run is training", TRAIN_PAGE,
+             """st.info("Another person's run is training on this server; you can watch its progress.")""",
+             "pass", (T_APP_ACCESS,)),
+    Mutation("Train shows the server's last run, not the person's own", TRAIN_PAGE,
+             "return (queue.latest_run_of(who) if who.may_train else None) or queue.job", "return queue.job",
+             (T_APP_ACCESS,)),
+    Mutation("a deleted checkpoint still offered on Train", TRAIN_PAGE,
+             "if not checkpoint_exists(snap.checkpoint):", "if False:", (T_APP,)),
+    Mutation("the Class page reports a reader's run", "app_pages/class_view.py",
+             "if snap is not None and snap.checkpoint and ui.is_finetune(snap.checkpoint):",
+             "if snap is not None and snap.checkpoint:", (T_APP,)),
+    Mutation("Evaluate's filter ignores the true digit", "app_pages/evaluate.py",
+             "if true_digit in (ANY, m.label) and predicted_digit in (ANY, m.predicted)",
+             "if predicted_digit in (ANY, m.predicted)", (T_APP,)),
+    Mutation("a clicked confusion cell filters nothing", "app_pages/evaluate.py",
+             "st.session_state[TRUE_KEY], st.session_state[PREDICTED_KEY] = cell if mistake_cell else",
+             "pass  #", ("tests/test_browser.py",), marks="browser", keyword="confusion_cell"),
+    Mutation("Home's sample digits gone", "app_pages/home.py",
+             "ui.digit_image(image, caption=str(int(test.labels[i])))", "pass", (T_APP,)),
+    Mutation("Predict's stage strip gone", UI,
+             'st.image(stage_strip(prediction, heat), caption=" · ".join(STAGE_CAPTIONS))', "pass", (T_APP,)),
     Mutation("the training child's stop watcher on the buffered stdin", "core/train_child.py",
              "while os.read(stream.fileno(), PIPE_CHUNK):\n        pass", "stream.read()", (T_JOBS,)),
 ]  # fmt: skip
@@ -265,7 +297,9 @@ def _outcome(tree: Path, mutation: Mutation) -> str:
         return "absent"
     target.write_text(original.replace(mutation.old, mutation.new))
     try:
-        command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", FAST, *tests]
+        chosen = ["-k", mutation.keyword] if mutation.keyword else []
+        command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", mutation.marks,
+                   *chosen, *tests]  # fmt: skip
         result = subprocess.run(command, cwd=tree, capture_output=True, timeout=PER_MUTATION_S)
     except subprocess.TimeoutExpired:
         return "killed by the time limit"  # in CI, pytest-timeout fails the hanging test

@@ -15,11 +15,13 @@ from streamlit.proto.Metric_pb2 import Metric
 from streamlit.testing.v1 import AppTest
 
 import core.data
+import core.number
 import core.preprocess
+from app_pages.ui import STAGE_CAPTIONS
 from core import cache, export
 from core.access import LOCAL
 from core.cache import training_queue
-from core.checkpoint import SHIPPED_MODELS_DIR, list_checkpoints, load_checkpoint
+from core.checkpoint import SHIPPED_MODELS_DIR, delete_checkpoint, list_checkpoints, load_checkpoint
 from core.config import READER_MINUTES
 from core.corrections import add_example, example_from_image, list_examples, zip_bytes
 from core.data import load_split
@@ -47,6 +49,7 @@ from tests.drawings import encode, number, one, pen, seven
 
 NO_ARROW = Metric.MetricDirection.NONE
 GALLERY_SIZE = 24  # mistakes the Evaluate page shows
+HOME_SAMPLES = 20  # test digits Home shows (app_pages/home.py, a page script: not imported)
 PAGES = [
     "app_pages/home.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/predict.py",
     "app_pages/inside.py", "app_pages/models.py", "app_pages/my_digits.py", "app_pages/class_view.py",
@@ -226,6 +229,8 @@ def test_home_shows_the_model_card_and_samples(with_data, canvas):
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Architecture"] == "CNN" and metrics["Test accuracy"] == "99.57%"
     assert "MNIST ready: 600 training and 200 test images." in texts(app)
+    test_labels = load_split(False, os.environ["MNIST_DATA_DIR"]).labels[:HOME_SAMPLES].tolist()
+    assert sorted(gallery(app)) == sorted(str(label) for label in test_labels)  # the samples, in columns
     assert [m.delta for m in app.metric if m.delta] == ["conv 16-32-64, 128", "2026-11-26 02:46"]
     assert all(m.proto.direction == NO_ARROW for m in app.metric)  # facts, not changes
 
@@ -243,6 +248,7 @@ def test_predict_reads_the_drawn_digit(with_data, canvas):
     app = open_page("app_pages/predict.py")
     prediction = [m for m in app.metric if m.label == "Prediction"]
     assert prediction and prediction[0].value == "7"
+    assert " · ".join(STAGE_CAPTIONS) in gallery(app)  # the preprocessing stages and "why this digit"
 
 
 def test_predict_says_when_nothing_is_drawn(with_data, canvas):
@@ -911,7 +917,7 @@ def test_train_offers_fine_tuning_once_there_are_10_digits_and_reports_before_an
     _store_drawings(store, [1] * 9)
     app = open_page("app_pages/train.py")
     offer = button(app, "Fine-tune the active model on my digits")
-    assert offer.disabled and "needs at least 10 of your digits; My digits has 9" in texts(app)
+    assert offer.disabled and "needs at least 10 of your digits; you have added 9." in texts(app)
     _store_drawings(store, [7])
     app.run()
     button(app, "Fine-tune the active model on my digits").click().run()
@@ -944,3 +950,71 @@ def test_number_mode_reads_a_lone_digit_as_draw_does(with_data, canvas):
     canvas.png = None
     app.run()
     assert [m.value for m in app.metric if m.label == "Number"] == ["—"]
+
+
+def _small_reader_runs(monkeypatch) -> None:
+    """The page's reader run writes a few numbers and trains for seconds (it then reads almost none)."""
+    small = dataclasses.replace(
+        ReaderTrainConfig(), numbers=60, val_numbers=20, test_numbers=20, workers=1, epochs=2
+    )
+    defaults = tuple(getattr(small, field.name) for field in dataclasses.fields(small))
+    monkeypatch.setattr(ReaderTrainConfig.__init__, "__defaults__", defaults)
+
+
+def test_after_a_reader_run_the_class_page_judges_with_the_digit_model_and_a_deleted_one_is_not_offered(
+    with_data, canvas, store, monkeypatch
+):
+    _store_drawings(store, [1, 1, 7])
+    _small_reader_runs(monkeypatch)
+    app = open_page("app_pages/train.py")
+    app.number_input(key="reader-minutes").set_value(0.1)
+    button(app, "Train a number reader").click().run()
+    job = training_queue().job
+    job.join(timeout=TIMEOUT)
+    app.run()
+    assert "This reader reads only" in texts(app)  # told before it is chosen
+    app.switch_page("app_pages/class_view.py").run()
+    assert not app.exception and not app.error
+    assert "What `cnn.pt` gets wrong, by person" in [s.value for s in app.subheader]
+    delete_checkpoint(job.snapshot().checkpoint, by=LOCAL)
+    app.run()
+    assert not app.exception and not app.error
+    app.switch_page("app_pages/train.py").run()
+    assert "has since been deleted (on Models)" in texts(app)
+    assert not app.get("download_button") and not any(b.label == "Read numbers with it" for b in app.button)
+
+
+def test_a_reader_that_reads_no_digit_says_so_instead_of_nothing_drawn(with_data, canvas, store, monkeypatch):
+    canvas.png = encode(number("2026"))
+    monkeypatch.setattr(core.number, "read_lines", lambda reader, lines: [([], torch.zeros(1, 11))])
+    app = open_page("app_pages/predict.py")
+    assert "read no digit in this ink" in texts(app) and "Nothing drawn" not in texts(app)
+
+
+def test_an_image_of_several_digits_points_to_number_mode(with_data, canvas):
+    canvas.png = encode(number("2026"))
+    app = open_page("app_pages/predict.py")
+    assert "the **Number** tab reads whole numbers" in texts(app)
+    canvas.png = encode(seven())
+    app.run()
+    assert "the **Number** tab reads whole numbers" not in texts(app)
+
+
+def test_an_empty_my_digits_filter_says_so(with_data, canvas, store):
+    _store_drawings(store, [1, 1])
+    app = open_page("app_pages/my_digits.py")
+    app.get("button_group")[0].set_value(7).run()
+    assert "No 7s among these digits yet" in texts(app) and "Showing 0 of 0" not in texts(app)
+
+
+def test_the_device_chosen_on_train_is_the_one_the_run_uses(with_data, canvas, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # the page offers a GPU the child lacks
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "NVIDIA H100 80GB HBM3")
+    app = open_page("app_pages/train.py")
+    gpu = next(d for d in app.selectbox(key="device").options if "H100" in d)
+    app.selectbox(key="device").set_value(gpu)
+    app.number_input(key="epochs-mlp").set_value(1)
+    button(app, "Start training").click().run()
+    job = training_queue().job
+    job.join(timeout=TIMEOUT)
+    assert job.snapshot().status == FAILED and "cuda" in job.snapshot().error  # it asked for the GPU

@@ -6,11 +6,13 @@ AppTest sets it), a demo and a local run; and sessions whose buttons outlive the
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.access import EVERYONE, LOCAL, USER, Identity
+from app_pages import signin
+from app_pages.ui import STORE_DOWN
+from core.access import EVERYONE, LOCAL, USER, AccessError, Identity
 from core.cache import training_queue
 from core.checkpoint import SHIPPED_MODELS_DIR, chosen_default
 from core.corrections import add_example, content_hash, example_from_image, list_examples
-from tests.conftest import ROOT, save_untrained_mlp
+from tests.conftest import ROOT, save_untrained_mlp, wait_until
 from tests.drawings import encode, one, pen, seven
 from tests.test_app import TIMEOUT, button, canvas, fresh_training_queue, models, store, texts, with_data  # noqa: F401
 
@@ -192,3 +194,78 @@ def test_malformed_access_settings_make_everyone_a_visitor_and_say_why(with_data
     assert button(app, "Start training").disabled
     app.switch_page("app_pages/my_digits.py").run()
     assert not app.exception and "Sign in (in the sidebar) to teach" in texts(app)
+
+
+BOB = {"is_logged_in": True, "email": "bob@school.org", "name": "Bob"}
+TRAINING_ALLOWED = {**ACCESS, "users_may_train": True}
+
+
+def _start(app: AppTest, epochs: int, label: str) -> None:
+    app.number_input(key="epochs-mlp").set_value(epochs)
+    button(app, label).click().run()
+
+
+def test_after_the_hand_over_each_person_sees_their_own_run_and_only_who_may_stop_is_offered_stop(
+    with_data, canvas, store
+):
+    ada = open_as("app_pages/train.py", ADA, TRAINING_ALLOWED)
+    bob = open_as("app_pages/train.py", BOB, TRAINING_ALLOWED)
+    _start(ada, 1, "Start training")
+    adas = training_queue().job
+    _start(bob, 50, "Start training")  # drawn before Ada's run began: it queues
+    adas.join(timeout=TIMEOUT)
+    wait_until(lambda: training_queue().job is not adas, "Bob's run taking over")
+    ada.run()
+    assert "Training finished" in texts(ada) and button(ada, "Use as active model")
+    assert "Another person's run is training on this server now." in texts(ada)
+    assert not any(b.label.startswith("Stop") for b in ada.button)
+    bob.run()
+    assert button(bob, "Stop") and "Training finished" not in texts(bob)
+    teacher = open_as("app_pages/train.py", TEACHER, TRAINING_ALLOWED)
+    assert button(teacher, "Stop bob@school.org's run")
+    visitor = open_as("app_pages/train.py", VISITOR, TRAINING_ALLOWED)
+    assert "Another person's run is training on this server; you can watch its progress." in texts(visitor)
+
+
+def test_a_waiting_run_cancelled_by_an_owner_is_told_to_its_owner(with_data, canvas, store):
+    teacher = open_as("app_pages/train.py", TEACHER, TRAINING_ALLOWED)
+    _start(teacher, 50, "Start training")
+    ada = open_as("app_pages/train.py", ADA, TRAINING_ALLOWED)
+    _start(ada, 1, "Queue training")
+    teacher.run()
+    button(teacher, "Cancel").click().run()
+    ada.run()
+    assert "Your waiting run was cancelled by teacher@school.org." in [w.value for w in ada.warning]
+    ada.run()
+    assert "was cancelled" not in texts(ada)  # said once
+
+
+def test_queue_notices_keep_emails_as_written(with_data, canvas, store):
+    ada = open_as("app_pages/train.py", ADA, TRAINING_ALLOWED)
+    _start(ada, 50, "Start training")
+    bob = open_as("app_pages/train.py", BOB, TRAINING_ALLOWED)
+    ada.run()  # Ada's page shows Stop; Bob has no Stop to press, so his refusal is made in core
+    with pytest.raises(AccessError, match="^bob@school.org may not stop ada@school.org's run"):
+        training_queue().job.stop_by(Identity(USER, BOB["email"]))
+    assert signin.sentence("bob@school.org may not stop ada@school.org's run") == (
+        "bob@school.org may not stop ada@school.org's run."
+    )
+    assert not any(b.label.startswith("Stop") for b in bob.button)
+
+
+def test_a_store_that_cannot_be_used_is_explained_to_owners_only(with_data, canvas, monkeypatch):
+    monkeypatch.setenv("MNIST_STORE_URL", "postgresql+psycopg://app:pw@127.0.0.1:9/class")
+    student = open_as("app_pages/my_digits.py", ADA)
+    assert STORE_DOWN in texts(student) and "127.0.0.1" not in texts(student)
+    owner = open_as("app_pages/my_digits.py", TEACHER)
+    assert "127.0.0.1" in texts(owner) and ":pw@" not in texts(owner)  # how to fix it, never the password
+
+
+def test_a_signed_in_owners_fine_tune_offer_counts_their_own_digits_and_says_how_many_everyone_has(
+    with_data, canvas, store
+):
+    for i in range(3):
+        _add(store, pen([(100 + 3 * i, 60), (140, 220)]), 1, "ada@school.org")
+    _add(store, one(), 4, TEACHER["email"])
+    teacher = open_as("app_pages/train.py", TEACHER)
+    assert "you have added 1 (My digits shows everyone's 4: Class fine-tunes on them)." in texts(teacher)

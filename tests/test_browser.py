@@ -235,6 +235,10 @@ def test_a_phone_draws_by_touch_undoes_and_clears_with_visible_buttons(server, p
     expect_prediction(phone, "7")
     canvas, metric = visible_canvas(phone).bounding_box(), prediction_metric(phone).bounding_box()
     assert 0 < metric["y"] - (canvas["y"] + canvas["height"]) < 200  # the result just under the canvas
+    # Right and Wrong on the first screen, under the reading.
+    expect(phone.get_by_role("button", name="Right")).to_be_in_viewport(ratio=1)
+    wrong = phone.get_by_role("tabpanel").locator('[data-testid="stButtonGroup"]')
+    expect(wrong.get_by_role("radio", name="1", exact=True)).to_be_in_viewport(ratio=1)  # "Wrong? It is a" 1
     probabilities = phone.get_by_role("tabpanel").locator(".js-plotly-plot").first
     expect(probabilities).to_be_visible()
     expect(probabilities.locator(".modebar")).to_have_count(0)  # no toolbar over the bars
@@ -418,6 +422,10 @@ def test_the_models_page_lists_the_shipped_models_and_overlays_their_curves(serv
     assert sorted(set(legend.all_text_contents())) == ["cnn.pt", "mlp.pt"]
     expect(page.get_by_role("button", name="Download ONNX")).to_be_visible()
     expect(page.get_by_role("button", name="Delete", exact=True)).to_be_disabled()  # a shipped model
+    scroller = grid.locator(".dvn-scroller").first  # every column in view at 1400 px: no sideways scroll
+    assert scroller.evaluate("e => e.scrollWidth <= e.clientWidth"), scroller.evaluate(
+        "e => [e.scrollWidth, e.clientWidth]"
+    )
     shot(page, "models")
 
 

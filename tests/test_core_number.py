@@ -1,6 +1,7 @@
 """Reading numbers from drawings the tests make, with the shipped number reader and CNN."""
 
 import pytest
+import torch
 from PIL import ImageDraw
 
 import core.number
@@ -8,7 +9,7 @@ from core.checkpoint import SHIPPED_MODELS_DIR, CheckpointError, load_checkpoint
 from core.number import NUMBER_WORK, read_number
 from core.predict import predict
 from core.preprocess import _pieces, clean_ink, open_image
-from core.reader import CLASSES, HEIGHT, STRIDE
+from core.reader import CLASSES, HEIGHT, STRIDE, ReadDigit, to_line
 from tests.drawings import DIGIT_BOX, DIGIT_STROKES, TOUCHING, WHITE, encode, number, seven
 
 BOX_TOLERANCE_PX = 4  # anti-aliased edges and the read boxes' rounding
@@ -119,3 +120,30 @@ def test_without_the_reader_number_mode_says_why(cnn, monkeypatch):
     monkeypatch.setattr(core.number, "shipped_reader", lambda: None)
     with pytest.raises(CheckpointError, match="number reader"):
         read_number(cnn, encode(number("12")))
+
+
+def _ink_and_line(text: str):
+    ink, _ = clean_ink(open_image(encode(number(text))), NUMBER_WORK)
+    return ink, to_line(ink.numpy())
+
+
+def _read(confidences: list[float], line) -> list[ReadDigit]:
+    """Digits as the reader might read them, evenly along the line, each as sure as asked."""
+    columns = line.pixels.shape[1] // STRIDE
+    peaks = [round((i + 0.5) * columns / len(confidences)) for i in range(len(confidences))]
+    return [ReadDigit(1, c, peak, torch.full((10,), 0.1)) for c, peak in zip(confidences, peaks, strict=True)]
+
+
+def test_narrow_pieces_win_over_a_digit_too_many_when_any_digit_read_is_unsure():
+    ink, line = _ink_and_line("11")  # two narrow pieces, read as three digits
+    unsure = core.number._parts(ink, line, _read([0.99, 0.99, 0.5], line))
+    assert len(unsure) == 2 and all(part.apart and part.read is None for part in unsure)
+    sure = core.number._parts(ink, line, _read([0.99, 0.99, 0.99], line))
+    assert len(sure) == 3 and not any(part.apart for part in sure)  # then the alignment divides the ink
+
+
+def test_a_lifted_bar_joins_the_digit_it_lies_over():
+    ink, _ = _ink_and_line("55")
+    first, second = core.number._digit_pieces(_pieces(ink > 0))
+    first_end, second_start = core.number._span(first, 0)[1], core.number._span(second, 0)[0]
+    assert first_end < second_start  # each 5 keeps its own bar, so they stand apart
