@@ -697,18 +697,25 @@ def test_inside_reads_an_upload_instead_of_the_drawing_and_refuses_a_broken_one(
     assert predictions(app) == ["—"] and "Units for and against" not in " ".join(subheaders(app))
 
 
-def test_train_trains_a_number_reader_and_number_mode_reads_with_it(with_data, canvas, models, monkeypatch):
+def _train_a_small_reader(monkeypatch):
+    """A reader trained from the Train page as a person does, writing a few numbers and training for
+    seconds (it then reads almost none): (the page after the run, the run)."""
     small = dataclasses.replace(
         ReaderTrainConfig(), numbers=60, val_numbers=20, test_numbers=20, workers=1, epochs=2
     )
     defaults = tuple(getattr(small, field.name) for field in dataclasses.fields(small))
-    monkeypatch.setattr(ReaderTrainConfig.__init__, "__defaults__", defaults)  # the page's run: a few seconds
+    monkeypatch.setattr(ReaderTrainConfig.__init__, "__defaults__", defaults)
     app = open_page("app_pages/train.py")
     app.number_input(key="reader-minutes").set_value(0.1)
     button(app, "Train a number reader").click().run()
     job = training_queue().job
     job.join(timeout=TIMEOUT)
     app.run()
+    return app, job
+
+
+def test_train_trains_a_number_reader_and_number_mode_reads_with_it(with_data, canvas, models, monkeypatch):
+    app, job = _train_a_small_reader(monkeypatch)
     assert not app.exception and "Training finished" in texts(app)
     new = job.snapshot().checkpoint
     assert new.startswith("store:reader-") and new not in [
@@ -952,26 +959,11 @@ def test_number_mode_reads_a_lone_digit_as_draw_does(with_data, canvas):
     assert [m.value for m in app.metric if m.label == "Number"] == ["—"]
 
 
-def _small_reader_runs(monkeypatch) -> None:
-    """The page's reader run writes a few numbers and trains for seconds (it then reads almost none)."""
-    small = dataclasses.replace(
-        ReaderTrainConfig(), numbers=60, val_numbers=20, test_numbers=20, workers=1, epochs=2
-    )
-    defaults = tuple(getattr(small, field.name) for field in dataclasses.fields(small))
-    monkeypatch.setattr(ReaderTrainConfig.__init__, "__defaults__", defaults)
-
-
 def test_after_a_reader_run_the_class_page_judges_with_the_digit_model_and_a_deleted_one_is_not_offered(
     with_data, canvas, store, monkeypatch
 ):
     _store_drawings(store, [1, 1, 7])
-    _small_reader_runs(monkeypatch)
-    app = open_page("app_pages/train.py")
-    app.number_input(key="reader-minutes").set_value(0.1)
-    button(app, "Train a number reader").click().run()
-    job = training_queue().job
-    job.join(timeout=TIMEOUT)
-    app.run()
+    app, job = _train_a_small_reader(monkeypatch)
     assert "This reader reads only" in texts(app)  # told before it is chosen
     app.switch_page("app_pages/class_view.py").run()
     assert not app.exception and not app.error
