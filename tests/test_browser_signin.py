@@ -265,6 +265,10 @@ def test_runs_queue_one_at_a_time_and_each_person_sees_and_cancels_their_own(
         app_button(teacher, "Cancel").click()
         expect(waits).to_have_count(0, timeout=WAIT_MS)
         expect(teacher.get_by_text(f"Waiting 1: {BOB}'s CNN run")).to_have_count(0, timeout=WAIT_MS)
+        expect(app_button(teacher, f"Stop {ADA}'s run")).to_be_visible()  # an owner's Stop says whose
+        told = bob.get_by_text(f"Your waiting run was cancelled by {TEACHER}.")
+        expect(told).to_be_visible(timeout=WAIT_MS)  # not gone without a word
+        shot(bob, "train-cancelled-by-owner")
         for page in (bob, teacher):  # their pages poll the run too: on 2 cores, CPU the run needs
             page.context.close()
         ada.reload()  # the starter, after a reload, still owns the run
