@@ -349,6 +349,8 @@ def test_evaluate_shows_the_report_its_filters_and_gallery(with_data, canvas, ti
 
     (true, said), _ = Counter((m.label, m.predicted) for m in report.mistakes).most_common(1)[0]
     app.selectbox(key="true_digit").set_value(true).run()
+    truly = [m for m in report.mistakes if m.label == true]  # any predicted digit yet
+    assert gallery(app) == [f"true {true} → {m.predicted}" for m in truly[:GALLERY_SIZE]]
     app.selectbox(key="predicted_digit").set_value(said).run()
     wanted = [m for m in report.mistakes if (m.label, m.predicted) == (true, said)]
     assert gallery(app) == [f"true {true} → {said}" for _ in wanted[:GALLERY_SIZE]]
@@ -968,6 +970,7 @@ def test_after_a_reader_run_the_class_page_judges_with_the_digit_model_and_a_del
     app.switch_page("app_pages/class_view.py").run()
     assert not app.exception and not app.error
     assert "What `cnn.pt` gets wrong, by person" in [s.value for s in app.subheader]
+    assert "The last run on this server" not in texts(app)  # a reader's run is no class model
     delete_checkpoint(job.snapshot().checkpoint, by=LOCAL)
     app.run()
     assert not app.exception and not app.error
