@@ -88,8 +88,7 @@ if not data_present():
     st.caption("Fine-tuning needs MNIST on this server: the Train page downloads it.")
 ui.queue_notice()
 snap = queue.job.snapshot() if queue.job else None
-if snap is not None and snap.checkpoint and ui.is_finetune(snap.checkpoint):
-    st.caption(f"The last run on this server: `{snap.checkpoint}`")
-    ui.finetune_report(snap.checkpoint)
+if snap is not None and snap.checkpoint:  # a class model's report; a reader's run has none
+    ui.finetune_report(snap.checkpoint, intro=f"The last run on this server: `{snap.checkpoint}`")
 elif snap is not None and snap.status == RUNNING:
     st.info("A run is training: follow it on the Train page.")

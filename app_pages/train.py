@@ -7,7 +7,7 @@ import streamlit as st
 from app_pages import signin, ui
 from core.access import EVERYONE, AccessError
 from core.cache import cached_checkpoint, training_queue
-from core.checkpoint import checkpoint_bytes, checkpoint_exists, file_name
+from core.checkpoint import CheckpointError, checkpoint_bytes, checkpoint_exists, file_name
 from core.config import AUGMENT_HELP, READER_ARCH, READER_MINUTES, ModelConfig, default_train_config
 from core.corrections import StoreError, counts
 from core.data import data_dir_from_env
@@ -385,10 +385,14 @@ def epoch_caption(snap) -> None:
 
 def saved_accuracy(snap) -> float | None:
     """The saved model's test accuracy once the run has ended: a fine-tune's is its blend's, which
-    its last epoch report did not know yet (core.finetune)."""
-    if snap.checkpoint is None or not checkpoint_exists(snap.checkpoint):
+    its last epoch report did not know yet (core.finetune). No store query: a model deleted since
+    is still in the cache, or is None here."""
+    if snap.checkpoint is None:
         return None
-    return cached_checkpoint(snap.checkpoint).test_accuracy
+    try:
+        return cached_checkpoint(snap.checkpoint).test_accuracy
+    except CheckpointError:
+        return None
 
 
 def shown_run() -> TrainingJob | None:

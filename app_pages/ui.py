@@ -568,15 +568,14 @@ def _finetune_metrics(path: str) -> dict | None:
         return None
 
 
-def is_finetune(path: str) -> bool:
-    return _finetune_metrics(path) is not None
-
-
-def finetune_report(path: str) -> None:
-    """Before and after, for a fine-tuned checkpoint: on the held-out digits, MNIST, and each person's."""
+def finetune_report(path: str, intro: str | None = None) -> None:
+    """Before and after, for a fine-tuned checkpoint: on the held-out digits, MNIST, and each person's;
+    `intro` above it. Nothing for another kind of run."""
     report = _finetune_metrics(path)
     if not report:
         return
+    if intro:
+        st.caption(intro)
     measured = "held out" if report["held_out"] else "trained on: too few to hold any out"
     people = report.get("per_person") or []
     rows = {
