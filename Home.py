@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from app_pages import signin, ui
-from core.cache import cpu_threads
+from app import signin
+from app.cache import cpu_threads
+from app_pages import ui
 
 APP_NAME = "MNIST Digit Recognizer"
 HOME = "Home"

@@ -3,15 +3,16 @@ and one fine-tune on everyone's digits."""
 
 import streamlit as st
 
-from app_pages import signin, ui
+from app import signin
+from app.cache import cached_checkpoint, training_queue
+from app_pages import ui
 from core.access import EVERYONE, AccessError
-from core.cache import cached_checkpoint, training_queue
-from core.classroom import LOCAL_AUTHOR, by_person
 from core.corrections import StoreError, counts_by_author, list_examples
 from core.data import data_dir_from_env, data_present
-from core.finetune import MIN_CORRECTIONS, finetune_config
-from core.jobs import RUNNING
-from core.models import NUM_CLASSES
+from core.digits.classroom import LOCAL_AUTHOR, by_person
+from core.digits.finetune import MIN_CORRECTIONS, finetune_config
+from core.nets import NUM_CLASSES
+from core.runs.jobs import RUNNING
 from core.store import store_url
 
 st.title("Class")

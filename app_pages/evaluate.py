@@ -3,12 +3,12 @@ import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
 
+from app.cache import cached_evaluation, test_split
 from app_pages import ui
-from core.cache import cached_evaluation, test_split
 from core.data import to_pixels
-from core.evaluate import PERCENT, EvalReport, Mistake
-from core.models import NUM_CLASSES
-from core.predict import saliency
+from core.digits.evaluate import PERCENT, EvalReport, Mistake
+from core.digits.predict import saliency
+from core.nets import NUM_CLASSES
 
 GALLERY_SIZE = 24
 GALLERY_COLUMNS = 8

@@ -1,7 +1,7 @@
 import streamlit as st
 
+from app.cache import test_split
 from app_pages import ui
-from core.cache import test_split
 from core.data import split_size, to_pixels
 
 SAMPLE_COUNT = 20

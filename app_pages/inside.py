@@ -5,11 +5,11 @@ import torch
 from PIL import Image
 from plotly.subplots import make_subplots
 
+from app.cache import cached_embedding_map, test_split
 from app_pages import ui
-from core.cache import cached_embedding_map, test_split
 from core.checkpoint import CheckpointError
 from core.data import data_present, to_pixels
-from core.inside import (
+from core.digits.inside import (
     SEQUENTIAL_STOPS,
     DrawingViews,
     EmbeddingMap,
@@ -20,11 +20,11 @@ from core.inside import (
     grid_columns,
     tile,
 )
-from core.models import NUM_CLASSES
-from core.number import NumberReading, read_number
-from core.predict import Prediction, predict
+from core.digits.predict import Prediction, predict
+from core.nets import NUM_CLASSES
+from core.numbers.read import NumberReading, read_number
+from core.numbers.reader import STRIDE
 from core.preprocess import ImageError
-from core.reader import STRIDE
 
 NOTHING_YET = "Draw a digit, or upload one: every view below follows it."
 TEMPLATE_SCALE = 3  # 28x28 templates in the mosaic, enlarged pixel-sharp
@@ -39,7 +39,7 @@ READER_CLASSES = [*map(str, range(NUM_CLASSES)), "blank"]
 INSIDE_NUMBER_CANVAS = "inside-number-canvas"
 NUMBERS_TITLE = "How a number is read: the number reader's columns"
 COLUMN_HOVER = "line px %{x}: %{y} %{z:.0%}<extra></extra>"
-# The feature maps' colours (core.inside), for Plotly: [[position, "rgb(...)"], ...]
+# The feature maps' colours (core.digits.inside), for Plotly: [[position, "rgb(...)"], ...]
 SEQUENTIAL_SCALE = [
     [i / (len(SEQUENTIAL_STOPS) - 1), f"rgb{stop}"] for i, stop in enumerate(SEQUENTIAL_STOPS)
 ]

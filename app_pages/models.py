@@ -5,27 +5,25 @@ import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages import signin, ui
-from core.access import AccessError
-from core.cache import (
+from app import signin
+from app.cache import (
     cached_checkpoint,
     cached_checkpoint_list,
     cached_latency_ms,
     cached_onnx,
     cached_reader_list,
 )
-from core.checkpoint import (
-    CheckpointError,
+from app_pages import ui
+from core.access import AccessError
+from core.catalog import (
     CheckpointInfo,
-    checkpoint_bytes,
     chosen_default,
     delete_checkpoint,
-    file_name,
     set_default_model,
     stored_models_problem,
 )
-from core.export import NEEDS, onnx_available
-from core.reader import ReaderInfo
+from core.checkpoint import CheckpointError, checkpoint_bytes, file_name
+from core.digits.export import NEEDS, onnx_available
 
 MB = 2**20
 CURVE_LAYOUT = dict(height=300, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
@@ -162,7 +160,7 @@ def actions(info: CheckpointInfo) -> None:
     )
 
 
-def reader_table(readers: list[ReaderInfo]) -> None:
+def reader_table(readers: list[CheckpointInfo]) -> None:
     st.dataframe(
         {
             "name": [Path(r.path).name for r in readers],
@@ -183,7 +181,7 @@ def reader_table(readers: list[ReaderInfo]) -> None:
     )
 
 
-def reader_actions(by_path: dict[str, ReaderInfo]) -> None:
+def reader_actions(by_path: dict[str, CheckpointInfo]) -> None:
     """Read numbers with a reader in this session; owners delete the ones trained here."""
     paths, in_use = list(by_path), ui.reader_in_use()
     chosen = st.selectbox(
@@ -210,7 +208,7 @@ def reader_actions(by_path: dict[str, ReaderInfo]) -> None:
         st.session_state[PENDING_DELETE_KEY] = chosen
 
 
-def number_readers() -> dict[str, ReaderInfo]:
+def number_readers() -> dict[str, CheckpointInfo]:
     """The number readers' section; returns them by path."""
     readers = cached_reader_list()
     st.subheader("Number readers")

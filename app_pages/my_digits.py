@@ -1,7 +1,8 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages import signin, ui
+from app import signin
+from app_pages import ui
 from core.access import EVERYONE, AccessError, may_change
 from core.corrections import (
     StoreError,
@@ -13,7 +14,7 @@ from core.corrections import (
     where_stored,
     zip_bytes,
 )
-from core.models import NUM_CLASSES
+from core.nets import NUM_CLASSES
 from core.store import embedded, store_url
 
 ANY = "any"

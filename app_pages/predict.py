@@ -2,8 +2,8 @@ import streamlit as st
 
 from app_pages import ui
 from core.checkpoint import CheckpointError
-from core.number import read_number
-from core.predict import predict, predict_batch
+from core.digits.predict import predict, predict_batch
+from core.numbers.read import read_number
 from core.preprocess import ImageError, open_image
 
 NOTHING_YET = "Nothing drawn yet."

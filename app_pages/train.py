@@ -4,18 +4,25 @@ from urllib.parse import urlencode
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages import signin, ui
+from app import signin
+from app.cache import cached_checkpoint, training_queue
+from app_pages import ui
 from core.access import EVERYONE, AccessError
-from core.cache import cached_checkpoint, training_queue
 from core.checkpoint import CheckpointError, checkpoint_bytes, checkpoint_exists, file_name
 from core.config import AUGMENT_HELP, READER_ARCH, READER_MINUTES, ModelConfig, default_train_config
 from core.corrections import StoreError, counts
 from core.data import data_dir_from_env
 from core.devices import available_devices
-from core.finetune import CORRECTION_SHARE, FINETUNE_EPOCHS, HOLD_OUT_RULE, MIN_CORRECTIONS, finetune_config
-from core.jobs import DONE, FAILED, RUNNING, QueueError, TrainingJob, WaitingRun
-from core.reader import ReaderConfig
-from core.reader_train import ReaderTrainConfig
+from core.digits.finetune import (
+    CORRECTION_SHARE,
+    FINETUNE_EPOCHS,
+    HOLD_OUT_RULE,
+    MIN_CORRECTIONS,
+    finetune_config,
+)
+from core.numbers.reader import ReaderConfig
+from core.numbers.train import ReaderTrainConfig
+from core.runs.jobs import DONE, FAILED, RUNNING, QueueError, TrainingJob, WaitingRun
 from core.share import (
     BATCH_SIZES,
     EPOCHS_RANGE,
@@ -385,7 +392,7 @@ def epoch_caption(snap) -> None:
 
 def saved_accuracy(snap) -> float | None:
     """The saved model's test accuracy once the run has ended: a fine-tune's is its blend's, which
-    its last epoch report did not know yet (core.finetune). No store query: a model deleted since
+    its last epoch report did not know yet (core.digits.finetune). No store query: a model deleted since
     is still in the cache, or is None here."""
     if snap.checkpoint is None:
         return None

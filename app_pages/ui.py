@@ -17,32 +17,26 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image, ImageDraw
 
-from app_pages import signin
-from core.access import AccessError
-from core.cache import (
+from app import signin
+from app.cache import (
     cached_checkpoint,
     cached_checkpoint_list,
     cached_reader,
     cached_reader_list,
     training_queue,
 )
-from core.checkpoint import (
-    Checkpoint,
-    CheckpointError,
-    CheckpointInfo,
-    checkpoint_exists,
-    default_among,
-    is_shipped,
-)
-from core.classroom import LOCAL_AUTHOR
+from core.access import AccessError
+from core.catalog import CheckpointInfo, default_among, is_shipped
+from core.checkpoint import Checkpoint, CheckpointError, checkpoint_exists
 from core.corrections import StoreError, add_example, example_from_image
 from core.data import DATA_DIR_ENV, RAW_FILES, MissingDataError, data_present, download_mnist, raw_folder
-from core.jobs import QueueError
-from core.models import NUM_CLASSES, count_parameters
-from core.number import looks_like_a_number
-from core.predict import Prediction, saliency
+from core.digits.classroom import LOCAL_AUTHOR
+from core.digits.predict import Prediction, saliency
+from core.nets import NUM_CLASSES, count_parameters
+from core.numbers.read import looks_like_a_number
+from core.numbers.reader import READER_PATH
 from core.preprocess import MAX_FILE_BYTES, ImageError
-from core.reader import READER_PATH
+from core.runs.jobs import QueueError
 from core.share import MODEL_PARAM
 from core.store import StoreUnavailable
 
@@ -58,7 +52,7 @@ MOBILE_AGENT_TOKEN = "Mobi"  # in the User-Agent of phone browsers (Chrome, Safa
 # Ten bars need no zoom or pan, and on a phone Plotly's toolbar would sit over them.
 NO_TOOLBAR = {"displayModeBar": False}
 PRIMARY, MUTED = "#4c9aff", "#7a869a"  # the chosen digit's bar, the others
-POSITIVE, NEGATIVE = "#b2182b", "#2166ac"  # red and blue, as core.inside's diverging colours
+POSITIVE, NEGATIVE = "#b2182b", "#2166ac"  # red and blue, as core.digits.inside's diverging colours
 LINK_READ_KEY = "model_link_read"
 MODEL_GONE_KEY = "model_gone"  # what the sidebar says once when the active model was deleted
 DIGIT_PIXELS = 140  # 28x28 inputs are shown 5x, pixel-sharp
@@ -197,7 +191,7 @@ def reader_in_use() -> str:
 
 
 def number_reader():
-    """The reader this session chose on Train (core.reader.Reader), or None for the shipped one; one
+    """The reader this session chose on Train (core.numbers.reader.Reader), or None for the shipped one; one
     that can no longer be loaded is dropped with a message."""
     path = st.session_state.get(READER_KEY)
     if path is None:
@@ -545,7 +539,7 @@ QUEUE_NOTICE_KEY = "queue_notice"  # why the last Start, Stop or Cancel did noth
 
 
 def queue_run(*args, **kwargs) -> None:
-    """A button callback: start or queue a run (core.jobs.TrainingJob's arguments) as this session's
+    """A button callback: start or queue a run (core.runs.jobs.TrainingJob's arguments) as this session's
     person, or keep why not for queue_notice."""
     try:
         training_queue().submit(signin.actor(), *args, **kwargs)

@@ -15,12 +15,12 @@ from PIL import Image, ImageDraw
 from core.config import ModelConfig, default_train_config
 from core.data import data_dir_from_env, load_mnist
 from core.devices import resolve_device
-from core.evaluate import evaluate
-from core.inside import build_map, drawing_views
-from core.number import read_number
-from core.predict import call_times_ms, predict, predict_batch
+from core.digits.evaluate import evaluate
+from core.digits.inside import build_map, drawing_views
+from core.digits.predict import call_times_ms, predict, predict_batch
+from core.digits.train import EpochReport, train
+from core.numbers.read import read_number
 from core.preprocess import preprocess
-from core.train import EpochReport, train
 
 from .app_training import PAIRS
 from .app_training import measure as measure_app_training

@@ -23,7 +23,7 @@ import torch
 from core.checkpoint import load_checkpoint
 from core.config import ARCHS
 from core.data import data_dir_from_env
-from core.store import models as stored
+from core.store import blobs as stored
 
 from .app_latency import CHROMIUM, CHROMIUM_ARGS, ROOT, VIEWPORT, serve_app
 

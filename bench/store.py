@@ -18,9 +18,10 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from core.access import LOCAL
-from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
+from core.checkpoint import load_checkpoint
 from core.corrections import add_example, example_from_image, list_examples
-from core.store import models as stored
+from core.paths import SHIPPED_MODELS_DIR
+from core.store import blobs as stored
 from core.store import store_url
 from core.store.engine import STORE_URL_ENV
 

@@ -1,6 +1,6 @@
 """MNIST Digit Recognizer core library: models, data, training, evaluation, checkpoints, prediction.
 
-Nothing here imports streamlit except core.cache, which the pages use.
+Free of the web framework: the pages' cached resources are app.cache's (docs/architecture.md).
 """
 
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 import sys
 
-from .cli import main
+from core.cli import main
 
-if __name__ == "__main__":  # not when a spawned worker process imports it (core.reader_train)
+if __name__ == "__main__":  # not when a spawned worker process imports it (core.numbers.train)
     sys.exit(main())

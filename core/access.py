@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import UserError
+from core.errors import UserError
 
 OWNER, USER, VISITOR = "owner", "user", "visitor"
 DEMO_MODE = "demo"

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import NoReturn
 
-from .access import LOCAL  # the CLI runs on the server: it acts as the owner
-from .config import (
+from core.access import LOCAL  # the CLI runs on the server: it acts as the owner
+from core.config import (
     ARCHS,
     AUGMENTATIONS,
     EXPORT_FORMATS,
@@ -28,7 +28,7 @@ from .config import (
     TrainConfig,
     default_train_config,
 )
-from .errors import UserError, reason
+from core.errors import UserError, reason
 
 # The one rule (docs/cli.md#exit-status): bad input of any kind, a file among others included, exits 2.
 EXIT_BAD_INPUT = 2
@@ -59,7 +59,7 @@ def _redraw(line: str, end: str = "") -> None:
 def _progress_printer(reader: bool = False) -> Callable:
     """A callback that draws a progress bar on stderr, redrawn at most every PROGRESS_INTERVAL_S. A
     reader's rounds are judged on its validation numbers (its final test numbers are others)."""
-    from .train import EpochReport
+    from core.digits.train import EpochReport
 
     last_draw = 0.0
     unit, judged_on, speed = ("round", "validation", "numbers") if reader else ("epoch", "test", "img")
@@ -102,10 +102,11 @@ def _train_overrides(args: argparse.Namespace) -> dict:
 
 def cmd_train_reader(args: argparse.Namespace) -> int:
     """--arch reader: the number reader, trained for --minutes on written numbers."""
-    from .checkpoint import save_checkpoint, trained_models_dir
-    from .data import load_split
-    from .reader import ReaderConfig
-    from .reader_train import ReaderTrainConfig, train_reader
+    from core.catalog import trained_models_dir
+    from core.checkpoint import save_checkpoint
+    from core.data import load_split
+    from core.numbers.reader import ReaderConfig
+    from core.numbers.train import ReaderTrainConfig, train_reader
 
     options = {"minutes": args.minutes, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                "seed": args.seed}  # fmt: skip
@@ -134,13 +135,13 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .checkpoint import default_checkpoint_path, is_stored
+    from core.checkpoint import default_checkpoint_path, is_stored
 
     if args.arch == READER_ARCH:
         return cmd_train_reader(args)
-    from .data import load_mnist
-    from .devices import resolve_device
-    from .train import save_result, train
+    from core.data import load_mnist
+    from core.devices import resolve_device
+    from core.digits.train import save_result, train
 
     if args.corrections and not args.finetune:
         raise UserError("--corrections goes with --finetune CHECKPOINT")
@@ -187,19 +188,19 @@ def _finetune_start(args: argparse.Namespace):
         return None
     if not args.corrections:
         raise UserError("--finetune needs --corrections PATH (a .sqlite store or an exported .zip)")
-    from .checkpoint import load_checkpoint
+    from core.checkpoint import load_checkpoint
 
     return load_checkpoint(args.finetune)
 
 
 def _finetune_config(start, overrides: dict) -> TrainConfig:
-    from .finetune import finetune_config
+    from core.digits.finetune import finetune_config
 
     return finetune_config(start.model_config.arch, **overrides)
 
 
 def _finetune(start, args, config: TrainConfig, data, stop):
-    from .finetune import finetune, load_corrections
+    from core.digits.finetune import finetune, load_corrections
 
     corrections = load_corrections(args.corrections)
     return finetune(start, corrections, data, config, _progress_printer(), stop)
@@ -210,10 +211,11 @@ def _rounded_scores(scores) -> dict:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .checkpoint import default_checkpoint, load_checkpoint
-    from .data import load_split
-    from .devices import resolve_device
-    from .evaluate import evaluate
+    from core.catalog import default_checkpoint
+    from core.checkpoint import load_checkpoint
+    from core.data import load_split
+    from core.devices import resolve_device
+    from core.digits.evaluate import evaluate
 
     ckpt = load_checkpoint(args.checkpoint or default_checkpoint())
     device = resolve_device(args.device)
@@ -238,9 +240,9 @@ NUMBER_HINT = "several digits side by side: --number reads them as a number"
 
 
 def _predict_record(model, path: str) -> dict:
-    from .number import looks_like_a_number
-    from .predict import predict
-    from .preprocess import ImageError
+    from core.digits.predict import predict
+    from core.numbers.read import looks_like_a_number
+    from core.preprocess import ImageError
 
     try:
         prediction = predict(model, path)
@@ -264,8 +266,8 @@ def _predict_record(model, path: str) -> dict:
 
 
 def _number_record(model, path: str, reader=None) -> dict:
-    from .number import read_number
-    from .preprocess import ImageError
+    from core.numbers.read import read_number
+    from core.preprocess import ImageError
 
     try:
         reading = read_number(model, path, reader)
@@ -279,8 +281,9 @@ def _number_record(model, path: str, reader=None) -> dict:
 def _models_for(args: argparse.Namespace):
     """(the digit model, the number reader or None for the shipped one) that --checkpoint names: a
     number reader's checkpoint reads numbers (--number) beside the default digit model."""
-    from .checkpoint import NumberReaderCheckpoint, default_checkpoint, load_checkpoint
-    from .reader import load_reader
+    from core.catalog import default_checkpoint
+    from core.checkpoint import NumberReaderCheckpoint, load_checkpoint
+    from core.numbers.reader import load_reader
 
     try:
         return load_checkpoint(args.checkpoint or default_checkpoint()).model, None
@@ -303,7 +306,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .checkpoint import list_checkpoints
+    from core.catalog import list_checkpoints
 
     if args.models_dir and not Path(args.models_dir).is_dir():
         raise UserError(f"--models-dir {args.models_dir}: no such folder")
@@ -316,8 +319,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .checkpoint import load_checkpoint
-    from .export import export_model
+    from core.checkpoint import load_checkpoint
+    from core.digits.export import export_model
 
     ckpt = load_checkpoint(args.checkpoint)
     out = export_model(ckpt.model, args.out, args.format)
@@ -330,8 +333,8 @@ def cmd_corrections(args: argparse.Namespace) -> int:
 
 
 def cmd_corrections_add(args: argparse.Namespace) -> int:
-    from .corrections import add_example, example_from_image
-    from .preprocess import ImageError
+    from core.corrections import add_example, example_from_image
+    from core.preprocess import ImageError
 
     failed = False
     for file in args.files:
@@ -347,7 +350,7 @@ def cmd_corrections_add(args: argparse.Namespace) -> int:
 
 
 def cmd_corrections_list(args: argparse.Namespace) -> int:
-    from .corrections import list_examples
+    from core.corrections import list_examples
 
     for e in list_examples(args.db, by=LOCAL):
         _emit({"id": e.id, "label": e.label, "predicted": e.predicted, "source": e.source,
@@ -356,14 +359,14 @@ def cmd_corrections_list(args: argparse.Namespace) -> int:
 
 
 def cmd_corrections_export(args: argparse.Namespace) -> int:
-    from .corrections import export_zip
+    from core.corrections import export_zip
 
     _emit(export_zip(args.out, args.db, by=LOCAL))
     return 0
 
 
 def cmd_corrections_import(args: argparse.Namespace) -> int:
-    from .corrections import import_zip
+    from core.corrections import import_zip
 
     try:
         with open(args.zip, "rb") as f:
@@ -375,7 +378,7 @@ def cmd_corrections_import(args: argparse.Namespace) -> int:
 
 
 def cmd_store_copy(args: argparse.Namespace) -> int:
-    from .corrections import copy_store
+    from core.corrections import copy_store
 
     _emit(copy_store(args.source, args.target, by=LOCAL))
     return 0
@@ -510,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.verb is None:
         parser.error(f"choose a verb: {', '.join(VERBS)}")
     try:
-        from .threads import use_cpu_budget
+        from core.threads import use_cpu_budget
 
         use_cpu_budget()
         return args.run(args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 ARCHS = ("mlp", "cnn")  # digit models
-READER_ARCH = "reader"  # the number reader (core.reader): not a digit model
+READER_ARCH = "reader"  # the number reader (core.numbers.reader): not a digit model
 READER_MINUTES = 10.5  # its training steps' time; writing its numbers takes 2.5 min more on a quiet CPU
 NO_AUGMENT = "none"
 
@@ -85,7 +85,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     augment: str = "mild"  # "none" or a key of AUGMENTATIONS
-    ema_decay: float = 0.99  # per-step weight averaging (see core.train); 0 keeps the raw weights
+    ema_decay: float = 0.99  # per-step weight averaging (see core.digits.train); 0 keeps the raw weights
     seed: int = 0
     device: str = "auto"
 

@@ -23,12 +23,20 @@ from PIL import Image
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
-from .access import EVERYONE, Identity, may_change, require, require_owner, require_teacher, visible_author
-from .errors import UserError, reason
-from .store import StoreError, describe, read, store_url, write
-from .store import models as stored_models
-from .store.engine import insert_example
-from .store.schema import examples as table
+from core.access import (
+    EVERYONE,
+    Identity,
+    may_change,
+    require,
+    require_owner,
+    require_teacher,
+    visible_author,
+)
+from core.errors import UserError, reason
+from core.store import StoreError, describe, read, store_url, write
+from core.store import blobs as stored_models
+from core.store.engine import insert_example
+from core.store.schema import examples as table
 
 Where = str | os.PathLike | None  # a store: its URL, a SQLite file, or None for the settings
 SOURCES = ("canvas", "upload", "cli")
@@ -267,7 +275,7 @@ def export_zip(
     out: str | os.PathLike, where: Where = None, *, by: Identity, whose: str | None = EVERYONE
 ) -> dict:
     """`whose` examples as PNG, plus labels.csv; written atomically. Returns a summary."""
-    from .checkpoint import write_atomically
+    from core.checkpoint import write_atomically
 
     examples = list_examples(where, by=by, whose=whose)
     data = zip_bytes(examples)
@@ -298,7 +306,7 @@ def _blank(value) -> str:
 def model_input(processed) -> np.ndarray:
     """(28, 28) float32: a Preprocessed's image as the models see it (MNIST-normalised); a blank
     one is all background."""
-    from .data import standardise
+    from core.data import standardise
 
     return standardise(np.asarray(processed.image28, dtype=np.float32))
 
@@ -314,7 +322,7 @@ def example_from_image(
     created_at: str | None = None,
 ) -> Example:
     """An example from an image file's bytes (ImageError if unreadable); preprocessed unless given."""
-    from .preprocess import open_image, preprocess
+    from core.preprocess import open_image, preprocess
 
     image = open_image(data)
     is_small_png = data.startswith(PNG_SIGNATURE) and len(data) <= MAX_PNG_BYTES  # kept byte for byte
@@ -406,7 +414,7 @@ def _email(value: str) -> str:
 
 def read_zip(data: bytes) -> list[Example]:
     """The examples of an exported zip, every member checked before any is used (StoreError)."""
-    from .preprocess import ImageError
+    from core.preprocess import ImageError
 
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))

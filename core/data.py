@@ -16,9 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import Augmentation
-from .errors import UserError, reason
-from .models import IMAGE_SIDE
+from core.config import Augmentation
+from core.errors import UserError, reason
+from core.nets import IMAGE_SIDE
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import UserError
+from core.errors import UserError
 
 
 class DeviceError(UserError, ValueError):

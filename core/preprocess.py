@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from .data import standardise
-from .errors import UserError, reason
-from .models import IMAGE_SIDE
+from core.data import standardise
+from core.errors import UserError, reason
+from core.nets import IMAGE_SIDE
 
 DIGIT_BOX = 20  # MNIST fits each digit in a 20x20 box
 WORK_SIDE = 112  # images are reduced to this (4x the output) first: plenty for a 20 px digit
@@ -312,9 +312,7 @@ def _normalise_stroke(digit: torch.Tensor) -> torch.Tensor:
 def _centre_by_mass(digit: torch.Tensor) -> torch.Tensor:
     """Place a (h, w) digit in 28x28 with its centre of mass at the centre."""
     h, w = digit.shape
-    ys, xs = torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32)
-    mass = digit.sum().clamp(min=1e-6)
-    cy, cx = float((digit.sum(1) * ys).sum() / mass), float((digit.sum(0) * xs).sum() / mass)
+    cy, cx = ndimage.center_of_mass(digit.numpy()) if digit.sum() > 0 else (0.0, 0.0)
     top = int(np.clip(round(MNIST_CENTRE - cy), 0, IMAGE_SIDE - h))
     left = int(np.clip(round(MNIST_CENTRE - cx), 0, IMAGE_SIDE - w))
     out = torch.zeros(IMAGE_SIDE, IMAGE_SIDE)

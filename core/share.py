@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .config import ARCHS, AUGMENTATIONS, NO_AUGMENT
+from core.config import ARCHS, AUGMENTATIONS, NO_AUGMENT
 
 BATCH_SIZES = (32, 64, 128, 256, 512, 1024)
 HIDDEN_RANGE = (8, 1024)

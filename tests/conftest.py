@@ -27,10 +27,10 @@ from core.data import (
     data_present,
     download_mnist,
 )
-from core.jobs import TrainingQueue
-from core.models import build_model
-from core.reader import Reader, ReaderConfig
-from core.store import models as stored
+from core.nets import build_model
+from core.numbers.reader import Reader, ReaderConfig
+from core.runs.jobs import TrainingQueue
+from core.store import blobs as stored
 from core.store.engine import CORRECTIONS_DB_ENV, STORE_URL_ENV
 
 ROOT = Path(__file__).resolve().parent.parent

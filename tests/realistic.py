@@ -14,7 +14,7 @@ import itertools
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from core.pen import draw_strokes, path_extent, pen_like, pen_path
+from core.numbers.pen import draw_strokes, path_extent, pen_like, pen_path
 from tests.drawings import encode
 
 CANVAS = 280

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
-from core.pen import draw_strokes, path_extent, pen_path
-from core.written import place_after, row_edges
+from core.numbers.pen import draw_strokes, path_extent, pen_path
+from core.numbers.written import place_after, row_edges
 from tests.drawings import WIDE, encode
 from tests.realistic import FAST_PNG
 

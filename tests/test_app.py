@@ -15,23 +15,26 @@ from streamlit.proto.Metric_pb2 import Metric
 from streamlit.testing.v1 import AppTest
 
 import core.data
-import core.number
+import core.numbers.read
 import core.preprocess
+from app import cache
+from app.cache import training_queue
 from app_pages.ui import STAGE_CAPTIONS
-from core import cache, export
 from core.access import LOCAL
-from core.cache import training_queue
-from core.checkpoint import SHIPPED_MODELS_DIR, delete_checkpoint, list_checkpoints, load_checkpoint
+from core.catalog import delete_checkpoint, list_checkpoints
+from core.checkpoint import load_checkpoint
 from core.config import READER_MINUTES
 from core.corrections import add_example, example_from_image, list_examples, zip_bytes
 from core.data import load_split
-from core.evaluate import evaluate
-from core.jobs import FAILED, STOPPED
-from core.number import read_number
+from core.digits import export
+from core.digits.evaluate import evaluate
+from core.numbers.read import read_number
+from core.numbers.reader import STRIDE, load_reader
+from core.numbers.train import ReaderTrainConfig
+from core.paths import SHIPPED_MODELS_DIR
 from core.preprocess import DOT, MAX_FILE_BYTES, open_image
-from core.reader import STRIDE, load_reader
-from core.reader_train import ReaderTrainConfig
-from core.store import models as stored
+from core.runs.jobs import FAILED, STOPPED
+from core.store import blobs as stored
 from core.store.engine import CONNECT_TIMEOUT_S, STORE_URL_ENV
 from core.store.engine import CORRECTIONS_DB_ENV as DB_ENV
 from tests.conftest import (
@@ -981,7 +984,7 @@ def test_after_a_reader_run_the_class_page_judges_with_the_digit_model_and_a_del
 
 def test_a_reader_that_reads_no_digit_says_so_instead_of_nothing_drawn(with_data, canvas, store, monkeypatch):
     canvas.png = encode(number("2026"))
-    monkeypatch.setattr(core.number, "read_lines", lambda reader, lines: [([], torch.zeros(1, 11))])
+    monkeypatch.setattr(core.numbers.read, "read_lines", lambda reader, lines: [([], torch.zeros(1, 11))])
     app = open_page("app_pages/predict.py")
     assert "read no digit in this ink" in texts(app) and "Nothing drawn" not in texts(app)
 

@@ -6,12 +6,13 @@ AppTest sets it), a demo and a local run; and sessions whose buttons outlive the
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app_pages import signin
+from app import signin
+from app.cache import training_queue
 from app_pages.ui import STORE_DOWN
 from core.access import EVERYONE, LOCAL, USER, AccessError, Identity
-from core.cache import training_queue
-from core.checkpoint import SHIPPED_MODELS_DIR, chosen_default
+from core.catalog import chosen_default
 from core.corrections import add_example, content_hash, example_from_image, list_examples
+from core.paths import SHIPPED_MODELS_DIR
 from tests.conftest import ROOT, save_untrained_mlp, wait_until
 from tests.drawings import encode, one, pen, seven
 from tests.test_app import TIMEOUT, button, canvas, fresh_training_queue, models, store, texts, with_data  # noqa: F401

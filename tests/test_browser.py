@@ -36,13 +36,14 @@ from bench.app_latency import (
     write_number,
 )
 from bench.postgres import POSTGRES_PASSWORD
-from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
+from core.checkpoint import load_checkpoint
 from core.data import load_split
-from core.evaluate import evaluate
+from core.digits.evaluate import evaluate
+from core.numbers.reader import READER_PATH
+from core.paths import SHIPPED_MODELS_DIR
 from core.preprocess import DASH, DOT
-from core.reader import READER_PATH
+from core.store import blobs as stored
 from core.store import describe
-from core.store import models as stored
 from core.store.engine import CORRECTIONS_DB_ENV, STORE_URL_ENV
 from tests.conftest import ROOT, save_untrained_mlp
 from tests.drawings import DIGIT_BOX, DIGIT_STROKES, TOUCHING, encode, one

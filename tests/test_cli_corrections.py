@@ -8,7 +8,7 @@ from bench.postgres import POSTGRES_PASSWORD
 from core.access import LOCAL
 from core.checkpoint import load_checkpoint
 from core.corrections import content_hash, list_examples
-from core.store import models as stored
+from core.store import blobs as stored
 from core.store.engine import STORE_URL_ENV
 from tests.conftest import save_untrained_mlp
 from tests.drawings import encode, pen

@@ -15,13 +15,7 @@ from core.access import (
     Identity,
     identify,
 )
-from core.checkpoint import (
-    chosen_default,
-    default_among,
-    delete_checkpoint,
-    list_checkpoints,
-    set_default_model,
-)
+from core.catalog import chosen_default, default_among, delete_checkpoint, list_checkpoints, set_default_model
 from core.corrections import (
     add_example,
     content_hash,

@@ -1,11 +1,11 @@
-"""core.cache outside a running app: a checkpoint re-saved at the same path is served fresh."""
+"""app.cache outside a running app: a checkpoint re-saved at the same path is served fresh."""
 
 import os
 
 import pytest
 import torch
 
-from core import cache
+from app import cache
 from tests.conftest import save_untrained_mlp
 
 

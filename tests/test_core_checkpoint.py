@@ -9,25 +9,22 @@ import pytest
 import torch
 
 from core.access import LOCAL
+from core.catalog import default_checkpoint, delete_checkpoint, list_checkpoints
 from core.checkpoint import (
     FORMAT_VERSION,
-    PROJECT_ROOT,
-    SHIPPED_MODELS_DIR,
     CheckpointError,
     NumberReaderCheckpoint,
     checkpoint_bytes,
     checkpoint_exists,
-    default_checkpoint,
     default_checkpoint_path,
-    delete_checkpoint,
-    list_checkpoints,
     load_checkpoint,
     save_checkpoint,
 )
 from core.config import ModelConfig
-from core.models import build_model
-from core.reader import READER_PATH
-from core.store import models as stored
+from core.nets import build_model
+from core.numbers.reader import READER_PATH
+from core.paths import PROJECT_ROOT, SHIPPED_MODELS_DIR
+from core.store import blobs as stored
 from core.store.engine import DEFAULT_SQLITE
 
 METRICS = {"test_accuracy": 97.5, "test_loss": 0.1}
@@ -62,7 +59,7 @@ def test_versions_are_recorded_without_importing_torchvision(tmp_path):
         "import sys; sys.modules['torchvision'] = None  # any import of it now raises ImportError\n"
         "from core.checkpoint import load_checkpoint, save_checkpoint\n"
         "from core.config import ModelConfig\n"
-        "from core.models import build_model\n"
+        "from core.nets import build_model\n"
         f"path = save_checkpoint({str(tmp_path / 'm.pt')!r}, build_model(ModelConfig('mlp', hidden=8)),"
         " ModelConfig('mlp', hidden=8), {})\n"
         "print(load_checkpoint(path).versions['torchvision'])"
@@ -248,3 +245,22 @@ def test_a_number_reader_asked_for_as_a_digit_model_says_what_it_is(tmp_path):
     assert checkpoint_exists(path) and checkpoint_exists(READER_PATH)
     path.unlink()
     assert not checkpoint_exists(path) and not checkpoint_exists("store:never-saved.pt")
+
+
+def test_every_checkpoint_says_its_kind_and_one_saved_before_kinds_still_loads(tmp_path):
+    from core.checkpoint import DIGIT_MODEL, NUMBER_READER, kind_of, read_payload
+    from core.numbers.reader import Reader, ReaderConfig, load_reader
+
+    small = ModelConfig("mlp", hidden=8)
+    digit = save_checkpoint(tmp_path / "d.pt", build_model(small), small, {})
+    reader = save_checkpoint(tmp_path / "r.pt", Reader(ReaderConfig()), ReaderConfig(), {})
+    assert [read_payload(p)["kind"] for p in (digit, reader)] == [DIGIT_MODEL, NUMBER_READER]
+    for path in (digit, reader):  # as the code before kinds saved them: no "kind" in the payload
+        payload = torch.load(path, weights_only=True)
+        del payload["kind"]
+        torch.save(payload, path)
+    assert [kind_of(read_payload(p)) for p in (digit, reader)] == [DIGIT_MODEL, NUMBER_READER]
+    assert load_checkpoint(digit).model_config == small
+    assert load_reader(reader)[0].training is False
+    shipped = (SHIPPED_MODELS_DIR / "mlp.pt", READER_PATH)  # saved before kinds were
+    assert [kind_of(read_payload(p)) for p in shipped] == [DIGIT_MODEL, NUMBER_READER]

@@ -5,8 +5,8 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from core.classroom import LOCAL_AUTHOR, by_person
 from core.corrections import example_from_image
+from core.digits.classroom import LOCAL_AUTHOR, by_person
 from tests.drawings import encode, one, seven
 
 SEVEN = 7

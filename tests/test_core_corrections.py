@@ -19,7 +19,8 @@ from PIL import Image
 
 from core import corrections
 from core.access import LOCAL, USER, Identity
-from core.checkpoint import delete_checkpoint, list_checkpoints, load_checkpoint
+from core.catalog import delete_checkpoint, list_checkpoints
+from core.checkpoint import load_checkpoint
 from core.corrections import (
     MAX_PNG_BYTES,
     StoreError,

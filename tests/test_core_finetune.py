@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import finetune as finetune_module
 from core.checkpoint import Checkpoint
 from core.config import ModelConfig, TrainConfig
 from core.corrections import example_from_image
 from core.data import load_mnist
-from core.evaluate import accuracy_and_loss
-from core.finetune import (
+from core.digits import finetune as finetune_module
+from core.digits.evaluate import accuracy_and_loss
+from core.digits.finetune import (
     BLENDS,
     GUARD_SHARE,
     MAX_GUARD_DROP,
@@ -24,7 +24,7 @@ from core.finetune import (
     _without_guard,
     finetune,
 )
-from core.train import train
+from core.digits.train import train
 from tests.drawings import encode, seven
 
 QUICK = TrainConfig(epochs=2, batch_size=64, lr=5e-3, augment="none", device="cpu", seed=0)

@@ -1,4 +1,4 @@
-"""core.inside on models and data made here: shapes, the contribution identity, feature maps against a
+"""core.digits.inside on models and data made here: shapes, the contribution identity, feature maps against a
 forward written out by hand, a deterministic map, and a model left as it was."""
 
 import numpy as np
@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from core.config import ModelConfig
 from core.data import BACKGROUND, Split
-from core.inside import (
+from core.digits.inside import (
     DIVERGING_STOPS,
     GAP_RGB,
     SEQUENTIAL_STOPS,
@@ -19,7 +19,7 @@ from core.inside import (
     look_inside,
     tile,
 )
-from core.models import build_model
+from core.nets import build_model
 
 
 def _model(config: ModelConfig, seed: int = 0) -> torch.nn.Sequential:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from core import jobs
 from core.access import ANONYMOUS, LOCAL, OWNER, USER, AccessError, Identity
 from core.checkpoint import load_checkpoint
 from core.config import ModelConfig, TrainConfig
-from core.jobs import DONE, FAILED, STOPPED, QueueError, TrainingJob, WaitingRun
+from core.runs import jobs
+from core.runs.jobs import DONE, FAILED, STOPPED, QueueError, TrainingJob, WaitingRun
 from core.threads import THREADS_ENV
 from tests.conftest import end_training, wait_until
 

@@ -4,12 +4,13 @@ import pytest
 import torch
 from PIL import ImageDraw
 
-import core.number
-from core.checkpoint import SHIPPED_MODELS_DIR, CheckpointError, load_checkpoint
-from core.number import NUMBER_WORK, read_number
-from core.predict import predict
+import core.numbers.read
+from core.checkpoint import CheckpointError, load_checkpoint
+from core.digits.predict import predict
+from core.numbers.read import NUMBER_WORK, read_number
+from core.numbers.reader import CLASSES, HEIGHT, STRIDE, ReadDigit, to_line
+from core.paths import SHIPPED_MODELS_DIR
 from core.preprocess import _pieces, clean_ink, open_image
-from core.reader import CLASSES, HEIGHT, STRIDE, ReadDigit, to_line
 from tests.drawings import DIGIT_BOX, DIGIT_STROKES, TOUCHING, WHITE, encode, number, seven
 
 BOX_TOLERANCE_PX = 4  # anti-aliased edges and the read boxes' rounding
@@ -117,7 +118,7 @@ def test_a_reading_shows_the_line_and_its_probabilities_per_column(cnn):
 
 
 def test_without_the_reader_number_mode_says_why(cnn, monkeypatch):
-    monkeypatch.setattr(core.number, "shipped_reader", lambda: None)
+    monkeypatch.setattr(core.numbers.read, "shipped_reader", lambda: None)
     with pytest.raises(CheckpointError, match="number reader"):
         read_number(cnn, encode(number("12")))
 
@@ -136,14 +137,14 @@ def _read(confidences: list[float], line) -> list[ReadDigit]:
 
 def test_narrow_pieces_win_over_a_digit_too_many_when_any_digit_read_is_unsure():
     ink, line = _ink_and_line("11")  # two narrow pieces, read as three digits
-    unsure = core.number._parts(ink, line, _read([0.99, 0.99, 0.5], line))
+    unsure = core.numbers.read._parts(ink, line, _read([0.99, 0.99, 0.5], line))
     assert len(unsure) == 2 and all(part.apart and part.read is None for part in unsure)
-    sure = core.number._parts(ink, line, _read([0.99, 0.99, 0.99], line))
+    sure = core.numbers.read._parts(ink, line, _read([0.99, 0.99, 0.99], line))
     assert len(sure) == 3 and not any(part.apart for part in sure)  # then the alignment divides the ink
 
 
 def test_a_lifted_bar_joins_the_digit_it_lies_over():
     ink, _ = _ink_and_line("55")
-    first, second = core.number._digit_pieces(_pieces(ink > 0))
-    first_end, second_start = core.number._span(first, 0)[1], core.number._span(second, 0)[0]
+    first, second = core.numbers.read._digit_pieces(_pieces(ink > 0))
+    first_end, second_start = core.numbers.read._span(first, 0)[1], core.numbers.read._span(second, 0)[0]
     assert first_end < second_start  # each 5 keeps its own bar, so they stand apart

@@ -7,8 +7,8 @@ from PIL import Image, ImageDraw
 
 from core.config import ModelConfig
 from core.data import BACKGROUND
-from core.models import build_model
-from core.predict import SALIENCY_STEPS, integrated_gradients, predict, predict_batch, saliency
+from core.digits.predict import SALIENCY_STEPS, integrated_gradients, predict, predict_batch, saliency
+from core.nets import build_model
 from core.preprocess import DASH, DIGIT_BOX, DOT, MAX_FILE_BYTES, ImageError, open_image, preprocess, to_ink
 from tests.drawings import encode, pen, seven
 

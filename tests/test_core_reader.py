@@ -1,5 +1,5 @@
-"""The number reader (core.reader), its written numbers (core.written) and its training
-(core.reader_train), on numbers and log-probabilities the tests make."""
+"""The number reader (core.numbers.reader), its written numbers (core.numbers.written) and its training
+(core.numbers.train), on numbers and log-probabilities the tests make."""
 
 import math
 import threading
@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from core import checkpoint, reader_train
+from core import catalog
 from core.access import LOCAL
-from core.checkpoint import CheckpointError, delete_checkpoint, save_checkpoint
+from core.catalog import delete_checkpoint, list_readers
+from core.checkpoint import CheckpointError, save_checkpoint
 from core.config import ModelConfig
 from core.data import load_split
-from core.models import build_model
-from core.preprocess import _pieces
-from core.reader import (
+from core.digits.train import BatchReport, EpochReport
+from core.nets import build_model
+from core.numbers import train as reader_train
+from core.numbers.reader import (
     BLANK,
     CLASSES,
     HEIGHT,
@@ -27,16 +29,15 @@ from core.reader import (
     ReaderConfig,
     decode,
     ink_column,
-    list_readers,
     load_reader,
     read_lines,
     text_of,
     to_line,
 )
-from core.reader_train import ReaderTrainConfig, train_reader, write_lines
-from core.store import models as stored
-from core.train import BatchReport, EpochReport
-from core.written import CANVAS, INK, random_numbers, write_line
+from core.numbers.train import ReaderTrainConfig, train_reader, write_lines
+from core.numbers.written import CANVAS, INK, random_numbers, write_line
+from core.preprocess import _pieces
+from core.store import blobs as stored
 from tests.conftest import store_reader
 
 SURE = 0.9
@@ -109,7 +110,7 @@ def test_readers_are_listed_shipped_first_then_those_trained_here_newest_first(s
     shipped = tmp_path / "reader" / READER_PATH.name  # a copy: were it deleted, the real one stays
     shipped.parent.mkdir()
     shipped.write_bytes(READER_PATH.read_bytes())
-    monkeypatch.setattr(checkpoint, "SHIPPED_MODELS_DIR", tmp_path)
+    monkeypatch.setattr(catalog, "SHIPPED_MODELS_DIR", tmp_path)
     with pytest.raises(CheckpointError, match="ships with the app"):
         delete_checkpoint(shipped, by=LOCAL)  # in a folder of models/, as the reader is
     delete_checkpoint("store:reader-old.pt", by=LOCAL)

@@ -8,9 +8,9 @@ from torch import nn
 from core.config import ModelConfig, TrainConfig
 from core.data import MnistData, Split, load_mnist
 from core.devices import DeviceError, available_devices, resolve_device
-from core.evaluate import accuracy_and_loss, evaluate, logits_for
-from core.models import build_model, count_parameters
-from core.train import BatchReport, EpochReport, TrainingError, train
+from core.digits.evaluate import accuracy_and_loss, evaluate, logits_for
+from core.digits.train import BatchReport, EpochReport, TrainingError, train
+from core.nets import build_model, count_parameters
 from tests.conftest import DEADLINE_S
 
 FAST = TrainConfig(epochs=3, batch_size=32, lr=1e-2, augment="none", device="cpu")

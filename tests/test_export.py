@@ -7,10 +7,11 @@ import onnxruntime
 import pytest
 import torch
 
-from core import export
-from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
+from core.checkpoint import load_checkpoint
 from core.data import load_split
-from core.export import BATCH_AXIS, INPUT_NAME, NEEDS, OUTPUT_NAME, ExportError, export_model
+from core.digits import export
+from core.digits.export import BATCH_AXIS, INPUT_NAME, NEEDS, OUTPUT_NAME, ExportError, export_model
+from core.paths import SHIPPED_MODELS_DIR
 from tests.test_cli import run_cli
 
 PARITY_DIGITS = 1000

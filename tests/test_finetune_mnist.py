@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
+from core.checkpoint import load_checkpoint
 from core.corrections import example_from_image, examples_hash
 from core.data import load_mnist
-from core.finetune import Corrections, finetune, finetune_config
-from core.predict import predict
+from core.digits.finetune import Corrections, finetune, finetune_config
+from core.digits.predict import predict
+from core.paths import SHIPPED_MODELS_DIR
 from tests.drawings import crossed_seven, encode, flagged_one, slashed_zero
 
 pytestmark = pytest.mark.mnist

@@ -7,14 +7,16 @@ import pytest
 from PIL import Image
 from torchvision.datasets import MNIST
 
-from core.checkpoint import SHIPPED_MODELS_DIR, default_checkpoint, list_checkpoints, load_checkpoint
+from core.catalog import default_checkpoint, list_checkpoints
+from core.checkpoint import load_checkpoint
 from core.config import ModelConfig, default_train_config
 from core.data import load_mnist
-from core.evaluate import evaluate
-from core.number import read_number
-from core.predict import predict
+from core.digits.evaluate import evaluate
+from core.digits.predict import predict
+from core.digits.train import train
+from core.numbers.read import read_number
+from core.paths import SHIPPED_MODELS_DIR
 from core.preprocess import preprocess
-from core.train import train
 from tests import realistic
 from tests.test_cli import run_cli
 

@@ -8,9 +8,10 @@ from collections import defaultdict
 
 import pytest
 
-from core.checkpoint import SHIPPED_MODELS_DIR, load_checkpoint
+from core.checkpoint import load_checkpoint
 from core.data import load_split, to_pixels
-from core.number import read_number
+from core.numbers.read import read_number
+from core.paths import SHIPPED_MODELS_DIR
 from tests.realistic_numbers import number_set
 
 pytestmark = pytest.mark.mnist

@@ -15,11 +15,11 @@ from core.access import LOCAL
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.config import ModelConfig, TrainConfig
 from core.data import DataError, load_mnist
-from core.jobs import DONE, QueueError
-from core.models import build_model
-from core.predict import predict
+from core.digits.predict import predict
+from core.digits.train import TrainingError, train
+from core.nets import build_model
 from core.preprocess import MAX_FILE_BYTES, ImageError
-from core.train import TrainingError, train
+from core.runs.jobs import DONE, QueueError
 from tests.conftest import DEADLINE_S, ROOT, wait_until
 from tests.drawings import encode, seven
 from tests.hostile import BLANK, DIGIT, ERROR, hostile_inputs
@@ -69,7 +69,7 @@ def test_cli_predict_on_a_hostile_batch(tmp_path):
 
 
 WRITER = (
-    "import os, sys, time; from core.checkpoint import save_checkpoint; from core.models import *\n"
+    "import os, sys, time; from core.checkpoint import save_checkpoint; from core.nets import *\n"
     "c = ModelConfig('mlp', hidden=4096); m = build_model(c); i = 1\n"
     "save_checkpoint(sys.argv[1], m, c, {'test_accuracy': 1.0}); print('saving', flush=True)\n"
     "if sys.argv[2] == 'hang':  # stop inside the save, after its data is written\n"

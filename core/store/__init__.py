@@ -5,6 +5,6 @@ SQLite, embedded, by default (`data/store.sqlite`); PostgreSQL for a deployment,
 transaction per change. Free of Streamlit and torch, so that the CLI's store verbs start fast.
 """
 
-from .engine import StoreError, StoreUnavailable, describe, embedded, read, store_url, write
+from core.store.engine import StoreError, StoreUnavailable, describe, embedded, read, store_url, write
 
 __all__ = ["StoreError", "StoreUnavailable", "describe", "embedded", "read", "store_url", "write"]

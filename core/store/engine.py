@@ -2,19 +2,17 @@
 
 The URL comes from, in order: the caller (a `--db PATH` or a URL), $MNIST_STORE_URL,
 $MNIST_CORRECTIONS_DB (a SQLite file, as before the store), Streamlit's secrets
-(`[connections.store] url` in .streamlit/secrets.toml), and else `sqlite:///data/store.sqlite`.
+(`[connections.store] url` in the app's SECRETS_FILE), and else `sqlite:///data/store.sqlite`.
 A password is never printed: messages name the store by `describe`.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
@@ -26,22 +24,18 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
 
-from ..errors import UserError, reason
-from .schema import examples, models, moved_in
+from core.errors import UserError, reason
+from core.store.schema import examples
 
 STORE_URL_ENV = "MNIST_STORE_URL"
 CORRECTIONS_DB_ENV = "MNIST_CORRECTIONS_DB"  # a SQLite file: another way to write sqlite:///PATH
 DEFAULT_SQLITE = Path("data") / "store.sqlite"
-LEGACY_CORRECTIONS = Path("data") / "corrections.sqlite"  # the app's store before this one
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-MODELS_DIR_ENV = "MNIST_MODELS_DIR"
 SECRETS_FILE = Path(".streamlit") / "secrets.toml"
 CONNECT_TIMEOUT_S = 5  # a PostgreSQL server that does not answer: no page waits longer
 SQLITE_BUSY_S = 30  # how long a SQLite writer waits for another's transaction
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 20261205  # the PostgreSQL advisory lock every server of this app takes to migrate
 IMMEDIATE = "immediate"  # execution option: a SQLite write takes the write lock at BEGIN
-NOT_IN_LEGACY = ("id", "author")  # columns an old corrections.sqlite lacks (its rows are the local user's)
 CHECK_URL = f"check the server and the URL (${STORE_URL_ENV} or [connections.store] url in {SECRETS_FILE})"
 CHECK_GIVEN_URL = "check the server and the URL given (on the command line: --db)"
 
@@ -58,22 +52,22 @@ class StoreUnavailable(StoreError):
 def store_url(where: str | os.PathLike | None = None) -> str:
     """The store's SQLAlchemy URL: `where` (a URL, or a SQLite file's path), else the settings."""
     if where:
-        return _as_url(where)
+        return as_url(where)
     for candidate in (os.environ.get(STORE_URL_ENV), os.environ.get(CORRECTIONS_DB_ENV)):
         if candidate:  # the environment wins over the secrets file
-            return _as_url(candidate)
+            return as_url(candidate)
     if secret := _secrets_url():
-        return _as_url(secret)
-    return _as_url(DEFAULT_SQLITE)
+        return as_url(secret)
+    return as_url(DEFAULT_SQLITE)
 
 
-def _as_url(where: str | os.PathLike) -> str:
+def as_url(where: str | os.PathLike) -> str:
     text = str(where)
     return text if "://" in text else f"sqlite:///{Path(text).absolute()}"
 
 
 def _secrets_url() -> str | None:
-    """Streamlit's convention: `[connections.store] url = "..."` in .streamlit/secrets.toml."""
+    """The app's secrets convention: `[connections.store] url = "..."` in SECRETS_FILE."""
     if not SECRETS_FILE.is_file():
         return None
     try:
@@ -149,7 +143,9 @@ def _engine(url: str, settings: bool) -> Engine:
             with _failures_explained(url, given=not settings):
                 _migrate(engine, url)
                 if settings and not os.environ.get(CORRECTIONS_DB_ENV):
-                    _move_in_once(engine, url)
+                    from core.store.legacy import move_in_once  # it uses this module's connections
+
+                    move_in_once(engine, url)
             _ready.add(url)
     return engine
 
@@ -222,51 +218,6 @@ def write(where: str | os.PathLike | None = None) -> Iterator[Connection]:
         yield connection
 
 
-def _move_in_once(engine: Engine, url: str) -> None:
-    """What an older app kept on its disk is copied into the store of the settings the first time
-    it is used: the rows of data/corrections.sqlite and each checkpoint in data/models/. The files
-    stay where they are; each copy is recorded in the store, so it never happens twice."""
-    with engine.connect().execution_options(**{IMMEDIATE: True}) as connection, connection.begin():
-        done = set(connection.execute(select(moved_in.c.source)).scalars())
-        legacy = LEGACY_CORRECTIONS.absolute()
-        if legacy.is_file() and url != _as_url(legacy) and str(legacy) not in done:
-            copied = sum(insert_example(connection, row)[1] for row in _legacy_rows(legacy))
-            connection.execute(moved_in.insert().values(source=str(legacy), rows=copied, at=_now()))
-        for file in sorted(legacy_models_dir().glob("*.pt")):
-            if str(file) not in done:
-                copied = _model_if_new(connection, file)
-                connection.execute(moved_in.insert().values(source=str(file), rows=copied, at=_now()))
-
-
-def legacy_models_dir() -> Path:
-    """Where the app kept the models it trained before the store: $MNIST_MODELS_DIR, else data/models."""
-    return Path(os.environ.get(MODELS_DIR_ENV) or PROJECT_DIR / "data" / "models").absolute()
-
-
-def _model_if_new(connection: Connection, file: Path) -> int:
-    """A checkpoint file into the models table under its file name, unless that name is taken."""
-    if connection.execute(select(models.c.name).where(models.c.name == file.name)).first():
-        return 0
-    made = datetime.fromtimestamp(file.stat().st_mtime, UTC).isoformat(timespec="seconds")
-    connection.execute(models.insert().values(name=file.name, created_at=made, checkpoint=file.read_bytes()))
-    return 1
-
-
-def _legacy_rows(path: Path) -> list[dict]:
-    """The old file's examples, read only: neither migrated nor switched to WAL, left as it was."""
-    columns = [column.name for column in examples.columns if column.name not in NOT_IN_LEGACY]
-    legacy = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
-    try:
-        rows = legacy.execute(f"SELECT {', '.join(columns)} FROM examples ORDER BY id").fetchall()
-    except sqlite3.DatabaseError as exc:
-        raise StoreUnavailable(
-            f"{path} cannot be moved into the store ({reason(exc)}); it was left as it is"
-        ) from exc
-    finally:
-        legacy.close()
-    return [dict(zip(columns, row, strict=True)) for row in rows]
-
-
 def insert_example(connection: Connection, row: dict) -> tuple[int, bool]:
     """Add an examples row unless this image already has this label: (its id, whether it is new).
     The one find-or-insert of examples (corrections, imports, copies and moving in all use it)."""
@@ -275,7 +226,3 @@ def insert_example(connection: Connection, row: dict) -> tuple[int, bool]:
     if found is not None:
         return found, False
     return connection.execute(examples.insert().values(row).returning(examples.c.id)).scalar_one(), True
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -6,8 +6,8 @@ import os
 
 from sqlalchemy import select
 
-from .engine import read, write
-from .schema import settings
+from core.store.engine import read, write
+from core.store.schema import settings
 
 DEFAULT_MODEL = "default_model"  # the file name (or store:NAME) of the model new sessions start with
 

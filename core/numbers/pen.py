@@ -2,7 +2,7 @@
 
 The pen follows the skeleton of the digit enlarged PEN_SCALE times: traced on the 28 px digit, the
 skeleton is a staircase of whole pixels, and re-drawn ten times larger it zig-zags and sprouts forks
-that no pen stroke has. Used by the number reader's training numbers (core.written) and by the
+that no pen stroke has. Used by the number reader's training numbers (core.numbers.written) and by the
 tests' realistic drawings.
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from .preprocess import EIGHT_NEIGHBOURS
+from core.preprocess import EIGHT_NEIGHBOURS
 
 SUPERSAMPLE = 2  # draw at 2x, then downsample: anti-aliased edges like a browser canvas
 MIN_COVERAGE = 0.95  # share of a digit's ink its re-drawn skeleton must cover

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .corrections import Example
-from .evaluate import PERCENT, logits_for
-from .finetune import as_split
+from core.corrections import Example
+from core.digits.evaluate import PERCENT, logits_for
+from core.digits.finetune import as_split
 
 LOCAL_AUTHOR = "added locally"  # how the examples of no signed-in person are named
 

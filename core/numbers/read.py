@@ -1,4 +1,4 @@
-"""Reading numbers: the number reader (core.reader) reads the whole line of ink at once, touching
+"""Reading numbers: the number reader (core.numbers.reader) reads the whole line of ink at once, touching
 digits included, and says where each digit lies (its alignment).
 
 The image is cleaned once (lighting, desk, strays: as for one digit), at a working size that keeps a
@@ -21,10 +21,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .checkpoint import CheckpointError
-from .predict import predict
-from .preprocess import LOW_CONFIDENCE, Preprocessed, _pieces, clean_ink, open_image, to_mnist
-from .reader import Line, ReadDigit, ink_column, read_lines, shipped_reader, to_line
+from core.checkpoint import CheckpointError
+from core.digits.predict import predict
+from core.numbers.reader import Line, ReadDigit, ink_column, read_lines, shipped_reader, to_line
+from core.preprocess import LOW_CONFIDENCE, Preprocessed, _pieces, clean_ink, open_image, to_mnist
 
 NUMBER_WORK = (896, 112)  # working size: a wide image keeps 112 px of height, as one digit has
 ONE_DIGIT_WIDTH = 1.1  # a piece up to this times the digits' height wide is one digit, whatever is read in it

@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import write_atomically
-from .config import EXPORT_FORMATS
-from .errors import UserError
-from .models import IMAGE_SIDE
+from core.checkpoint import write_atomically
+from core.config import EXPORT_FORMATS
+from core.errors import UserError
+from core.nets import IMAGE_SIDE
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"

@@ -7,8 +7,8 @@ import os
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from .engine import StoreError, read, write
-from .schema import models, moved_in
+from core.store.engine import StoreError, read, write
+from core.store.schema import models, moved_in
 
 
 def save(name: str, data: bytes, created_at: str, where: str | os.PathLike | None = None) -> None:

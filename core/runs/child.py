@@ -1,4 +1,4 @@
-"""The training child process, `python -m core.train_child`, started by core.jobs.
+"""The training child process, `python -m core.runs.child`, started by core.runs.jobs.
 
 It imports what training needs and waits for one TrainingTask (pickle) on stdin, then writes every
 progress report and finally an Outcome (pickles) to stdout. When its stdin closes (Stop pressed, or
@@ -17,15 +17,15 @@ import threading
 from dataclasses import asdict
 from typing import BinaryIO
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data import load_mnist
-from .devices import resolve_device
-from .errors import UserError, reason
-from .finetune import finetune, load_corrections
-from .jobs import DONE, FAILED, STANDBY_S, STOPPED, Outcome, TrainingTask
-from .reader_train import ReaderTrainConfig, train_reader
-from .threads import use_cpu_budget
-from .train import save_result, train
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.data import load_mnist
+from core.devices import resolve_device
+from core.digits.finetune import finetune, load_corrections
+from core.digits.train import save_result, train
+from core.errors import UserError, reason
+from core.numbers.train import ReaderTrainConfig, train_reader
+from core.runs.jobs import DONE, FAILED, STANDBY_S, STOPPED, Outcome, TrainingTask
+from core.threads import use_cpu_budget
 
 PIPE_CHUNK = 4096
 
@@ -79,7 +79,7 @@ def main() -> None:
     for module in WARM_UP_MODULES:
         importlib.import_module(module)
     if not select.select([stdin], [], [], STANDBY_S)[0]:
-        return  # not needed: core.jobs starts another when the Train page is opened again
+        return  # not needed: core.runs.jobs starts another when the Train page is opened again
     try:
         task = pickle.load(stdin)
     except EOFError:  # a waiting child whose server has gone

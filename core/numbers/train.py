@@ -1,8 +1,8 @@
-"""Training the number reader (core.reader) on numbers written with MNIST training digits
-(core.written), for a fixed time on the CPU or a GPU; judged on numbers of MNIST test digits.
+"""Training the number reader (core.numbers.reader) on numbers written with MNIST training digits
+(core.numbers.written), for a fixed time on the CPU or a GPU; judged on numbers of MNIST test digits.
 
 The numbers are written and cleaned once, before training, in worker processes; each batch then
-thickens or thins some of them. The weights are averaged as the digit models' are (core.train), and
+thickens or thins some of them. The weights are averaged as the digit models' are (core.digits.train), and
 the average with the best exact-number accuracy on the validation numbers is kept.
 """
 
@@ -21,13 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import READER_MINUTES, require_positive
-from .data import load_split
-from .number import NUMBER_WORK
-from .preprocess import clean_ink
-from .reader import BLANK, Reader, ReaderConfig, decoded, forward, text_of, to_line
-from .train import BatchReport, EpochReport, WeightAverage
-from .written import random_numbers
+from core.config import READER_MINUTES, require_positive
+from core.data import load_split
+from core.digits.train import BatchReport, EpochReport, WeightAverage
+from core.numbers.read import NUMBER_WORK
+from core.numbers.reader import BLANK, Reader, ReaderConfig, decoded, forward, text_of, to_line
+from core.numbers.written import random_numbers
+from core.preprocess import clean_ink
 
 SEEDS_PER_WORKER = 4  # chunks of the written numbers per worker: an even share of the work each
 GRAD_CLIP = 5.0
@@ -175,7 +175,7 @@ def ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor, texts: list[str]) -
 
 class _Rounds:
     """The training time in config.epochs rounds of equal length, reported as the digit models'
-    epochs are (core.train's BatchReport and EpochReport): the loss now and then, and at the end of
+    epochs are (core.digits.train's BatchReport and EpochReport): the loss now and then, and at the end of
     each round the averaged weights judged on training numbers and on the validation numbers, whose
     best are kept."""
 

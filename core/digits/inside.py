@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .data import Split, to_pixels
-from .models import IMAGE_SIDE
+from core.data import Split, to_pixels
+from core.nets import IMAGE_SIDE
 
 TOP_UNITS = 3  # units shown pushing for, and against, the predicted digit
 MAP_DIGITS = 2000  # test digits on the embedding map: enough to show the clusters, light to send
@@ -85,7 +85,7 @@ def look_inside(model: nn.Sequential, inputs: torch.Tensor) -> Inside:
 
 
 def _is_block_end(layer: nn.Module) -> bool:
-    return isinstance(layer, nn.MaxPool2d)  # a conv block ends with its pooling (core.models)
+    return isinstance(layer, nn.MaxPool2d)  # a conv block ends with its pooling (core.nets)
 
 
 def _first_weighted(model: nn.Sequential) -> nn.Module:

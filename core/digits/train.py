@@ -15,13 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import save_checkpoint
-from .config import AUGMENTATIONS, ModelConfig, TrainConfig
-from .data import MnistData, Split, augment, batches, num_batches
-from .devices import resolve_device
-from .errors import UserError
-from .evaluate import PERCENT, accuracy_and_loss
-from .models import build_model
+from core.checkpoint import save_checkpoint
+from core.config import AUGMENTATIONS, ModelConfig, TrainConfig
+from core.data import MnistData, Split, augment, batches, num_batches
+from core.devices import resolve_device
+from core.digits.evaluate import PERCENT, accuracy_and_loss
+from core.errors import UserError
+from core.nets import build_model
 
 REPORT_EVERY = 10  # batches between progress reports (each one syncs the device)
 LOSS_SMOOTHING = 0.9

@@ -1,7 +1,7 @@
-"""Numbers written with MNIST digits, for training and judging the number reader (core.reader).
+"""Numbers written with MNIST digits, for training and judging the number reader (core.numbers.reader).
 
 Each number has one pen: half are drawn with a round brush along the digits' skeletons, as a canvas
-draws a stroke (`core.pen`); the others keep the digits' strokes, re-drawn with the digit models' pen
+draws a stroke (`core.numbers.pen`); the others keep the digits' strokes, re-drawn with the digit models' pen
 (`core.data.redraw_with_pen`) or as MNIST scanned them, made solid and maybe broader. Each digit is
 slanted, sized and set on its own baseline; it is placed beside the one
 before it at a chosen gap where the two come closest: separated, overlapping (their boxes overlap
@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
-from .data import PEN_STEPS, Split, redraw_with_pen, to_pixels
-from .pen import draw_strokes, path_extent, pen_path
+from core.data import PEN_STEPS, Split, redraw_with_pen, to_pixels
+from core.numbers.pen import draw_strokes, path_extent, pen_path
 
 GAP_KINDS = ("separated", "overlapping", "touching")
 MEDIA = ("canvas", "photo")
@@ -101,7 +101,7 @@ def _shaped(digit: np.ndarray, height: float, slant: float, thicker: int) -> np.
 
 def _brushed(digit: np.ndarray, height: float, slant: float, brush: float) -> np.ndarray | None:
     """A 28x28 digit drawn `height` px high with a round brush `brush` px wide along its skeleton
-    (core.pen), slanted: (h, w) in 0..1; None when it has no skeleton to follow."""
+    (core.numbers.pen), slanted: (h, w) in 0..1; None when it has no skeleton to follow."""
     path = pen_path((digit * 255).astype(np.uint8))
     if not path.any():
         return None

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Split
-from .models import NUM_CLASSES
+from core.data import Split
+from core.nets import NUM_CLASSES
 
 EVAL_BATCH = 2000
 TOP_K = 3

@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .data import BACKGROUND
-from .models import IMAGE_SIDE, NUM_CLASSES
-from .preprocess import LOW_CONFIDENCE, Preprocessed, preprocess
+from core.data import BACKGROUND
+from core.nets import IMAGE_SIDE, NUM_CLASSES
+from core.preprocess import LOW_CONFIDENCE, Preprocessed, preprocess
 
 ImageSource = bytes | str | os.PathLike | Image.Image
 SALIENCY_STEPS = 16  # integrated-gradients path samples, run as one batch

@@ -21,15 +21,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .checkpoint import (
-    SHIPPED_MODELS_DIR,
-    CheckpointError,
-    is_reader_payload,
-    is_shipped,
-    read_payload,
-    stored_checkpoints,
-)
-from .config import READER_ARCH
+from core.checkpoint import NUMBER_READER, CheckpointError, kind_of, read_payload
+from core.config import READER_ARCH
+from core.paths import SHIPPED_MODELS_DIR
 
 HEIGHT = 32  # px: the reader's input height
 PAD = 2  # px of background around the ink, all sides
@@ -38,7 +32,7 @@ BLANK = 10  # CTC's "no digit here" class, after the ten digits
 CLASSES = 11
 INK_LEVEL = 0.2  # cleaned ink at least this bright is the number's, when cropping
 MAX_WIDTH = 40 * HEIGHT  # px: a longer line is squeezed to this (far more than 8 digits)
-READER_PATH = SHIPPED_MODELS_DIR / "reader" / "number-reader.pt"  # not a digit model: Models does not list it
+READER_PATH = SHIPPED_MODELS_DIR / "reader" / "number-reader.pt"  # in its own folder: not a digit model
 
 
 @dataclass(frozen=True)
@@ -49,7 +43,12 @@ class ReaderConfig:
     hidden: int = 128  # GRU units per direction
     kind: str = READER_ARCH  # saved with it: what tells a reader's checkpoint from a digit model's
 
-    arch = READER_ARCH  # where a run's checkpoint is named (core.jobs): a class attribute, not saved
+    arch = READER_ARCH  # where a run's checkpoint is named (core.runs.jobs): a class attribute, not saved
+
+    @property
+    def shape(self) -> str:
+        """'conv 32-64-96-128, GRU 128': its blocks' channels, then its GRU's width."""
+        return f"conv {'-'.join(map(str, self.channels))}, GRU {self.hidden}"
 
     def __post_init__(self) -> None:
         if len(self.channels) != 4 or self.hidden < 1 or not all(c >= 1 for c in self.channels):
@@ -182,53 +181,20 @@ def read_lines(reader: nn.Module, lines: list[np.ndarray]) -> list[tuple[list[Re
 def load_reader(path: str | os.PathLike = READER_PATH) -> tuple[Reader, dict]:
     """A saved reader in eval mode on the CPU, and its metrics (CheckpointError when it cannot be)."""
     payload = read_payload(Path(path))
-    config = payload["model_config"]
-    if not is_reader_payload(payload):
+    return reader_from_payload(path, payload)[0], payload["metrics"]
+
+
+def reader_from_payload(path: str | os.PathLike, payload: dict) -> tuple[Reader, ReaderConfig]:
+    """A read payload's reader in eval mode (CheckpointError if it is not one, or does not fit)."""
+    if kind_of(payload) != NUMBER_READER:
         raise CheckpointError(f"{path}: not a number reader (a digit model?)")
     try:
-        reader = Reader(ReaderConfig(**config))
+        config = ReaderConfig(**payload["model_config"])
+        reader = Reader(config)
         reader.load_state_dict(payload["state_dict"])
     except (TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: weights do not fit the recorded reader ({exc})") from exc
-    return reader.eval(), payload["metrics"]
-
-
-@dataclass(frozen=True)
-class ReaderInfo:
-    """One line of the number readers' listing."""
-
-    path: str
-    test_accuracy: float | None  # % of its test numbers read exactly; None when it does not say
-    train_seconds: float | None
-    created_at: str
-    shipped: bool  # the committed one, not trained here
-    trained_by: str | None = None  # the email of the person whose run made it
-
-
-def _reader_info(path: Path) -> ReaderInfo | None:
-    """The listing's line for a reader's checkpoint; None for a digit model or a file that cannot be read."""
-    try:
-        payload = read_payload(path)
-    except CheckpointError:
-        return None
-    if not is_reader_payload(payload):
-        return None
-    metrics = payload["metrics"]
-    return ReaderInfo(
-        str(path),
-        metrics.get("test_accuracy"),
-        metrics.get("train_seconds"),
-        payload.get("created_at", ""),
-        is_shipped(path),
-        metrics.get("trained_by"),
-    )
-
-
-def list_readers() -> list[ReaderInfo]:
-    """The shipped reader, then the readers trained here (kept in the store), newest first."""
-    shipped = _reader_info(READER_PATH)
-    trained = [info for path, _ in stored_checkpoints() if (info := _reader_info(path))]
-    return ([shipped] if shipped else []) + sorted(trained, key=lambda i: i.created_at, reverse=True)
+    return reader.eval(), config
 
 
 @functools.cache

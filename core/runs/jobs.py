@@ -2,8 +2,8 @@
 
 Training runs in its own process, not a thread: PyTorch's CPU kernels run 30-90 % slower outside a
 process's main thread (measured in README), and a crash there cannot take the server down. The child is
-a fresh `python -m core.train_child` rather than a multiprocessing spawn: spawn re-imports the
-parent's main script, which under `streamlit run` is the app's entry script. The page polls
+a fresh `python -m core.runs.child` rather than a multiprocessing spawn: spawn re-imports the
+parent's main script, which under the app's server is the app's entry script. The page polls
 `TrainingJob.snapshot()`. Runs go through one queue per server process (`TrainingQueue`): one
 trains at a time, the others wait in turn, and a run that ends starts the next by itself, so nobody
 needs to keep a page open.
@@ -23,18 +23,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .access import EVERYONE, LOCAL, Identity, may_manage_run, require, require_trainer
-from .checkpoint import PROJECT_ROOT, default_checkpoint_path, is_stored
-from .config import ModelConfig, TrainConfig
-from .errors import UserError
-from .reader import ReaderConfig
-from .reader_train import ReaderTrainConfig
-from .train import BatchReport, EpochReport
+from core.access import EVERYONE, LOCAL, Identity, may_manage_run, require, require_trainer
+from core.checkpoint import default_checkpoint_path, is_stored
+from core.config import ModelConfig, TrainConfig
+from core.digits.train import BatchReport, EpochReport
+from core.errors import UserError
+from core.numbers.reader import ReaderConfig
+from core.numbers.train import ReaderTrainConfig
+from core.paths import PROJECT_ROOT
 
 RUNNING, DONE, STOPPED, FAILED = "running", "done", "stopped", "failed"
-CHILD_COMMAND = [sys.executable, "-m", "core.train_child"]
+CHILD_COMMAND = [sys.executable, "-m", "core.runs.child"]
 # A waiting child holds about 0.7 GB (torch): it leaves if no task comes in this time
-# (core.train_child), and is given a run only well before that.
+# (core.runs.child), and is given a run only well before that.
 STANDBY_S = 600
 STANDBY_USE_S = STANDBY_S - 60
 
@@ -46,7 +47,7 @@ class QueueError(UserError):
 @dataclass
 class TrainingTask:
     """What the child trains and where it saves the result (absolute paths): a digit model, or the
-    number reader (core.reader)."""
+    number reader (core.numbers.reader)."""
 
     model_config: ModelConfig | ReaderConfig
     train_config: TrainConfig | ReaderTrainConfig

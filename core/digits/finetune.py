@@ -22,14 +22,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .access import EVERYONE, LOCAL, Identity
-from .checkpoint import Checkpoint
-from .config import TrainConfig, default_train_config
-from .corrections import Example, content_hash, examples_hash, list_examples, read_zip
-from .data import MnistData, Split
-from .errors import UserError
-from .evaluate import accuracy_and_loss
-from .train import Callback, MixIn, TrainResult, train
+from core.access import EVERYONE, LOCAL, Identity
+from core.checkpoint import Checkpoint
+from core.config import TrainConfig, default_train_config
+from core.corrections import Example, content_hash, examples_hash, list_examples, read_zip
+from core.data import MnistData, Split
+from core.digits.evaluate import accuracy_and_loss
+from core.digits.train import Callback, MixIn, TrainResult, train
+from core.errors import UserError
 
 # The last sixth of MNIST's training images (10,000): left out of the fine-tune to measure forgetting.
 GUARD_SHARE = 1 / 6

@@ -9,23 +9,16 @@ import os
 
 import streamlit as st
 
-from .checkpoint import (
-    Checkpoint,
-    CheckpointInfo,
-    checkpoint_version,
-    list_checkpoints,
-    load_checkpoint,
-    model_folders,
-    stored_models_stamp,
-)
-from .data import Split, data_dir_from_env, load_split
-from .evaluate import EvalReport, evaluate
-from .export import onnx_bytes
-from .inside import EmbeddingMap, build_map
-from .jobs import TrainingQueue
-from .predict import latency_ms
-from .reader import Reader, ReaderInfo, list_readers, load_reader
-from .threads import use_cpu_budget
+from core.catalog import CheckpointInfo, catalog, model_folders, stored_models_stamp
+from core.checkpoint import DIGIT_MODEL, NUMBER_READER, Checkpoint, checkpoint_version, load_checkpoint
+from core.data import Split, data_dir_from_env, load_split
+from core.digits.evaluate import EvalReport, evaluate
+from core.digits.export import onnx_bytes
+from core.digits.inside import EmbeddingMap, build_map
+from core.digits.predict import latency_ms
+from core.numbers.reader import Reader, load_reader
+from core.runs.jobs import TrainingQueue
+from core.threads import use_cpu_budget
 
 MAX_CACHED_MODELS = 8
 MAX_CACHED_FILES = 256  # small values (a float each) for every checkpoint a server may hold
@@ -47,7 +40,7 @@ def _reader(path: str, modified: float) -> Reader:
 
 
 def cached_reader(path: str | os.PathLike) -> Reader:
-    """A number reader trained here (core.reader), keyed by path and version."""
+    """A number reader trained here (core.numbers.reader), keyed by path and version."""
     return _reader(str(path), checkpoint_version(path))
 
 
@@ -67,29 +60,29 @@ def _onnx(path: str, modified: float) -> bytes:
 
 
 def cached_onnx(path: str | os.PathLike) -> bytes:
-    """A checkpoint's model as ONNX (core.export), exported once per file version."""
+    """A checkpoint's model as ONNX (core.digits.export), exported once per file version."""
     return _onnx(str(path), checkpoint_version(path))
 
 
 @st.cache_data(show_spinner=False)
-def _listing(stamp: tuple) -> list[CheckpointInfo]:
-    return list_checkpoints()
+def _catalog(stamp: tuple) -> list[CheckpointInfo]:
+    return catalog()
+
+
+def cached_catalog() -> list[CheckpointInfo]:
+    """Every model of both kinds (core.catalog), re-read only when one is added, removed or changed."""
+    files = tuple(sorted((str(p), p.stat().st_mtime) for f in model_folders() for p in f.glob("*.pt")))
+    return _catalog((files, stored_models_stamp()))
 
 
 def cached_checkpoint_list() -> list[CheckpointInfo]:
-    """The shipped, trained and stored checkpoints, re-read only when one is added, removed or changed."""
-    files = tuple(sorted((str(p), p.stat().st_mtime) for f in model_folders() for p in f.glob("*.pt")))
-    return _listing((files, stored_models_stamp()))
+    """The digit models: shipped, trained and stored."""
+    return [info for info in cached_catalog() if info.kind == DIGIT_MODEL]
 
 
-@st.cache_data(show_spinner=False)
-def _reader_listing(stamp: tuple) -> list[ReaderInfo]:
-    return list_readers()
-
-
-def cached_reader_list() -> list[ReaderInfo]:
-    """The shipped number reader and those in the store, re-read only when the store changes."""
-    return _reader_listing(stored_models_stamp())
+def cached_reader_list() -> list[CheckpointInfo]:
+    """The number readers: the shipped one and those trained here."""
+    return [info for info in cached_catalog() if info.kind == NUMBER_READER]
 
 
 @st.cache_resource(show_spinner=False)
@@ -119,7 +112,7 @@ def _embedding_map(path: str, modified: float, data_dir: str) -> EmbeddingMap:
 
 
 def cached_embedding_map(path: str | os.PathLike) -> EmbeddingMap:
-    """The embedding map of a checkpoint's features (core.inside), built once per file version."""
+    """The embedding map of a checkpoint's features (core.digits.inside), built once per file version."""
     return _embedding_map(str(path), checkpoint_version(path), str(data_dir_from_env()))
 
 
