@@ -23,6 +23,7 @@ from core.catalog import (
     stored_models_problem,
 )
 from core.checkpoint import CheckpointError, checkpoint_bytes, file_name
+from core.clock import shown
 from core.digits.export import NEEDS, onnx_available
 
 MB = 2**20
@@ -51,7 +52,7 @@ def model_table(infos: list[CheckpointInfo]) -> list[int]:
         "file MB": [i.file_bytes / MB for i in infos],
         "train s": [i.train_seconds for i in infos],
         "predict ms": [cached_latency_ms(i.path) for i in infos],
-        "trained (UTC)": [f"{ui.to_the_minute(i.created_at)} on {i.device}" for i in infos],
+        "trained (UTC)": [f"{shown(i.created_at)} on {i.device}" for i in infos],
     }
     event = st.dataframe(
         rows,
@@ -168,7 +169,7 @@ def reader_table(readers: list[CheckpointInfo]) -> None:
             "trained by": [ui.trainer(r.trained_by, r.shipped) for r in readers],
             "numbers read exactly": [r.test_accuracy for r in readers],
             "train s": [r.train_seconds for r in readers],
-            "date (UTC)": [ui.to_the_minute(r.created_at) for r in readers],
+            "date (UTC)": [shown(r.created_at) for r in readers],
         },
         hide_index=True,
         key=READERS_TABLE_KEY,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from app.cache import (
 from core.access import AccessError
 from core.catalog import CheckpointInfo, default_among, is_shipped
 from core.checkpoint import Checkpoint, CheckpointError, checkpoint_exists
+from core.clock import SHORT, shown
 from core.corrections import StoreError, add_example, example_from_image
 from core.data import DATA_DIR_ENV, RAW_FILES, MissingDataError, data_present, download_mnist, raw_folder
 from core.digits.classroom import LOCAL_AUTHOR
@@ -79,16 +79,8 @@ def problem_text(exc: Exception) -> str:
 def _model_label(info: CheckpointInfo) -> str:
     """Short enough for the sidebar: arch, accuracy, and where the model comes from."""
     accuracy = "—" if info.test_accuracy is None else f"{info.test_accuracy:.2f}%"
-    origin = "shipped" if info.shipped else _short_date(info.created_at)
+    origin = "shipped" if info.shipped else shown(info.created_at, SHORT, unknown="trained")
     return f"{info.arch.upper()} · {accuracy} · {origin}"
-
-
-def _short_date(created_at: str) -> str:
-    """ISO time (UTC) -> '25 Nov 01:51 UTC'; 'trained' when unknown."""
-    try:
-        return datetime.fromisoformat(created_at).strftime("%d %b %H:%M UTC")
-    except ValueError:
-        return "trained"
 
 
 def _ensure_active_model() -> dict[str, str]:
@@ -237,11 +229,6 @@ def trainer(email: str | None, shipped: bool) -> str:
     return email or ("—" if shipped else "local or CLI")
 
 
-def to_the_minute(created_at: str) -> str:
-    """A checkpoint's ISO creation time as 'YYYY-MM-DD HH:MM' (UTC, as recorded)."""
-    return created_at.replace("T", " ")[:16]
-
-
 def model_card(ckpt: Checkpoint) -> None:
     config = ckpt.model_config
     cols = st.columns(4)
@@ -249,7 +236,7 @@ def model_card(ckpt: Checkpoint) -> None:
     cols[0].metric("Architecture", config.arch.upper(), config.shape, delta_color="off", delta_arrow="off")
     cols[1].metric("Parameters", f"{count_parameters(ckpt.model):,}")
     cols[2].metric("Test accuracy", f"{ckpt.test_accuracy:.2f}%" if ckpt.test_accuracy else "—")
-    when = to_the_minute(ckpt.created_at)
+    when = shown(ckpt.created_at)
     cols[3].metric("Trained on", ckpt.device, when, delta_color="off", delta_arrow="off")
 
 

@@ -15,7 +15,7 @@ import io
 import os
 import zipfile
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -32,6 +32,7 @@ from core.access import (
     require_teacher,
     visible_author,
 )
+from core.clock import now_iso
 from core.errors import UserError, reason
 from core.store import StoreError, describe, read, store_url, write
 from core.store import blobs as stored_models
@@ -70,10 +71,6 @@ class Example:
 def where_stored(where: Where = None) -> str:
     """The store, for people (a password never shows)."""
     return describe(store_url(where))
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _png(image: Image.Image) -> bytes:
@@ -328,7 +325,7 @@ def example_from_image(
     is_small_png = data.startswith(PNG_SIGNATURE) and len(data) <= MAX_PNG_BYTES  # kept byte for byte
     png = data if is_small_png else capped_png(image.convert("RGBA" if "A" in image.getbands() else "RGB"))
     processed = processed if processed is not None else preprocess(image)
-    return Example(0, _check_label(label), predicted, confidence, checkpoint, source, created_at or now(),
+    return Example(0, _check_label(label), predicted, confidence, checkpoint, source, created_at or now_iso(),
                    png, model_input(processed))  # fmt: skip
 
 
