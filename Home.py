@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from app import signin
+from app import session, signin
 from app.cache import cpu_threads
-from app_pages import ui
 
 APP_NAME = "MNIST Digit Recognizer"
 HOME = "Home"
@@ -30,9 +29,9 @@ navigation = st.navigation(
 )
 if navigation.title != HOME:  # each page's browser tab says which page it is
     st.set_page_config(page_title=f"{navigation.title} · {APP_NAME}")
-ui.model_picker()
-ui.state_upload_limit_once()
+session.model_picker()
+session.state_upload_limit_once()
 try:
     navigation.run()
 finally:  # after the page: a page switch clears the query parameters set before it
-    ui.mirror_in_address_bar(ui.model_query())
+    session.mirror_in_address_bar(session.model_query())

@@ -3,9 +3,8 @@ and one fine-tune on everyone's digits."""
 
 import streamlit as st
 
-from app import signin
+from app import session, show, signin
 from app.cache import cached_checkpoint, training_queue
-from app_pages import ui
 from core.access import EVERYONE, AccessError
 from core.corrections import StoreError, counts_by_author, list_examples
 from core.data import data_dir_from_env, data_present
@@ -46,14 +45,14 @@ def class_finetune(path: str) -> None:
     start = cached_checkpoint(path)
     config = finetune_config(start.model_config.arch)
     everyone = {"corrections": store_url(), "whose": EVERYONE}
-    ui.queue_run(start.model_config, config, data_dir_from_env(), finetune_from=path, **everyone)
+    session.queue_run(start.model_config, config, data_dir_from_env(), finetune_from=path, **everyone)
 
 
 try:
     per_author = counts_by_author(by=who)
     examples = list_examples(by=who, whose=EVERYONE)
 except (StoreError, AccessError) as exc:
-    st.error(ui.problem_text(exc))
+    st.error(session.problem_text(exc))
     st.stop()
 if not examples:
     st.info("Nobody has taught the model yet: digits marked Right or Wrong on Predict appear here.")
@@ -62,7 +61,7 @@ if not examples:
 st.subheader("Examples per person and digit")
 st.dataframe(counts_table(per_author), hide_index=True)
 
-checkpoint = ui.active_checkpoint()
+checkpoint = session.active_checkpoint()
 if checkpoint is None:
     st.stop()
 st.subheader(f"What `{checkpoint.path.name}` gets wrong, by person")
@@ -87,9 +86,9 @@ st.caption(
 )
 if not data_present():
     st.caption("Fine-tuning needs MNIST on this server: the Train page downloads it.")
-ui.queue_notice()
+session.queue_notice()
 snap = queue.job.snapshot() if queue.job else None
 if snap is not None and snap.checkpoint:  # a class model's report; a reader's run has none
-    ui.finetune_report(snap.checkpoint, intro=f"The last run on this server: `{snap.checkpoint}`")
+    show.finetune_report(snap.checkpoint, intro=f"The last run on this server: `{snap.checkpoint}`")
 elif snap is not None and snap.status == RUNNING:
     st.info("A run is training: follow it on the Train page.")

@@ -3,8 +3,8 @@ import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
 
+from app import session, show
 from app.cache import cached_evaluation, test_split
-from app_pages import ui
 from core.data import to_pixels
 from core.digits.evaluate import PERCENT, EvalReport, Mistake
 from core.digits.predict import saliency
@@ -111,11 +111,11 @@ def why_dialog(mistake: Mistake, model) -> None:
     st.caption("Top three: " + top_lines(mistake, " · "))
     cols = st.columns(3)
     with cols[0]:
-        ui.digit_image(image28, "the test image")
+        show.digit_image(image28, "the test image")
     for col, digit, label in ((cols[1], mistake.predicted, "said"), (cols[2], mistake.label, "true")):
         with col:
             heat = saliency(model, inputs, digit)
-            ui.digit_image(ui.saliency_overlay(image28, heat), f"pixels for {digit} ({label})")
+            show.digit_image(show.saliency_overlay(image28, heat), f"pixels for {digit} ({label})")
     st.caption("Orange marks the pixels that pushed the model towards that digit (integrated gradients).")
 
 
@@ -143,15 +143,15 @@ def mistakes_gallery(report: EvalReport, model) -> None:
     for i, mistake in enumerate(mistakes[:GALLERY_SIZE]):
         with cols[i % GALLERY_COLUMNS]:
             pixels = to_pixels(images[mistake.index, 0]).numpy()
-            ui.digit_image(pixels, f"true {mistake.label} → {mistake.predicted}")
+            show.digit_image(pixels, f"true {mistake.label} → {mistake.predicted}")
             st.caption(top_lines(mistake))
             if st.button("Why?", key=f"why-{mistake.index}"):
                 why_dialog(mistake, model)
 
 
 st.title("Evaluate")
-checkpoint = ui.active_checkpoint()
-if checkpoint is None or not ui.data_ready():
+checkpoint = session.active_checkpoint()
+if checkpoint is None or not session.data_ready():
     st.stop()
 
 st.caption(f"Model `{checkpoint.path.name}` on the 10,000 MNIST test images.")

@@ -1,7 +1,7 @@
 import streamlit as st
 
+from app import session, show
 from app.cache import test_split
-from app_pages import ui
 from core.data import split_size, to_pixels
 
 SAMPLE_COUNT = 20
@@ -15,18 +15,18 @@ st.markdown(
 )
 
 st.subheader("Active model")
-checkpoint = ui.active_checkpoint()
+checkpoint = session.active_checkpoint()
 if checkpoint:
-    ui.model_card(checkpoint)
+    show.model_card(checkpoint)
 
 st.subheader("Dataset")
-if ui.data_ready():  # otherwise it explains and offers the download
+if session.data_ready():  # otherwise it explains and offers the download
     test = test_split()
     st.success(f"MNIST ready: {split_size(train=True):,} training and {len(test):,} test images.")
     images = to_pixels(test.images[:SAMPLE_COUNT, 0]).numpy()
     cols = st.columns(SAMPLE_COUNT // 2)
     for i, image in enumerate(images):
         with cols[i % len(cols)]:
-            ui.digit_image(image, caption=str(int(test.labels[i])))
+            show.digit_image(image, caption=str(int(test.labels[i])))
 else:
     st.caption("Predict works without the dataset: the app ships trained models.")

@@ -5,8 +5,8 @@ import torch
 from PIL import Image
 from plotly.subplots import make_subplots
 
+from app import canvas, session, show
 from app.cache import cached_embedding_map, test_split
-from app_pages import ui
 from core.checkpoint import CheckpointError
 from core.data import data_present, to_pixels
 from core.digits.inside import (
@@ -45,7 +45,7 @@ SEQUENTIAL_SCALE = [
 ]
 
 st.title("Inside")
-checkpoint = ui.active_checkpoint()
+checkpoint = session.active_checkpoint()
 if checkpoint is None:
     st.stop()
 model, config = checkpoint.model, checkpoint.model_config
@@ -63,7 +63,7 @@ def enlarged(rgb: np.ndarray, width: int) -> Image.Image:
 
 def logits_chart(inside: Inside) -> go.Figure:
     values = inside.logits.tolist()
-    colours = [ui.PRIMARY if d == inside.digit else ui.MUTED for d in range(NUM_CLASSES)]
+    colours = [show.PRIMARY if d == inside.digit else show.MUTED for d in range(NUM_CLASSES)]
     figure = go.Figure(go.Bar(x=list(range(NUM_CLASSES)), y=values, marker_color=colours))
     figure.update_layout(
         height=220,
@@ -120,7 +120,7 @@ def contributions_chart(inside: Inside, towards: list[int], against: list[int]) 
             x=values,
             y=[f"unit {u}" for u in units],
             orientation="h",
-            marker_color=[ui.POSITIVE if v > 0 else ui.NEGATIVE for v in values],
+            marker_color=[show.POSITIVE if v > 0 else show.NEGATIVE for v in values],
         )
     )
     figure.update_layout(
@@ -226,7 +226,7 @@ def embedding_section(embedding: EmbeddingMap | None, views: DrawingViews | None
     st.subheader("Map of the test digits")
     if embedding is None:
         st.caption("The map needs MNIST's test digits; the views above work without them.")
-        ui.data_ready()  # says what is missing and offers the download
+        session.data_ready()  # says what is missing and offers the download
         return
     st.caption(
         f"Each dot is one of {len(embedding.labels):,} MNIST test digits, placed by the model's last "
@@ -252,9 +252,9 @@ def grey(pixels: torch.Tensor) -> np.ndarray:
 def read_input(drawing: bytes | None, upload) -> tuple[Prediction | None, str]:
     """The prediction for the upload if there is one, else for the drawing; and what to say if blank."""
     if upload is None:
-        return (predict(model, drawing) if drawing is not None else None), ui.NOTHING_DRAWN
+        return (predict(model, drawing) if drawing is not None else None), show.NOTHING_DRAWN
     try:
-        return predict(model, upload.getvalue()), ui.NOTHING_IN_IMAGE
+        return predict(model, upload.getvalue()), show.NOTHING_IN_IMAGE
     except ImageError as exc:
         st.error(f"**{upload.name}**: {exc}")
         return None, NOTHING_YET
@@ -262,13 +262,15 @@ def read_input(drawing: bytes | None, upload) -> tuple[Prediction | None, str]:
 
 @st.fragment  # a stroke reruns only the views, not the page
 def views() -> None:
-    ui.rerun_if_model_gone(checkpoint)
+    session.rerun_if_model_gone(checkpoint)
     left, right = st.columns([1, 2])
     with left:
-        drawing, _ = ui.drawing_canvas(ui.INSIDE_CANVAS, st.session_state.get(ui.LAST_DRAWING_KEY))
+        drawing, _ = canvas.drawing_canvas(
+            canvas.INSIDE_CANVAS, st.session_state.get(canvas.LAST_DRAWING_KEY)
+        )
         upload = st.file_uploader(
-            f"…or upload an image (up to {ui.MAX_UPLOAD_MB} MB); it is shown instead of the drawing",
-            key=ui.INSIDE_UPLOAD,
+            f"…or upload an image (up to {session.MAX_UPLOAD_MB} MB); it is shown instead of the drawing",
+            key=session.INSIDE_UPLOAD,
         )
     prediction, blank_message = read_input(drawing, upload)
     embedding = cached_embedding_map(checkpoint.path) if data_present() else None
@@ -277,7 +279,7 @@ def views() -> None:
         processed = prediction.processed
         views = drawing_views(model, processed.tensor, processed.image28, embedding)
     with right:
-        ui.prediction_summary(prediction, NOTHING_YET if prediction is None else blank_message)
+        show.prediction_summary(prediction, NOTHING_YET if prediction is None else blank_message)
         if views is not None:
             st.caption("The ten logits: each digit's score before softmax turns them into probabilities; "
                        "the highest wins.")  # fmt: skip
@@ -337,16 +339,16 @@ def number_views() -> None:
         "column gives a probability to every digit and to *blank* (no digit here). The digits are read "
         "where their probabilities peak; repeats merge and blanks drop out (CTC). Write a number below."
     )
-    drawing, _ = ui.drawing_canvas(INSIDE_NUMBER_CANVAS, size=ui.NUMBER_CANVAS)
+    drawing, _ = canvas.drawing_canvas(INSIDE_NUMBER_CANVAS, size=canvas.NUMBER_CANVAS)
     try:
-        reading = read_number(model, drawing, ui.number_reader()) if drawing is not None else None
+        reading = read_number(model, drawing, session.number_reader()) if drawing is not None else None
     except CheckpointError as exc:
         st.error(f"Number mode cannot read: {exc}.")
         return
     if reading is None or reading.line is None:
         st.info("Write a number, digits side by side: the reader's columns appear under it.")
         return
-    st.metric("Number", reading.number or ui.NO_DIGIT)
+    st.metric("Number", reading.number or show.NO_DIGIT)
     st.plotly_chart(columns_figure(reading), key="inside-number-columns")
 
 

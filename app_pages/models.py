@@ -5,7 +5,7 @@ import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import signin
+from app import session, show, signin
 from app.cache import (
     cached_checkpoint,
     cached_checkpoint_list,
@@ -13,7 +13,6 @@ from app.cache import (
     cached_onnx,
     cached_reader_list,
 )
-from app_pages import ui
 from core.access import AccessError
 from core.catalog import (
     CheckpointInfo,
@@ -46,7 +45,7 @@ def model_table(infos: list[CheckpointInfo]) -> list[int]:
         "name": [Path(i.path).name for i in infos],
         "origin": [i.origin for i in infos],
         "test accuracy": [i.test_accuracy for i in infos],
-        "trained by": [ui.trainer(i.trained_by, i.shipped) for i in infos],
+        "trained by": [show.trainer(i.trained_by, i.shipped) for i in infos],
         "model": [f"{i.arch.upper()} {i.shape}" for i in infos],
         "parameters": [i.parameters for i in infos],
         "file MB": [i.file_bytes / MB for i in infos],
@@ -126,14 +125,17 @@ def confirm_delete(path: str) -> None:
 
 def actions(info: CheckpointInfo) -> None:
     name = file_name(info.path)
-    active = st.session_state.get(ui.MODEL_KEY) == info.path
+    active = st.session_state.get(session.MODEL_KEY) == info.path
     cols = st.columns(4)
     cols[0].button(
-        "Active" if active else "Make active", on_click=ui.make_active, args=(info.path,), disabled=active
+        "Active" if active else "Make active",
+        on_click=session.make_active,
+        args=(info.path,),
+        disabled=active,
     )
     # Callables are read on click only: no file is read and no ONNX exported on every rerun.
     cols[1].download_button(
-        "Download .pt", lambda: checkpoint_bytes(info.path), file_name=name, on_click=ui.KEEP_PAGE
+        "Download .pt", lambda: checkpoint_bytes(info.path), file_name=name, on_click=session.KEEP_PAGE
     )
     exportable = onnx_available()
     cols[2].download_button(
@@ -143,7 +145,7 @@ def actions(info: CheckpointInfo) -> None:
         mime="application/octet-stream",
         help=ONNX_HELP if exportable else NEEDS,
         disabled=not exportable,
-        on_click=ui.KEEP_PAGE,
+        on_click=session.KEEP_PAGE,
     )
     if not signin.actor().owner:
         return  # deleting and the default for everyone are the owners'
@@ -166,7 +168,7 @@ def reader_table(readers: list[CheckpointInfo]) -> None:
         {
             "name": [Path(r.path).name for r in readers],
             "origin": ["shipped" if r.shipped else "trained here" for r in readers],
-            "trained by": [ui.trainer(r.trained_by, r.shipped) for r in readers],
+            "trained by": [show.trainer(r.trained_by, r.shipped) for r in readers],
             "numbers read exactly": [r.test_accuracy for r in readers],
             "train s": [r.train_seconds for r in readers],
             "date (UTC)": [shown(r.created_at) for r in readers],
@@ -184,7 +186,7 @@ def reader_table(readers: list[CheckpointInfo]) -> None:
 
 def reader_actions(by_path: dict[str, CheckpointInfo]) -> None:
     """Read numbers with a reader in this session; owners delete the ones trained here."""
-    paths, in_use = list(by_path), ui.reader_in_use()
+    paths, in_use = list(by_path), session.reader_in_use()
     chosen = st.selectbox(
         "Number reader",
         paths,
@@ -192,14 +194,14 @@ def reader_actions(by_path: dict[str, CheckpointInfo]) -> None:
         format_func=lambda p: Path(p).name,
     )
     using = chosen == in_use
-    ui.warn_if_poor_reader(by_path[chosen].test_accuracy)
+    show.warn_if_poor_reader(by_path[chosen].test_accuracy)
     cols = st.columns(4)
     cols[0].button(
         "Reading numbers" if using else "Read numbers with it",
-        on_click=ui.use_reader,
+        on_click=session.use_reader,
         args=(chosen,),
         disabled=using,
-        help=ui.READER_USE_HELP,
+        help=session.READER_USE_HELP,
     )
     if not signin.actor().owner:
         return
@@ -235,7 +237,7 @@ def make_default(path: str) -> None:
 
 st.title("Models")
 if problem := stored_models_problem():
-    why = problem if signin.actor().owner else ui.STORE_DOWN
+    why = problem if signin.actor().owner else session.STORE_DOWN
     st.warning(f"The models trained here cannot be listed: {why}")
 infos = cached_checkpoint_list()
 if not infos:
@@ -247,7 +249,7 @@ learning_curves(selected)
 
 st.subheader("Use, download or delete")
 by_path = {info.path: info for info in infos}
-default = selected[-1].path if selected else st.session_state.get(ui.MODEL_KEY)
+default = selected[-1].path if selected else st.session_state.get(session.MODEL_KEY)
 paths = list(by_path)
 chosen = st.selectbox(
     "Model",

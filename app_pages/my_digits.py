@@ -1,8 +1,7 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import signin
-from app_pages import ui
+from app import session, show, signin
 from core.access import EVERYONE, AccessError, may_change
 from core.corrections import (
     StoreError,
@@ -31,7 +30,7 @@ MESSAGE_KEY = "my_digits_message"
 st.title("My digits")
 who = signin.actor()
 if not who.teaches:
-    st.info(signin.needs_sign_in(ui.TEACHING) if signin.sign_in_on() else signin.DEMO_NOTE)
+    st.info(signin.needs_sign_in(show.TEACHING) if signin.sign_in_on() else signin.DEMO_NOTE)
     st.stop()
 # Owners see and change everyone's examples; a signed-in user only their own.
 whose = EVERYONE if who.owner else who.email
@@ -55,7 +54,7 @@ def do_relabel(example_id: int, widget: str) -> None:
         relabel(example_id, st.session_state[widget], by=signin.actor())
         say("success", f"Example {example_id} is now a {st.session_state[widget]}.")
     except (StoreError, AccessError) as exc:
-        say("error", ui.problem_text(exc))
+        say("error", session.problem_text(exc))
 
 
 def do_delete(example_id: int) -> None:
@@ -63,7 +62,7 @@ def do_delete(example_id: int) -> None:
         delete(example_id, by=signin.actor())
         say("success", f"Example {example_id} deleted.")
     except (StoreError, AccessError) as exc:
-        say("error", ui.problem_text(exc))
+        say("error", session.problem_text(exc))
 
 
 def counts_chart(per_digit: dict[int, int]) -> go.Figure:
@@ -71,7 +70,7 @@ def counts_chart(per_digit: dict[int, int]) -> go.Figure:
         go.Bar(
             x=list(per_digit),
             y=list(per_digit.values()),
-            marker_color=ui.PRIMARY,
+            marker_color=show.PRIMARY,
             text=list(per_digit.values()),
             textposition="outside",
         )
@@ -131,7 +130,7 @@ def export_and_import(total: int) -> None:
             icon=":material/download:",
             disabled=not total,
             help="PNGs, plus labels.csv: file, label, predicted, confidence, source, time, author",
-            on_click=ui.KEEP_PAGE,
+            on_click=session.KEEP_PAGE,
         )
     if not who.owner:
         return  # importing is for owners: a zip may hold anyone's examples
@@ -144,14 +143,14 @@ def export_and_import(total: int) -> None:
                 summary = import_zip(upload.getvalue(), by=signin.actor())
                 say("success", f"Imported {summary['imported']}, skipped {summary['skipped']} already here.")
             except (StoreError, AccessError) as exc:
-                say("error", ui.problem_text(exc))
+                say("error", session.problem_text(exc))
             st.rerun()
 
 
 try:
     per_digit = counts(by=who, whose=whose)
 except StoreError as exc:
-    st.error(ui.problem_text(exc))
+    st.error(session.problem_text(exc))
     st.stop()
 message = st.session_state.pop(MESSAGE_KEY, None)
 if message:

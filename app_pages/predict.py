@@ -1,6 +1,6 @@
 import streamlit as st
 
-from app_pages import ui
+from app import canvas, session, show
 from core.checkpoint import CheckpointError
 from core.digits.predict import predict, predict_batch
 from core.numbers.read import read_number
@@ -20,11 +20,11 @@ PREDICTED_UPLOADS_KEY = "predicted_uploads"  # the files Predict Digit was press
 UPLOAD_RESULTS_KEY = "upload_results"  # (model, files) -> their results, kept across reruns
 
 st.title("Predict")
-checkpoint = ui.active_checkpoint()
+checkpoint = session.active_checkpoint()
 if checkpoint is None:
     st.stop()
 model = checkpoint.model
-if not ui.on_phone():  # there the sidebar's picker names it: the reading and Right / Wrong fit on screen
+if not canvas.on_phone():  # there the sidebar's picker names it: the reading and Right / Wrong fit on screen
     st.caption(f"Model `{checkpoint.path.name}` · {checkpoint.model_config.arch.upper()}")
 
 draw, number, upload = st.tabs(["Draw", "Number", "Upload"])
@@ -33,21 +33,21 @@ draw, number, upload = st.tabs(["Draw", "Number", "Upload"])
 @st.fragment  # a stroke reruns only this panel, not the page
 def drawing_panel() -> None:
     """Canvas, its controls and the result beside it (below it on a phone), predicted after every stroke."""
-    ui.rerun_if_model_gone(checkpoint)
-    phone = ui.on_phone()  # the columns stack there: Right / Wrong go under the reading, on screen
+    session.rerun_if_model_gone(checkpoint)
+    phone = canvas.on_phone()  # the columns stack there: Right / Wrong go under the reading, on screen
     left, right = st.columns([1, 2])
     with left:
-        drawing, strokes = ui.drawing_canvas("canvas")
+        drawing, strokes = canvas.drawing_canvas("canvas")
         if drawing is not None:
-            ui.remember_drawing(drawing, strokes)
+            canvas.remember_drawing(drawing, strokes)
         prediction = predict(model, drawing) if drawing is not None else None
-        ui.prediction_summary(prediction, NOTHING_YET if drawing is None else ui.NOTHING_DRAWN)
+        show.prediction_summary(prediction, NOTHING_YET if drawing is None else show.NOTHING_DRAWN)
         if phone:
-            ui.correction_buttons(prediction, drawing, "canvas", key="canvas")
+            show.correction_buttons(prediction, drawing, "canvas", key="canvas")
     with right:
-        ui.prediction_details(prediction, model, key="canvas")
+        show.prediction_details(prediction, model, key="canvas")
     if not phone:
-        ui.correction_buttons(prediction, drawing, "canvas", key="canvas")
+        show.correction_buttons(prediction, drawing, "canvas", key="canvas")
 
 
 def digit_row(reading) -> None:
@@ -56,7 +56,7 @@ def digit_row(reading) -> None:
     for column, digit in zip(columns, reading.digits, strict=False):
         flag = " ⚠" if digit.low_confidence else ""
         with column:
-            ui.digit_image(digit.processed.image28, caption=f"{digit.digit} · {digit.confidence:.0%}{flag}")
+            show.digit_image(digit.processed.image28, caption=f"{digit.digit} · {digit.confidence:.0%}{flag}")
     unsure = ", ".join(str(i + 1) for i, d in enumerate(reading.digits) if d.low_confidence)
     if unsure:
         st.warning(f"Low confidence on digit {unsure} (⚠): write it more clearly, or apart from the others.")
@@ -65,32 +65,32 @@ def digit_row(reading) -> None:
 @st.fragment  # a stroke reruns only this panel
 def number_panel() -> None:
     """A wide canvas (or a photo) of a number, read digit by digit after every stroke."""
-    ui.rerun_if_model_gone(checkpoint)
-    phone = ui.on_phone()
-    size, pen = (PHONE_NUMBER_CANVAS, PHONE_NUMBER_PEN) if phone else (ui.NUMBER_CANVAS, ui.PEN_WIDTH)
-    drawing, _ = ui.drawing_canvas("number-canvas", size=size, pen=pen)
+    session.rerun_if_model_gone(checkpoint)
+    phone = canvas.on_phone()
+    size, pen = (PHONE_NUMBER_CANVAS, PHONE_NUMBER_PEN) if phone else (canvas.NUMBER_CANVAS, canvas.PEN_WIDTH)
+    drawing, _ = canvas.drawing_canvas("number-canvas", size=size, pen=pen)
     if phone:
         st.caption(PHONE_NUMBER_HINT)
     photo = st.file_uploader(
-        f"…or upload a photo of a number (up to {ui.MAX_UPLOAD_MB} MB)", key=ui.NUMBER_UPLOAD
+        f"…or upload a photo of a number (up to {session.MAX_UPLOAD_MB} MB)", key=session.NUMBER_UPLOAD
     )
     source = photo.getvalue() if photo is not None else drawing
     reading = None
     try:
-        reading = read_number(model, source, ui.number_reader()) if source is not None else None
+        reading = read_number(model, source, session.number_reader()) if source is not None else None
     except ImageError as exc:
         st.error(f"**{photo.name}**: {exc}")
     except CheckpointError as exc:
         st.error(f"Number mode cannot read: {exc}.")
-    st.metric("Number", reading.number if reading is not None and reading.number else ui.NO_DIGIT)
-    if ui.READER_KEY in st.session_state:  # a reader chosen on Train or Models, not the shipped one
-        st.caption(f"Read with the number reader `{ui.reader_in_use()}` (Models changes it).")
+    st.metric("Number", reading.number if reading is not None and reading.number else show.NO_DIGIT)
+    if session.READER_KEY in st.session_state:  # a reader chosen on Train or Models, not the shipped one
+        st.caption(f"Read with the number reader `{session.reader_in_use()}` (Models changes it).")
     if reading is None:
         st.info(NUMBER_HINT)
     elif reading.unread:
         st.warning(NOTHING_READ)
     elif reading.blank:
-        st.info(ui.NOTHING_DRAWN if photo is None else ui.NOTHING_IN_IMAGE)
+        st.info(show.NOTHING_DRAWN if photo is None else show.NOTHING_IN_IMAGE)
     else:
         digit_row(reading)
 
@@ -125,9 +125,9 @@ with number:
 
 with upload:
     files = st.file_uploader(
-        f"Images of digits (PNG, JPEG, WebP, BMP, GIF, …), up to {ui.MAX_UPLOAD_MB} MB each",
+        f"Images of digits (PNG, JPEG, WebP, BMP, GIF, …), up to {session.MAX_UPLOAD_MB} MB each",
         accept_multiple_files=True,
-        key=ui.DIGIT_UPLOADS,
+        key=session.DIGIT_UPLOADS,
     )
     chosen = [file.file_id for file in files or []]
     if not files:  # the results of removed uploads would keep their bytes alive
@@ -141,5 +141,7 @@ with upload:
         for index, (name, prediction, png) in enumerate(results):
             st.divider()
             st.markdown(f"**{name}**")
-            ui.show_prediction(prediction, model, key=f"upload-{index}", blank_message=ui.NOTHING_IN_IMAGE)
-            ui.correction_buttons(prediction, png, "upload", key=f"upload-{index}")
+            show.show_prediction(
+                prediction, model, key=f"upload-{index}", blank_message=show.NOTHING_IN_IMAGE
+            )
+            show.correction_buttons(prediction, png, "upload", key=f"upload-{index}")

@@ -4,9 +4,8 @@ from urllib.parse import urlencode
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import signin
+from app import session, show, signin
 from app.cache import cached_checkpoint, training_queue
-from app_pages import ui
 from core.access import EVERYONE, AccessError
 from core.checkpoint import CheckpointError, checkpoint_bytes, checkpoint_exists, file_name
 from core.config import AUGMENT_HELP, READER_ARCH, READER_MINUTES, ModelConfig, default_train_config
@@ -117,14 +116,14 @@ def start_run(arch: str, keys: dict[str, str]) -> None:
         arch, epochs=int(values["epochs"]), batch_size=int(values["batch"]), lr=float(values["lr"]),
         augment=values["augment"], seed=int(values["seed"]), device=st.session_state[DEVICE_KEY].id,
     )  # fmt: skip
-    ui.queue_run(ModelConfig(arch, hidden=int(values["hidden"])), config, data_dir_from_env())
+    session.queue_run(ModelConfig(arch, hidden=int(values["hidden"])), config, data_dir_from_env())
 
 
 def start_finetune(path: str) -> None:
     """The fine-tune button's callback: a run from the active checkpoint, corrections mixed in."""
     start = cached_checkpoint(path)
     config = finetune_config(start.model_config.arch, device=st.session_state[DEVICE_KEY].id)
-    ui.queue_run(
+    session.queue_run(
         start.model_config, config, data_dir_from_env(), finetune_from=path, corrections=store_url(),
         whose=yours(),
     )  # fmt: skip
@@ -140,13 +139,13 @@ def finetune_offer() -> None:
     """Teach the active model the person's corrections (My digits), when there are enough."""
     if not who.teaches:
         return
-    path = st.session_state.get(ui.MODEL_KEY)
+    path = st.session_state.get(session.MODEL_KEY)
     try:
         stored = sum(counts(by=who, whose=yours()).values())
         # A signed-in owner's My digits shows everyone's: say how many that is, and where to use them.
         everyone = sum(counts(by=who, whose=EVERYONE).values()) if who.owner and who.signed_in else None
     except (StoreError, AccessError) as exc:
-        st.error(f"My digits cannot be read: {ui.problem_text(exc)}")
+        st.error(f"My digits cannot be read: {session.problem_text(exc)}")
         return
     enough = stored >= MIN_CORRECTIONS
     label = "Fine-tune the active model on my digits"
@@ -169,11 +168,11 @@ def finetune_offer() -> None:
 
 def share_link(setup: dict[str, object]) -> str:
     page_url = (st.context.url or "").split("?")[0]  # None when the browser's address is unknown
-    return f"{page_url}?{urlencode(setup_query(setup) | ui.model_query())}"
+    return f"{page_url}?{urlencode(setup_query(setup) | session.model_query())}"
 
 
 st.title("Train")
-if not ui.data_ready():
+if not session.data_ready():
     st.stop()
 
 for notice in read_link():
@@ -217,7 +216,7 @@ with st.form("settings", enter_to_submit=False):  # only the Start button starts
 
 setup = {"arch": arch, "hidden": hidden, "epochs": epochs, "batch": batch_size, "lr": lr, "augment": augment,
          "seed": seed}  # fmt: skip
-ui.mirror_in_address_bar(setup_query(setup))
+session.mirror_in_address_bar(setup_query(setup))
 if share:
     st.caption("Anyone who opens this link gets these settings:")
     st.code(share_link(setup), language=None)
@@ -228,7 +227,7 @@ def start_reader() -> None:
     # The numbers are written in the training process itself: two more processes would import torch
     # twice more, about 1.4 GB, past what a Community Cloud app may use beside the server.
     config = ReaderTrainConfig(minutes=float(st.session_state[READER_MINUTES_KEY]), workers=1)
-    ui.queue_run(ReaderConfig(), config, data_dir_from_env())
+    session.queue_run(ReaderConfig(), config, data_dir_from_env())
 
 
 def reader_offer() -> None:
@@ -251,14 +250,14 @@ def reader_offer() -> None:
 
 finetune_offer()
 reader_offer()
-ui.queue_notice()
+session.queue_notice()
 
 
 def cancel(run: WaitingRun) -> None:
     try:
         queue.cancel(run.id, signin.actor())
     except (QueueError, AccessError) as exc:
-        st.session_state[ui.QUEUE_NOTICE_KEY] = signin.sentence(str(exc))
+        st.session_state[session.QUEUE_NOTICE_KEY] = signin.sentence(str(exc))
 
 
 def queue_panel() -> None:
@@ -327,7 +326,7 @@ def stop(job: TrainingJob) -> None:
     try:
         job.stop_by(signin.actor())
     except AccessError as exc:
-        st.session_state[ui.QUEUE_NOTICE_KEY] = signin.sentence(str(exc))
+        st.session_state[session.QUEUE_NOTICE_KEY] = signin.sentence(str(exc))
 
 
 def stop_button(job: TrainingJob) -> None:
@@ -358,9 +357,9 @@ def status(job: TrainingJob | None) -> None:
             best = max(e.test_accuracy for e in snap.epochs)
             st.caption(f"Kept: the round that read {best:.1f}% of the numbers written with MNIST test digits "
                        "exactly right.")  # fmt: skip
-            ui.warn_if_poor_reader(best)
+            show.warn_if_poor_reader(best)
         else:
-            ui.finetune_report(snap.checkpoint)
+            show.finetune_report(snap.checkpoint)
         published(snap.checkpoint, is_reader(snap))
 
 
@@ -464,15 +463,17 @@ def published(path: str, reader: bool) -> None:
     """Buttons to use or download a finished run's checkpoint."""
     cols = st.columns(2)
     if reader:
-        cols[0].button("Read numbers with it", on_click=ui.use_reader, args=(path,), help=ui.READER_USE_HELP)
+        cols[0].button(
+            "Read numbers with it", on_click=session.use_reader, args=(path,), help=session.READER_USE_HELP
+        )
     else:
-        cols[0].button("Use as active model", on_click=ui.make_active, args=(path,))
+        cols[0].button("Use as active model", on_click=session.make_active, args=(path,))
     # A callable is read only on click, not on every rerun of this page.
     cols[1].download_button(
         "Download checkpoint",
         lambda: checkpoint_bytes(path),
         file_name=file_name(path),
-        on_click=ui.KEEP_PAGE,
+        on_click=session.KEEP_PAGE,
     )
 
 

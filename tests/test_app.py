@@ -19,7 +19,7 @@ import core.numbers.read
 import core.preprocess
 from app import cache
 from app.cache import training_queue
-from app_pages.ui import STAGE_CAPTIONS
+from app.show import STAGE_CAPTIONS
 from core.access import LOCAL
 from core.catalog import delete_checkpoint, list_checkpoints
 from core.checkpoint import load_checkpoint

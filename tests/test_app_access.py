@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import signin
 from app.cache import training_queue
-from app_pages.ui import STORE_DOWN
+from app.session import STORE_DOWN
 from core.access import EVERYONE, LOCAL, USER, AccessError, Identity
 from core.catalog import chosen_default
 from core.corrections import add_example, content_hash, example_from_image, list_examples

@@ -17,7 +17,8 @@ import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import expect, sync_playwright
 
-from app_pages.ui import DROPZONE_LIMIT, TOOLBAR_CORNER_GREY
+from app.canvas import TOOLBAR_CORNER_GREY
+from app.session import DROPZONE_LIMIT
 from bench.app_latency import (
     CHROMIUM,
     CHROMIUM_ARGS,
