@@ -13,9 +13,6 @@ LAST_DRAWING_KEY = "last_drawing"  # Predict's latest drawing {"png", "objects"}
 INSIDE_CANVAS = "inside-canvas"
 
 
-NUMBER_CANVAS = (700, 220)  # Number mode's canvas, and Inside's for numbers
-
-
 CANVAS_SIDE = 280
 
 

@@ -22,7 +22,7 @@ from core.digits.inside import (
 )
 from core.digits.predict import Prediction, predict
 from core.nets import NUM_CLASSES
-from core.numbers.read import NumberReading, read_number
+from core.numbers.read import NUMBER_CANVAS, NumberReading, read_number
 from core.numbers.reader import STRIDE
 from core.preprocess import ImageError
 
@@ -339,7 +339,7 @@ def number_views() -> None:
         "column gives a probability to every digit and to *blank* (no digit here). The digits are read "
         "where their probabilities peak; repeats merge and blanks drop out (CTC). Write a number below."
     )
-    drawing, _ = canvas.drawing_canvas(INSIDE_NUMBER_CANVAS, size=canvas.NUMBER_CANVAS)
+    drawing, _ = canvas.drawing_canvas(INSIDE_NUMBER_CANVAS, size=NUMBER_CANVAS)
     try:
         reading = read_number(model, drawing, session.number_reader()) if drawing is not None else None
     except CheckpointError as exc:

@@ -3,7 +3,7 @@ import streamlit as st
 from app import canvas, session, show
 from core.checkpoint import CheckpointError
 from core.digits.predict import predict, predict_batch
-from core.numbers.read import read_number
+from core.numbers.read import NUMBER_CANVAS, read_number
 from core.preprocess import ImageError, open_image
 
 NOTHING_YET = "Nothing drawn yet."
@@ -67,7 +67,7 @@ def number_panel() -> None:
     """A wide canvas (or a photo) of a number, read digit by digit after every stroke."""
     session.rerun_if_model_gone(checkpoint)
     phone = canvas.on_phone()
-    size, pen = (PHONE_NUMBER_CANVAS, PHONE_NUMBER_PEN) if phone else (canvas.NUMBER_CANVAS, canvas.PEN_WIDTH)
+    size, pen = (PHONE_NUMBER_CANVAS, PHONE_NUMBER_PEN) if phone else (NUMBER_CANVAS, canvas.PEN_WIDTH)
     drawing, _ = canvas.drawing_canvas("number-canvas", size=size, pen=pen)
     if phone:
         st.caption(PHONE_NUMBER_HINT)

@@ -68,6 +68,7 @@ HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 UINT16_MAX = 65535.0
 # Where a 16- or 32-bit greyscale image's values run to, by its mode: the smallest range that holds
 # them (a 16-bit image in mode I tops out at 65535, a float image at 1.0 or 255).
+ImageSource = bytes | str | os.PathLike | Image.Image  # what open_image reads
 NOMINAL_TOPS = {"I": (255.0, UINT16_MAX, 2.0**32 - 1), "F": (1.0, 255.0, UINT16_MAX)}
 
 Image.MAX_IMAGE_PIXELS = MAX_JPEG_PIXELS  # every format's own limit is checked in open_image
@@ -88,7 +89,7 @@ class Preprocessed:
     not_a_digit: str | None = None  # why a mark was found but is no digit (DOT, DASH)
 
 
-def open_image(source: bytes | str | os.PathLike | Image.Image) -> Image.Image:
+def open_image(source: ImageSource) -> Image.Image:
     """Decode bytes, a path or a PIL image; EXIF orientation applied; first frame only."""
     if isinstance(source, Image.Image):
         return source
@@ -396,7 +397,7 @@ def to_mnist(ink: torch.Tensor, stages: dict) -> Preprocessed:
     return Preprocessed(tensor, image28.numpy(), False, stages)
 
 
-def preprocess(source: bytes | str | os.PathLike | Image.Image) -> Preprocessed:
+def preprocess(source: ImageSource) -> Preprocessed:
     """Any readable image -> MNIST-style input, or blank=True when nothing is drawn."""
     ink, stages = clean_ink(open_image(source))
     return _blank(stages) if ink is None else to_mnist(ink, stages)

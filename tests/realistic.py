@@ -13,8 +13,10 @@ import itertools
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+from scipy import ndimage
 
-from core.numbers.pen import draw_strokes, path_extent, pen_like, pen_path
+from core.numbers.pen import draw_strokes, path_extent, pen_path, skeleton
+from core.preprocess import EIGHT_NEIGHBOURS
 from tests.drawings import encode
 
 CANVAS = 280
@@ -25,6 +27,19 @@ DESK_SHARE = (0.03, 0.15)  # width of a desk strip, share of the photo's side
 MAX_DESK_ROOM = 0.8  # of the room between the digit and that side
 CLICK_CLEARANCE = 2  # brush widths between a stray click and the digit
 CLICK_TRIES = 50
+
+
+MIN_COVERAGE = 0.95  # share of a digit's ink its re-drawn skeleton must cover
+
+
+def pen_like(digit: np.ndarray) -> bool:
+    """True when the skeleton, thickened to a pen's width, covers the digit: re-drawing it is faithful.
+
+    Digits with filled loops or blobs fail: their skeleton is a stub that no longer shows the digit.
+    """
+    ink = digit > 100
+    pen = ndimage.binary_dilation(skeleton(digit), EIGHT_NEIGHBOURS, iterations=2)  # a pen's width
+    return (ink & pen).sum() >= MIN_COVERAGE * ink.sum()
 
 
 def pen_like_indices(digits: np.ndarray, count: int, rng: np.random.Generator) -> list[int]:

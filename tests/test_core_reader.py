@@ -18,6 +18,7 @@ from core.data import load_split
 from core.digits.train import BatchReport, EpochReport
 from core.nets import build_model
 from core.numbers import train as reader_train
+from core.numbers.read import NUMBER_CANVAS as CANVAS
 from core.numbers.reader import (
     BLANK,
     CLASSES,
@@ -35,7 +36,7 @@ from core.numbers.reader import (
     to_line,
 )
 from core.numbers.train import ReaderTrainConfig, train_reader, write_lines
-from core.numbers.written import CANVAS, INK, random_numbers, write_line
+from core.numbers.written import INK, random_numbers, write_line
 from core.preprocess import _pieces
 from core.store import blobs as stored
 from tests.conftest import store_reader

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -10,14 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from core.data import BACKGROUND
 from core.nets import IMAGE_SIDE, NUM_CLASSES
-from core.preprocess import LOW_CONFIDENCE, Preprocessed, preprocess
+from core.preprocess import LOW_CONFIDENCE, ImageSource, Preprocessed, preprocess
 
-ImageSource = bytes | str | os.PathLike | Image.Image
 SALIENCY_STEPS = 16  # integrated-gradients path samples, run as one batch
 LATENCY_WARMUP = 5
 LATENCY_REPEATS = 50

@@ -15,7 +15,6 @@ from scipy import ndimage
 from core.preprocess import EIGHT_NEIGHBOURS
 
 SUPERSAMPLE = 2  # draw at 2x, then downsample: anti-aliased edges like a browser canvas
-MIN_COVERAGE = 0.95  # share of a digit's ink its re-drawn skeleton must cover
 MIN_PIECE = 3  # px of a 28 px skeleton
 PEN_SCALE = 3
 FORWARD = [(0, 1), (1, -1), (1, 0), (1, 1)]  # one of each pair of neighbours: every link is drawn once
@@ -87,16 +86,6 @@ def draw_strokes(path: np.ndarray, height: float, brush: float, size: tuple[int,
             if (y + dy, x + dx) in points:
                 draw.line([at(y, x), at(y + dy, x + dx)], fill=ink, width=int(2 * r))
     return image.resize(size, Image.Resampling.LANCZOS)
-
-
-def pen_like(digit: np.ndarray) -> bool:
-    """True when the skeleton, thickened to a pen's width, covers the digit: re-drawing it is faithful.
-
-    Digits with filled loops or blobs fail: their skeleton is a stub that no longer shows the digit.
-    """
-    ink = digit > 100
-    pen = ndimage.binary_dilation(skeleton(digit), EIGHT_NEIGHBOURS, iterations=2)  # a pen's width
-    return (ink & pen).sum() >= MIN_COVERAGE * ink.sum()
 
 
 def path_extent(path: np.ndarray) -> tuple[int, int]:

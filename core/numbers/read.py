@@ -13,7 +13,6 @@ model exactly as the Draw tab reads it, so the two tabs agree, and a dot or a da
 from __future__ import annotations
 
 import itertools
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,8 +23,17 @@ from torch import nn
 from core.checkpoint import CheckpointError
 from core.digits.predict import predict
 from core.numbers.reader import Line, ReadDigit, ink_column, read_lines, shipped_reader, to_line
-from core.preprocess import LOW_CONFIDENCE, Preprocessed, _pieces, clean_ink, open_image, to_mnist
+from core.preprocess import (
+    LOW_CONFIDENCE,
+    ImageSource,
+    Preprocessed,
+    _pieces,
+    clean_ink,
+    open_image,
+    to_mnist,
+)
 
+NUMBER_CANVAS = (700, 220)  # px: Number mode's canvas, on which the reader's training numbers are written
 NUMBER_WORK = (896, 112)  # working size: a wide image keeps 112 px of height, as one digit has
 ONE_DIGIT_WIDTH = 1.1  # a piece up to this times the digits' height wide is one digit, whatever is read in it
 UNSURE = 0.9  # a reader this unsure of a digit may have read one too many
@@ -34,8 +42,6 @@ MINOR_HEIGHT = 0.45  # a piece lower than this share of the tallest belongs to a
 SIDE_BY_SIDE = 0.5  # pieces overlapping less than this share of the narrower's width stand side by side
 MODEL_WEIGHT = 0.5  # of the digit model's probabilities, against the reader's, for a digit apart
 NO_READER = "the number reader (models/reader/number-reader.pt) is missing or damaged"
-
-ImageSource = bytes | str | os.PathLike | Image.Image
 
 
 @dataclass

@@ -23,9 +23,10 @@ from PIL import Image, ImageFilter
 
 from core.data import PEN_STEPS, Split, redraw_with_pen, to_pixels
 from core.numbers.pen import draw_strokes, path_extent, pen_path
+from core.numbers.read import NUMBER_CANVAS
 
 GAP_KINDS = ("separated", "overlapping", "touching")
-MEDIA = ("canvas", "photo")
+CANVAS_MEDIUM, PHOTO = "canvas", "photo"  # where a number is written
 PHOTO_SHARE = 0.3  # of the numbers, photographed rather than drawn on the canvas
 LENGTHS = (1, 8)  # digits in a number, both included
 PEN_SHARE = 0.8  # of the digits, re-drawn with the pen; the rest keep MNIST's scanned strokes
@@ -44,7 +45,6 @@ GAPS = {  # px at the closest rows, as shares of DIGIT_HEIGHT
     "touching": (-0.06, -0.01),
 }
 INK = 0.3  # pixels at least this bright (0..1) are ink when finding where two digits come closest
-CANVAS = (700, 220)  # the Number canvas of the Predict page
 FILL = (0.35, 0.9)  # share of the canvas's room that the line's larger side fills
 MARGIN = 0.06  # of the canvas, kept clear around the number
 PHOTO_SIZE = ((900, 1400), (320, 520))  # width and height ranges of a photo
@@ -175,14 +175,14 @@ def _fitted(line: np.ndarray, room: tuple[float, float], rng: np.random.Generato
 
 def on_canvas(line: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """White ink on the Number canvas's black, anywhere it fits."""
-    room = (CANVAS[0] * (1 - 2 * MARGIN), CANVAS[1] * (1 - 2 * MARGIN))
+    room = (NUMBER_CANVAS[0] * (1 - 2 * MARGIN), NUMBER_CANVAS[1] * (1 - 2 * MARGIN))
     number = _fitted(line, room, rng)
-    canvas = Image.new("L", CANVAS, 0)
+    canvas = Image.new("L", NUMBER_CANVAS, 0)
     canvas.paste(
         number,
         (
-            int(rng.integers(0, CANVAS[0] - number.width + 1)),
-            int(rng.integers(0, CANVAS[1] - number.height + 1)),
+            int(rng.integers(0, NUMBER_CANVAS[0] - number.width + 1)),
+            int(rng.integers(0, NUMBER_CANVAS[1] - number.height + 1)),
         ),
     )
     return canvas
@@ -215,9 +215,9 @@ def write_number(
 ) -> WrittenNumber:
     """A number of the given digits (N, 28, 28), gaps of one `kind` and on one `medium` (random when None)."""
     kind = kind or GAP_KINDS[rng.integers(len(GAP_KINDS))]
-    medium = medium or ("photo" if rng.random() < PHOTO_SHARE else "canvas")
+    medium = medium or (PHOTO if rng.random() < PHOTO_SHARE else CANVAS_MEDIUM)
     line, kinds = write_line(digits, kind, rng)
-    image = photographed(line, rng) if medium == "photo" else on_canvas(line, rng)
+    image = photographed(line, rng) if medium == PHOTO else on_canvas(line, rng)
     return WrittenNumber("".join(str(int(d)) for d in labels), image, kinds)
 
 
