@@ -36,12 +36,14 @@ class Mutation:
 
 
 PREPROCESS, PREDICT, CLI = "core/preprocess.py", "core/digits/predict.py", "core/cli.py"
-STORE, INSIDE, TRAIN_PAGE, UI = (
+STORE, INSIDE, TRAIN_PAGE, SESSION, SHOW = (
     "core/corrections.py",
     "core/digits/inside.py",
     "app_pages/train.py",
-    "app_pages/ui.py",
+    "app/session.py",
+    "app/show.py",
 )
+CATALOG = "core/catalog.py"
 T_PRE, T_APP, T_CLI = "tests/test_core_preprocess.py", "tests/test_app.py", "tests/test_cli.py"
 T_STORE, T_INSIDE = "tests/test_core_corrections.py", "tests/test_core_inside.py"
 ACCESS, JOBS, T_ACCESS, T_JOBS = (
@@ -102,9 +104,9 @@ MUTATIONS = [
              "if stop is not None and stop.is_set():", "if False:",
              ("tests/test_core_train.py", "tests/test_core_jobs.py")),
     Mutation("uploads keyed by file name", "app_pages/predict.py",
-             'show.show_prediction(prediction, model, key=f"upload-{index}"',
-             'show.show_prediction(prediction, model, key=f"upload-{name}"', (T_APP,)),
-    Mutation("a model without an accuracy breaks the picker", "app_pages/ui.py",
+             'prediction, model, key=f"upload-{index}", blank_message',
+             'prediction, model, key=f"upload-{name}", blank_message', (T_APP,)),
+    Mutation("a model without an accuracy breaks the picker", SESSION,
              'accuracy = "—" if info.test_accuracy is None else f"{info.test_accuracy:.2f}%"',
              'accuracy = f"{info.test_accuracy:.2f}%"', (T_APP,)),
     Mutation("Evaluate's filters ignored", "app_pages/evaluate.py",
@@ -150,7 +152,7 @@ MUTATIONS = [
     Mutation("Train ignores the device", TRAIN_PAGE,
              "device=st.session_state[DEVICE_KEY].id,\n    )", ")", (T_APP,)),
     Mutation("a failed run's error not shown", TRAIN_PAGE, "st.error(snap.error)", "pass", (T_APP,)),
-    Mutation("no warning for a run that cannot be queued", UI,
+    Mutation("no warning for a run that cannot be queued", SESSION,
              "        st.warning(notice)", "        pass", (T_APP,)),
     Mutation("the finished run offers no download", TRAIN_PAGE,
              '    cols[1].download_button(\n        "Download checkpoint"',
@@ -175,9 +177,9 @@ MUTATIONS = [
              "    stop = threading.Event()\n    # Ctrl-C",
              "    load_mnist(args.data_dir, download=args.download)\n"
              "    stop = threading.Event()\n    # Ctrl-C", (T_CLI,)),
-    Mutation("a deleted model silently replaced", UI, "            st.session_state[MODEL_GONE_KEY] = (",
+    Mutation("a deleted model silently replaced", SESSION, "            st.session_state[MODEL_GONE_KEY] = (",
              "            _said = (", (T_APP,)),
-    Mutation("the Models table hides fine-tuning", "core/checkpoint.py",
+    Mutation("the Models table hides fine-tuning", CATALOG,
              'return f"fine-tuned from {self.finetuned_from}" if self.finetuned_from else "trained here"',
              'return "trained here"', (T_APP,)),
     # Who may do what (issue #25): each rule in core, and the queue.
@@ -191,7 +193,7 @@ MUTATIONS = [
     Mutation("an outside domain may sign in", ACCESS,
              'if settings.allowed_domains and email.rsplit("@", 1)[1] not in settings.allowed_domains:',
              "if False:", (T_ACCESS,)),
-    Mutation("a user may delete models", "core/checkpoint.py",
+    Mutation("a user may delete models", CATALOG,
              '    require_owner(by, "delete models")\n', "", (T_ACCESS,)),
     Mutation("one person may queue many runs", JOBS,
              "if (mine := self.waiting_run_of(by)) is not None:", "if (mine := None) is not None:",
@@ -239,7 +241,7 @@ MUTATIONS = [
     Mutation("logits_for leaves the model in eval mode", "core/digits/evaluate.py",
              "        model.train(was_training)", "        model.eval()", (T_TRAIN,)),
     Mutation("a number reader read as a digit model", "core/checkpoint.py",
-             "    if is_reader_payload(payload):\n        raise NumberReaderCheckpoint",
+             "    if kind_of(payload) == NUMBER_READER:\n        raise NumberReaderCheckpoint",
              "    if False:\n        raise NumberReaderCheckpoint", (T_CKPT, T_CLI)),
     Mutation("Train runs on the CPU whatever device was chosen", TRAIN_PAGE,
              "device=st.session_state[DEVICE_KEY].id,\n    )  # fmt: skip",
@@ -252,7 +254,7 @@ MUTATIONS = [
              (T_APP_ACCESS,)),
     Mutation("a deleted checkpoint still offered on Train", TRAIN_PAGE,
              "if not checkpoint_exists(snap.checkpoint):", "if False:", (T_APP,)),
-    Mutation("the Class page reports a reader's run", UI,
+    Mutation("the Class page reports a reader's run", SHOW,
              "    if not report:\n        return\n    if intro:", "    if intro:", (T_APP,)),
     Mutation("Evaluate's filter ignores the true digit", "app_pages/evaluate.py",
              "if true_digit in (ANY, m.label) and predicted_digit in (ANY, m.predicted)",
@@ -262,7 +264,7 @@ MUTATIONS = [
              "pass  #", ("tests/test_browser.py",), marks="browser", keyword="confusion_cell"),
     Mutation("Home's sample digits gone", "app_pages/home.py",
              "show.digit_image(image, caption=str(int(test.labels[i])))", "pass", (T_APP,)),
-    Mutation("Predict's stage strip gone", UI,
+    Mutation("Predict's stage strip gone", SHOW,
              'st.image(stage_strip(prediction, heat), caption=" · ".join(STAGE_CAPTIONS))', "pass", (T_APP,)),
     Mutation("the training child's stop watcher on the buffered stdin", "core/runs/child.py",
              "while os.read(stream.fileno(), PIPE_CHUNK):\n        pass", "stream.read()", (T_JOBS,)),
