@@ -228,17 +228,22 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     return digit_model(Path(path), read_payload(Path(path)))
 
 
+def rebuilt(path: str | os.PathLike, payload: dict, make_config, make_model, what: str):
+    """(network in eval mode, its config) from a read payload; CheckpointError when they do not fit."""
+    try:
+        config = make_config(**payload["model_config"])
+        model = make_model(config)
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: weights do not fit the recorded {what} ({exc})") from exc
+    return model.eval(), config
+
+
 def digit_model(path: Path, payload: dict) -> Checkpoint:
     """A read payload's digit model (CheckpointError if it is not one, or does not fit)."""
     if kind_of(payload) == NUMBER_READER:
         raise NumberReaderCheckpoint(f"{path} is a number reader, not a digit model: it reads whole numbers")
-    try:
-        config = ModelConfig(**payload["model_config"])
-        model = build_model(config)
-        model.load_state_dict(payload["state_dict"])
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: weights do not fit the recorded architecture ({exc})") from exc
-    model.eval()
+    model, config = rebuilt(path, payload, ModelConfig, build_model, "architecture")
     return Checkpoint(
         path=path,
         model=model,

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from core.checkpoint import NUMBER_READER, CheckpointError, kind_of, read_payload
+from core.checkpoint import NUMBER_READER, CheckpointError, kind_of, read_payload, rebuilt
 from core.config import READER_ARCH
 from core.paths import SHIPPED_MODELS_DIR
 
@@ -188,13 +188,7 @@ def reader_from_payload(path: str | os.PathLike, payload: dict) -> tuple[Reader,
     """A read payload's reader in eval mode (CheckpointError if it is not one, or does not fit)."""
     if kind_of(payload) != NUMBER_READER:
         raise CheckpointError(f"{path}: not a number reader (a digit model?)")
-    try:
-        config = ReaderConfig(**payload["model_config"])
-        reader = Reader(config)
-        reader.load_state_dict(payload["state_dict"])
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: weights do not fit the recorded reader ({exc})") from exc
-    return reader.eval(), config
+    return rebuilt(path, payload, ReaderConfig, Reader, "reader")
 
 
 @functools.cache
