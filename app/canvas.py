@@ -8,17 +8,9 @@ import streamlit as st
 from PIL import Image, ImageDraw
 
 LAST_DRAWING_KEY = "last_drawing"  # Predict's latest drawing {"png", "objects"}: Inside opens on it
-
-
 INSIDE_CANVAS = "inside-canvas"
-
-
 CANVAS_SIDE = 280
-
-
 PEN_WIDTH = 18  # px, the canvas pen's default
-
-
 MOBILE_AGENT_TOKEN = "Mobi"  # in the User-Agent of phone browsers (Chrome, Safari, Firefox)
 
 
@@ -52,8 +44,6 @@ def remember_drawing(png: bytes, strokes: list) -> None:
 # takes the touches there (streamlit-drawable-canvas 0.13; its card measured 133x30 px, 22 px of it
 # over the canvas): that corner is shown as not for drawing.
 TOOLBAR_CORNER = (140, 26)  # px, width and height, with a few px to spare
-
-
 TOOLBAR_CORNER_GREY = (70, 72, 82)
 
 

@@ -32,28 +32,14 @@ from core.share import MODEL_PARAM
 from core.store import StoreUnavailable
 
 MODEL_KEY = "model_path"
-
-
 READER_KEY = "number_reader"  # a reader trained here that this session reads numbers with
-
-
 READER_USE_HELP = "Number mode and Inside read numbers with this reader, in this session"
-
-
 LINK_READ_KEY = "model_link_read"
-
-
 MODEL_GONE_KEY = "model_gone"  # what the sidebar says once when the active model was deleted
-
-
 # A download click does not rerun the page: a rerun replaces the page's download links, and a click on
 # another one before the browser has the new links (a double click, a second download) got no file.
 KEEP_PAGE = "ignore"
-
-
 PICKER_HELP = "Shipped models come with the app; trained ones were trained on this server, newest first."
-
-
 STORE_DOWN = (
     "The store that keeps what this app is taught is unavailable right now; nothing was changed. "
     "Try again later, or tell the app's owner."
@@ -119,14 +105,8 @@ def _read_model_link(paths: list[str]) -> None:
 # zones would state the server's larger one (.streamlit/config.toml), which only lets a bigger file
 # reach the page to be refused there by name: that line is hidden, so the limit is stated once.
 MAX_UPLOAD_MB = MAX_FILE_BYTES // 2**20
-
-
 DIGIT_UPLOADS, NUMBER_UPLOAD, INSIDE_UPLOAD = "uploads", "number-upload", "inside-upload"
-
-
 IMAGE_UPLOADS = (DIGIT_UPLOADS, NUMBER_UPLOAD, INSIDE_UPLOAD)
-
-
 DROPZONE_LIMIT = '[data-testid="stFileUploaderDropzoneInstructions"]'
 
 

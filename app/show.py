@@ -26,17 +26,9 @@ from core.preprocess import ImageError
 
 # Ten bars need no zoom or pan, and on a phone Plotly's toolbar would sit over them.
 NO_TOOLBAR = {"displayModeBar": False}
-
-
 PRIMARY, MUTED = "#4c9aff", "#7a869a"  # the chosen digit's bar, the others
-
-
 POSITIVE, NEGATIVE = "#b2182b", "#2166ac"  # red and blue, as core.digits.inside's diverging colours
-
-
 DIGIT_PIXELS = 140  # 28x28 inputs are shown 5x, pixel-sharp
-
-
 POOR_READER = 50.0  # % of its test numbers read exactly: a reader below this misreads most numbers
 
 
@@ -90,8 +82,6 @@ def saliency_overlay(image28: np.ndarray, heat: np.ndarray) -> np.ndarray:
 
 
 STAGE_CAPTIONS = ("input (ink)", "cropped", "28×28 model input", "why this digit")
-
-
 STRIP_GAP = 12
 
 
@@ -115,20 +105,10 @@ def stage_strip(prediction: Prediction, heat: np.ndarray) -> Image.Image:
 
 
 NO_DIGIT = "—"
-
-
 EMPTY_PROBABILITIES = [0.0] * NUM_CLASSES
-
-
 NOTHING_DRAWN = "Nothing drawn: draw a digit, white on black."
-
-
 NOTHING_IN_IMAGE = "No digit found: the image looks blank."
-
-
 LOW_CONFIDENCE_WARNING = "Low confidence: the digit may be unclear."
-
-
 NUMBER_POINTER = "This looks like several digits side by side: the **Number** tab reads whole numbers."
 
 
@@ -175,8 +155,6 @@ def show_prediction(prediction: Prediction, model, key: str, blank_message: str)
 
 
 TEACHING = "teach the model this digit (it is kept as yours)"
-
-
 SAVED_KEY = "correction_saved"  # what the last Right / Wrong click did: ("success" | "error", text)
 
 

@@ -8,6 +8,7 @@ from plotly.subplots import make_subplots
 from app import canvas, session, show
 from app.cache import cached_embedding_map, test_split
 from core.checkpoint import CheckpointError
+from core.config import NUMBER_CANVAS
 from core.data import data_present, to_pixels
 from core.digits.inside import (
     SEQUENTIAL_STOPS,
@@ -22,7 +23,7 @@ from core.digits.inside import (
 )
 from core.digits.predict import Prediction, predict
 from core.nets import NUM_CLASSES
-from core.numbers.read import NUMBER_CANVAS, NumberReading, read_number
+from core.numbers.read import NumberReading, read_number
 from core.numbers.reader import STRIDE
 from core.preprocess import ImageError
 

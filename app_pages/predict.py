@@ -2,8 +2,9 @@ import streamlit as st
 
 from app import canvas, session, show
 from core.checkpoint import CheckpointError
+from core.config import NUMBER_CANVAS
 from core.digits.predict import predict, predict_batch
-from core.numbers.read import NUMBER_CANVAS, read_number
+from core.numbers.read import read_number
 from core.preprocess import ImageError, open_image
 
 NOTHING_YET = "Nothing drawn yet."

@@ -12,6 +12,7 @@ from pathlib import Path
 from core.access import Identity, require_owner
 from core.checkpoint import (
     DIGIT_MODEL,
+    KINDS,
     NUMBER_READER,
     STORE_PREFIX,
     SUFFIX,
@@ -75,11 +76,17 @@ def model_folders() -> list[Path]:
     return [SHIPPED_MODELS_DIR] if same else [SHIPPED_MODELS_DIR, trained]
 
 
-def _info(path: Path, size: int) -> CheckpointInfo:
-    """The listing's line for a checkpoint of either kind (CheckpointError when it cannot be read)."""
+def _info(path: Path, size: int, kinds: tuple[str, ...]) -> list[CheckpointInfo]:
+    """The listing's line for a checkpoint of `kinds` (none for another kind; CheckpointError when it
+    cannot be read)."""
     payload = read_payload(path)
-    if kind_of(payload) == NUMBER_READER:
-        return _reader_info(path, size, payload)
+    kind = kind_of(payload)
+    if kind not in kinds:
+        return []
+    return [_reader_info(path, size, payload) if kind == NUMBER_READER else _digit_info(path, size, payload)]
+
+
+def _digit_info(path: Path, size: int, payload: dict) -> CheckpointInfo:
     ckpt = digit_model(path, payload)
     return CheckpointInfo(
         path=str(path),
@@ -142,29 +149,30 @@ def delete_checkpoint(path: str | os.PathLike, *, by: Identity) -> None:
 
 def list_checkpoints(folder: str | os.PathLike | None = None) -> list[CheckpointInfo]:
     """The digit models of the catalog."""
-    return [info for info in catalog(folder) if info.kind == DIGIT_MODEL]
+    return catalog(folder, kinds=(DIGIT_MODEL,))
 
 
 def list_readers() -> list[CheckpointInfo]:
     """The number readers of the catalog: the shipped one, then those trained here, newest first."""
-    return [info for info in catalog() if info.kind == NUMBER_READER]
+    return catalog(kinds=(NUMBER_READER,))
 
 
-def catalog(folder: str | os.PathLike | None = None) -> list[CheckpointInfo]:
-    """Valid checkpoints of both kinds in `folder` (default: model_folders(), the shipped reader
-    and the store); bad files are skipped.
+def catalog(folder: str | os.PathLike | None = None, kinds: tuple[str, ...] = KINDS) -> list[CheckpointInfo]:
+    """Valid checkpoints of `kinds` in `folder` (default: model_folders(), the shipped reader and
+    the store); bad files are skipped. Only those of `kinds` are rebuilt to be described.
 
     Shipped models come first, most accurate first; then trained ones, newest first.
     """
     folders = [Path(folder)] if folder else model_folders()
     files = [(path, path.stat().st_size) for path in sorted(p for f in folders for p in f.glob(f"*{SUFFIX}"))]
-    in_store = [] if folder else _shipped_reader() + stored_checkpoints()
+    reader = _shipped_reader() if NUMBER_READER in kinds else []
+    in_store = [] if folder else reader + stored_checkpoints()
     moved = set() if folder else _moved_in_files()  # listed from the store only, even once deleted there
     files = [(path, size) for path, size in files if str(path.absolute()) not in moved]
     infos = []
     for path, size in files + in_store:
         try:
-            infos.append(_info(path, size))
+            infos += _info(path, size, kinds)
         except CheckpointError:
             continue
     shipped = sorted((i for i in infos if i.shipped), key=lambda i: -(i.test_accuracy or 0.0))

@@ -95,7 +95,6 @@ def save_checkpoint(
     path = Path(path)
     payload = {
         "format": FORMAT_VERSION,
-        "kind": NUMBER_READER if getattr(model_config, "kind", None) == READER_ARCH else DIGIT_MODEL,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "model_config": asdict(model_config),
         "metrics": metrics,
@@ -104,6 +103,7 @@ def save_checkpoint(
         "versions": _versions(),
         "created_at": now_iso(),
     }
+    payload["kind"] = kind_of(payload)  # told by the config, as for a checkpoint saved before kinds
     if is_stored(path):
         buffer = io.BytesIO()
         torch.save(payload, buffer)

@@ -8,6 +8,7 @@ ARCHS = ("mlp", "cnn")  # digit models
 READER_ARCH = "reader"  # the number reader (core.numbers.reader): not a digit model
 READER_MINUTES = 10.5  # its training steps' time; writing its numbers takes 2.5 min more on a quiet CPU
 NO_AUGMENT = "none"
+NUMBER_CANVAS = (700, 220)  # px: Number mode's canvas, on which the reader's training numbers are written
 
 
 @dataclass(frozen=True)

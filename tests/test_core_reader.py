@@ -13,12 +13,12 @@ from core import catalog
 from core.access import LOCAL
 from core.catalog import delete_checkpoint, list_readers
 from core.checkpoint import CheckpointError, save_checkpoint
+from core.config import NUMBER_CANVAS as CANVAS
 from core.config import ModelConfig
 from core.data import load_split
 from core.digits.train import BatchReport, EpochReport
 from core.nets import build_model
 from core.numbers import train as reader_train
-from core.numbers.read import NUMBER_CANVAS as CANVAS
 from core.numbers.reader import (
     BLANK,
     CLASSES,

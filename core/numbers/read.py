@@ -33,7 +33,6 @@ from core.preprocess import (
     to_mnist,
 )
 
-NUMBER_CANVAS = (700, 220)  # px: Number mode's canvas, on which the reader's training numbers are written
 NUMBER_WORK = (896, 112)  # working size: a wide image keeps 112 px of height, as one digit has
 ONE_DIGIT_WIDTH = 1.1  # a piece up to this times the digits' height wide is one digit, whatever is read in it
 UNSURE = 0.9  # a reader this unsure of a digit may have read one too many

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
+from core.config import NUMBER_CANVAS
 from core.data import PEN_STEPS, Split, redraw_with_pen, to_pixels
 from core.numbers.pen import draw_strokes, path_extent, pen_path
-from core.numbers.read import NUMBER_CANVAS
 
 GAP_KINDS = ("separated", "overlapping", "touching")
 CANVAS_MEDIUM, PHOTO = "canvas", "photo"  # where a number is written
