@@ -12,19 +12,17 @@ from core.data import (
     RAW_FILES,
     DataError,
     MissingDataError,
-    _thin_to_lines,
-    _vary_stroke,
-    augment,
     batches,
     data_present,
     download_mnist,
     load_mnist,
-    redraw_with_pen,
     split_size,
     standardise,
     to_pixels,
 )
+from core.digits.augment import _vary_stroke, augment, redraw_with_pen
 from core.errors import reason
+from core.thinning import thin_to_lines
 from tests.conftest import TINY_TEST, TINY_TRAIN
 
 
@@ -148,7 +146,7 @@ def _bar_images(n: int = 64) -> torch.Tensor:
 def test_thinning_leaves_a_line_one_pixel_thick_as_long_as_the_stroke():
     mask = torch.zeros(1, 1, 56, 56)
     mask[:, :, 20:29, 8:48] = 1  # a bar 9 px thick, 40 px long
-    line = _thin_to_lines(mask)[0, 0]
+    line = thin_to_lines(mask)[0, 0]
     thickness = line.sum(0)[line.sum(0) > 0]
     assert thickness.max() == 1 and len(thickness) >= 30
     assert line[:20].sum() == 0 and line[29:].sum() == 0  # inside the bar

@@ -17,8 +17,9 @@ from torch import nn
 
 from core.checkpoint import save_checkpoint
 from core.config import AUGMENTATIONS, ModelConfig, TrainConfig
-from core.data import MnistData, Split, augment, batches, num_batches
+from core.data import MnistData, Split, batches, num_batches
 from core.devices import resolve_device
+from core.digits.augment import augment
 from core.digits.evaluate import PERCENT, accuracy_and_loss
 from core.errors import UserError
 from core.nets import build_model
@@ -41,6 +42,11 @@ class BatchReport:
     samples_per_s: float
     eta_s: float
     fraction_done: float
+
+    @property
+    def position(self) -> float:
+        """Epochs done, as a fraction: where the loss curve plots this report."""
+        return self.epoch - 1 + self.batch / self.batches_per_epoch
 
 
 @dataclass

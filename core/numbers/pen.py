@@ -9,46 +9,28 @@ tests' realistic drawings.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from core.preprocess import EIGHT_NEIGHBOURS
+from core.thinning import thin_to_lines
 
 SUPERSAMPLE = 2  # draw at 2x, then downsample: anti-aliased edges like a browser canvas
 MIN_PIECE = 3  # px of a 28 px skeleton
 PEN_SCALE = 3
+INK_THRESHOLD = 100  # of 255: the pixels that are the stroke being thinned
 FORWARD = [(0, 1), (1, -1), (1, 0), (1, 1)]  # one of each pair of neighbours: every link is drawn once
 
 
 def skeleton(digit: np.ndarray, scale: int = 1) -> np.ndarray:
-    """Zhang-Suen thinning of a (28, 28) uint8 digit enlarged `scale` times (bicubic) -> boolean 1-px
-    skeleton of the enlarged digit."""
+    """Zhang-Suen thinning (core.thinning) of a (28, 28) uint8 digit enlarged `scale` times (bicubic)
+    -> boolean 1-px skeleton of the enlarged digit."""
     if scale > 1:
         side = digit.shape[0] * scale
         digit = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC))
-    img = np.pad(digit > 100, 1).astype(np.uint8)
-    h, w = img.shape
-    changed = True
-    while changed:
-        changed = False
-        for step in (0, 1):
-            around = np.pad(img, 1)  # p[k][y, x] = img[y + dy, x + dx], as views
-            p = [
-                around[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-                for dy, dx in [(-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1)]
-            ]
-            count = sum(p)
-            ring = p + [p[0]]
-            transitions = sum(((ring[i] == 0) & (ring[i + 1] == 1)).astype(np.uint8) for i in range(8))
-            if step == 0:
-                cond = (p[0] * p[2] * p[4] == 0) & (p[2] * p[4] * p[6] == 0)
-            else:
-                cond = (p[0] * p[2] * p[6] == 0) & (p[0] * p[4] * p[6] == 0)
-            remove = (img == 1) & (count >= 2) & (count <= 6) & (transitions == 1) & cond
-            if remove.any():
-                img[remove] = 0
-                changed = True
-    return _drop_specks(img[1:-1, 1:-1].astype(bool), MIN_PIECE * scale)
+    ink = torch.from_numpy(digit > INK_THRESHOLD).float()[None, None]  # (1, 1, H, W)
+    return _drop_specks(thin_to_lines(ink)[0, 0].bool().numpy(), MIN_PIECE * scale)
 
 
 def _drop_specks(skel: np.ndarray, min_piece: int) -> np.ndarray:

@@ -22,7 +22,8 @@ import torch
 from PIL import Image, ImageFilter
 
 from core.config import NUMBER_CANVAS
-from core.data import PEN_STEPS, Split, redraw_with_pen, to_pixels
+from core.data import Split, to_pixels
+from core.digits.augment import PEN_STEPS, redraw_with_pen
 from core.numbers.pen import draw_strokes, path_extent, pen_path
 
 GAP_KINDS = ("separated", "overlapping", "touching")
