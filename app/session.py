@@ -25,9 +25,10 @@ from core.catalog import CheckpointInfo, default_among, is_shipped
 from core.checkpoint import Checkpoint, CheckpointError
 from core.clock import SHORT, shown
 from core.data import DATA_DIR_ENV, RAW_FILES, MissingDataError, data_present, download_mnist, raw_folder
+from core.images import MAX_FILE_BYTES
 from core.numbers.reader import READER_PATH
-from core.preprocess import MAX_FILE_BYTES
 from core.runs.jobs import QueueError
+from core.runs.requests import RunRequest
 from core.share import MODEL_PARAM
 from core.store import StoreUnavailable
 
@@ -219,11 +220,11 @@ def data_ready() -> bool:
 QUEUE_NOTICE_KEY = "queue_notice"  # why the last Start, Stop or Cancel did nothing
 
 
-def queue_run(*args, **kwargs) -> None:
-    """A button callback: start or queue a run (core.runs.jobs.TrainingJob's arguments) as this session's
-    person, or keep why not for queue_notice."""
+def queue_run(request: RunRequest) -> None:
+    """A button callback: start or queue a run as this session's person, or keep why not for
+    queue_notice."""
     try:
-        training_queue().submit(signin.actor(), *args, **kwargs)
+        training_queue().submit(signin.actor(), request)
     except (QueueError, AccessError) as exc:  # a second run while one waits, or not allowed
         st.session_state[QUEUE_NOTICE_KEY] = signin.sentence(str(exc))
 

@@ -20,9 +20,9 @@ from core.clock import shown
 from core.corrections import StoreError, add_example, example_from_image
 from core.digits.classroom import LOCAL_AUTHOR
 from core.digits.predict import Prediction, saliency
+from core.images import ImageError
 from core.nets import NUM_CLASSES, count_parameters
 from core.numbers.read import looks_like_a_number
-from core.preprocess import ImageError
 
 # Ten bars need no zoom or pan, and on a phone Plotly's toolbar would sit over them.
 NO_TOOLBAR = {"displayModeBar": False}

@@ -12,6 +12,7 @@ from core.digits.classroom import LOCAL_AUTHOR, by_person
 from core.digits.finetune import MIN_CORRECTIONS, finetune_config
 from core.nets import NUM_CLASSES
 from core.runs.jobs import RUNNING
+from core.runs.requests import FinetuneRun
 from core.store import store_url
 
 st.title("Class")
@@ -45,7 +46,7 @@ def class_finetune(path: str) -> None:
     start = cached_checkpoint(path)
     config = finetune_config(start.model_config.arch)
     everyone = {"corrections": store_url(), "whose": EVERYONE}
-    session.queue_run(start.model_config, config, data_dir_from_env(), finetune_from=path, **everyone)
+    session.queue_run(FinetuneRun(start.model_config, config, data_dir_from_env(), start=path, **everyone))
 
 
 try:

@@ -22,10 +22,10 @@ from core.digits.inside import (
     tile,
 )
 from core.digits.predict import Prediction, predict
+from core.images import ImageError
 from core.nets import NUM_CLASSES
 from core.numbers.read import NumberReading, read_number
 from core.numbers.reader import STRIDE
-from core.preprocess import ImageError
 
 NOTHING_YET = "Draw a digit, or upload one: every view below follows it."
 TEMPLATE_SCALE = 3  # 28x28 templates in the mosaic, enlarged pixel-sharp

@@ -3,16 +3,8 @@ import streamlit as st
 
 from app import session, show, signin
 from core.access import EVERYONE, AccessError, may_change
-from core.corrections import (
-    StoreError,
-    counts,
-    delete,
-    import_zip,
-    list_examples,
-    relabel,
-    where_stored,
-    zip_bytes,
-)
+from core.corrections import StoreError, counts, delete, list_examples, relabel, where_stored
+from core.corrections_zip import import_zip, zip_bytes
 from core.nets import NUM_CLASSES
 from core.store import embedded, store_url
 

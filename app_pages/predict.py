@@ -4,8 +4,8 @@ from app import canvas, session, show
 from core.checkpoint import CheckpointError
 from core.config import NUMBER_CANVAS
 from core.digits.predict import predict, predict_batch
+from core.images import ImageError, open_image
 from core.numbers.read import read_number
-from core.preprocess import ImageError, open_image
 
 NOTHING_YET = "Nothing drawn yet."
 PHONE_NUMBER_CANVAS = (350, 110)  # fits a 390 px wide phone screen beside the page's margins

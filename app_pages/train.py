@@ -1,14 +1,14 @@
 from pathlib import Path
 from urllib.parse import urlencode
 
-import plotly.graph_objects as go
 import streamlit as st
 
-from app import session, show, signin
+from app import session, signin
 from app.cache import cached_checkpoint, training_queue
+from app.run_view import view_of
 from core.access import EVERYONE, AccessError
-from core.checkpoint import CheckpointError, checkpoint_bytes, checkpoint_exists, file_name
-from core.config import AUGMENT_HELP, READER_ARCH, READER_MINUTES, ModelConfig, default_train_config
+from core.checkpoint import checkpoint_exists, file_name
+from core.config import AUGMENT_HELP, READER_MINUTES, ModelConfig, default_train_config
 from core.corrections import StoreError, counts
 from core.data import data_dir_from_env
 from core.devices import available_devices
@@ -22,6 +22,7 @@ from core.digits.finetune import (
 from core.numbers.reader import ReaderConfig
 from core.numbers.train import ReaderTrainConfig
 from core.runs.jobs import DONE, FAILED, RUNNING, QueueError, TrainingJob, WaitingRun
+from core.runs.requests import DigitRun, FinetuneRun, ReaderRun
 from core.share import (
     BATCH_SIZES,
     EPOCHS_RANGE,
@@ -43,13 +44,6 @@ QUEUE_POLL_S = 2.0  # a waiting run's place in the queue
 READER_MINUTES_RANGE = (0.1, 60.0)
 READER_MINUTES_KEY = "reader-minutes"
 USERS_MAY_NOT_TRAIN = "Training is for the owners here: they have not let signed-in users train."
-# Distinct hues, not two shades of one: the curves cross.
-COLOURS = {"train": "#4c9aff", "test": "#ff8b3d", "validation": "#36b37e", "loss": "#4c9aff"}
-# Fixed margins, no automargin: measuring tick labels to fit the margins made Plotly lay each chart
-# out twice on every update, most of what a watched run cost the browser.
-CHART_LAYOUT = dict(height=260, margin=dict(l=55, r=10, t=30, b=45, autoexpand=False))
-
-ACCURACY_LEGEND = dict(orientation="h", x=1, xanchor="right", y=0.02, yanchor="bottom")
 FIELD_KEYS = {  # setup field -> widget key; per-arch keys reset the fields when the model changes
     "hidden": "hidden-{arch}", "epochs": "epochs-{arch}", "batch": "batch-{arch}", "lr": "lr-{arch}",
     "augment": "aug-{arch}", "seed": "seed",
@@ -116,17 +110,17 @@ def start_run(arch: str, keys: dict[str, str]) -> None:
         arch, epochs=int(values["epochs"]), batch_size=int(values["batch"]), lr=float(values["lr"]),
         augment=values["augment"], seed=int(values["seed"]), device=st.session_state[DEVICE_KEY].id,
     )  # fmt: skip
-    session.queue_run(ModelConfig(arch, hidden=int(values["hidden"])), config, data_dir_from_env())
+    session.queue_run(DigitRun(ModelConfig(arch, hidden=int(values["hidden"])), config, data_dir_from_env()))
 
 
 def start_finetune(path: str) -> None:
     """The fine-tune button's callback: a run from the active checkpoint, corrections mixed in."""
     start = cached_checkpoint(path)
     config = finetune_config(start.model_config.arch, device=st.session_state[DEVICE_KEY].id)
-    session.queue_run(
-        start.model_config, config, data_dir_from_env(), finetune_from=path, corrections=store_url(),
-        whose=yours(),
-    )  # fmt: skip
+    run = FinetuneRun(
+        start.model_config, config, data_dir_from_env(), start=path, corrections=store_url(), whose=yours()
+    )
+    session.queue_run(run)
 
 
 def yours() -> str | None:
@@ -227,7 +221,7 @@ def start_reader() -> None:
     # The numbers are written in the training process itself: two more processes would import torch
     # twice more, about 1.4 GB, past what a Community Cloud app may use beside the server.
     config = ReaderTrainConfig(minutes=float(st.session_state[READER_MINUTES_KEY]), workers=1)
-    session.queue_run(ReaderConfig(), config, data_dir_from_env())
+    session.queue_run(ReaderRun(ReaderConfig(), config, data_dir_from_env()))
 
 
 def reader_offer() -> None:
@@ -275,51 +269,8 @@ if waiting is not None:
 elif queue.waiting and who.owner:  # owners may cancel anyone's waiting run
     for number, run in enumerate(list(queue.waiting), 1):
         row = st.container(horizontal=True, vertical_alignment="center")
-        row.caption(f"Waiting {number}: {run.by}'s {run.args[0].arch.upper()} run")
+        row.caption(f"Waiting {number}: {run.by}'s {run.request.name.upper()} run")
         row.button("Cancel", key=f"cancel-{run.id}", on_click=cancel, args=(run,))
-
-
-def _waiting_for(figure: go.Figure, what: str) -> None:
-    figure.add_annotation(text=what, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
-
-
-def loss_figure(losses: list[tuple[float, float]], epochs: int, reader: bool = False) -> go.Figure:
-    """Smoothed training loss against the epoch position of each report (a reader's: its rounds)."""
-    figure = go.Figure(
-        go.Scatter(x=[x for x, _ in losses], y=[y for _, y in losses], mode="lines", name="loss",
-                   line=dict(color=COLOURS["loss"]))
-    )  # fmt: skip
-    figure.update_layout(
-        title="CTC loss (smoothed)" if reader else "Training loss (smoothed)", **CHART_LAYOUT
-    )
-    figure.update_xaxes(title="round" if reader else "epoch", range=[0, epochs], dtick=1, automargin=False)
-    figure.update_yaxes(automargin=False)
-    if not losses:
-        _waiting_for(figure, "The loss appears once training starts")
-    return figure
-
-
-def accuracy_figure(epochs, total_epochs: int, reader: bool = False) -> go.Figure:
-    """Train, test (and validation) accuracy after each epoch, on whole-epoch ticks; for a reader,
-    the numbers read exactly right after each round."""
-    x = [e.epoch for e in epochs]
-    series = {"train": [e.train_accuracy for e in epochs], "test": [e.test_accuracy for e in epochs]}
-    if epochs and epochs[0].val_accuracy is not None:
-        series["validation"] = [e.val_accuracy for e in epochs]
-    figure = go.Figure()
-    for name, values in series.items():
-        figure.add_scatter(x=x, y=values, mode="lines+markers", name=name, line=dict(color=COLOURS[name]))
-    # Inside the plot, bottom right, below the rising curves: the fixed margins leave no room beside it.
-    title = "Numbers read exactly, per round (%)" if reader else "Accuracy per epoch (%)"
-    figure.update_layout(title=title, showlegend=True, legend=ACCURACY_LEGEND, **CHART_LAYOUT)
-    figure.update_xaxes(
-        title="round" if reader else "epoch", range=[0.5, total_epochs + 0.5], dtick=1, automargin=False
-    )
-    figure.update_yaxes(automargin=False)
-    if not epochs:
-        figure.update_yaxes(range=[0, 100])
-        _waiting_for(figure, "Accuracy appears after the first epoch")
-    return figure
 
 
 def stop(job: TrainingJob) -> None:
@@ -353,52 +304,7 @@ def status(job: TrainingJob | None) -> None:
         if not checkpoint_exists(snap.checkpoint):
             st.warning(f"`{file_name(snap.checkpoint)}` has since been deleted (on Models).")
             return
-        if is_reader(snap):
-            best = max(e.test_accuracy for e in snap.epochs)
-            st.caption(f"Kept: the round that read {best:.1f}% of the numbers written with MNIST test digits "
-                       "exactly right.")  # fmt: skip
-            show.warn_if_poor_reader(best)
-        else:
-            show.finetune_report(snap.checkpoint)
-        published(snap.checkpoint, is_reader(snap))
-
-
-def progress(snap) -> None:
-    if snap.latest is None:
-        st.caption("Starting the training process and loading MNIST…")
-        return
-    latest, unit = snap.latest, ("round", "numbers") if is_reader(snap) else ("epoch", "images")
-    st.progress(
-        latest.fraction_done,
-        f"{unit[0]} {latest.epoch}/{snap.train_config.epochs} · {latest.samples_per_s:,.0f} {unit[1]}/s · "
-        f"ETA {latest.eta_s:.0f} s",
-    )
-
-
-def epoch_caption(snap) -> None:
-    if snap.epochs:
-        last = snap.epochs[-1]
-        if is_reader(snap):
-            st.caption(
-                f"Round {last.epoch}: {last.test_accuracy:.1f}% of the numbers of test digits read exactly"
-            )
-        else:
-            st.caption(
-                f"Epoch {last.epoch}: test accuracy {saved_accuracy(snap) or last.test_accuracy:.2f}% "
-                f"after {last.seconds:.1f} s"
-            )
-
-
-def saved_accuracy(snap) -> float | None:
-    """The saved model's test accuracy once the run has ended: a fine-tune's is its blend's, which
-    its last epoch report did not know yet (core.digits.finetune). No store query: a model deleted since
-    is still in the cache, or is None here."""
-    if snap.checkpoint is None:
-        return None
-    try:
-        return cached_checkpoint(snap.checkpoint).test_accuracy
-    except CheckpointError:
-        return None
+        view_of(snap).ended(snap)
 
 
 def shown_run() -> TrainingJob | None:
@@ -410,7 +316,7 @@ def shown_run() -> TrainingJob | None:
 
 def planned_epochs(snap, form_epochs: int) -> int:
     """The charts' x range: the run's epochs, or before any run the form's."""
-    return snap.train_config.epochs if snap else form_epochs
+    return snap.planned_epochs if snap else form_epochs
 
 
 def loss_panel(job: TrainingJob | None, form_epochs: int, polling: bool) -> None:
@@ -419,24 +325,24 @@ def loss_panel(job: TrainingJob | None, form_epochs: int, polling: bool) -> None
     snap = job.snapshot() if job else None
     if polling and snap.status != RUNNING:
         st.rerun(scope="app")
-    figure = loss_figure(
-        snap.losses if snap else [], planned_epochs(snap, form_epochs), bool(snap) and is_reader(snap)
+    view = view_of(snap)
+    st.plotly_chart(
+        view.loss_figure(snap.losses if snap else [], planned_epochs(snap, form_epochs)), key="loss"
     )
-    st.plotly_chart(figure, key="loss")
-    if polling:
-        progress(snap)
+    if polling and snap.latest is None:
+        st.caption("Starting the training process and loading MNIST…")
+    elif polling:
+        view.progress(snap)
 
 
 def accuracy_panel(job: TrainingJob | None, form_epochs: int) -> None:
     snap = job.snapshot() if job else None
+    view = view_of(snap)
     st.plotly_chart(
-        accuracy_figure(
-            snap.epochs if snap else [], planned_epochs(snap, form_epochs), bool(snap) and is_reader(snap)
-        ),
-        key="accuracy",
+        view.accuracy_figure(snap.epochs if snap else [], planned_epochs(snap, form_epochs)), key="accuracy"
     )
-    if snap:
-        epoch_caption(snap)
+    if snap and snap.epochs:
+        view.caption(snap)
 
 
 def panels(job: TrainingJob | None, form_epochs: int) -> None:
@@ -453,28 +359,6 @@ def panels(job: TrainingJob | None, form_epochs: int) -> None:
         st.fragment(run_every=LOSS_POLL_S if polling else None)(loss_panel)(job, form_epochs, polling)
     with right:
         st.fragment(run_every=ACCURACY_POLL_S if polling else None)(accuracy_panel)(job, form_epochs)
-
-
-def is_reader(snap) -> bool:
-    return snap.model_config.arch == READER_ARCH
-
-
-def published(path: str, reader: bool) -> None:
-    """Buttons to use or download a finished run's checkpoint."""
-    cols = st.columns(2)
-    if reader:
-        cols[0].button(
-            "Read numbers with it", on_click=session.use_reader, args=(path,), help=session.READER_USE_HELP
-        )
-    else:
-        cols[0].button("Use as active model", on_click=session.make_active, args=(path,))
-    # A callable is read only on click, not on every rerun of this page.
-    cols[1].download_button(
-        "Download checkpoint",
-        lambda: checkpoint_bytes(path),
-        file_name=file_name(path),
-        on_click=session.KEEP_PAGE,
-    )
 
 
 panels(shown_run(), int(epochs))

@@ -1,4 +1,5 @@
-"""Corrections: digits users labelled, kept in the store (core.store), with zip export and import.
+"""Corrections: digits users labelled, kept in the store (core.store); their zip export and import
+are core.corrections_zip.
 
 One transaction per change, through SQLAlchemy Core. A store that is corrupt, unreachable or newer
 is reported in one line and left as it is. Torch-free, so that the CLI's `corrections` verbs start
@@ -9,14 +10,10 @@ fast. `where`, in every function, is the store: a URL, a SQLite file's path, or 
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import os
-import zipfile
 from dataclasses import dataclass, replace
-from datetime import datetime
-from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
@@ -33,7 +30,6 @@ from core.access import (
     visible_author,
 )
 from core.clock import now_iso
-from core.errors import UserError, reason
 from core.store import StoreError, describe, read, store_url, write
 from core.store import blobs as stored_models
 from core.store.engine import insert_example
@@ -45,13 +41,7 @@ MAX_PNG_BYTES = 1024 * 1024  # an example's stored image; larger ones are downsc
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DOWNSCALE_STEP = 0.7
 INPUT_SIDE = 28
-LABELS_CSV = "labels.csv"
-CSV_FIELDS = ("file", "label", "predicted", "confidence", "source", "created_at", "checkpoint", "author")
 # A zip made by hand (scans and a labels.csv) needs only these; the other columns may be left out.
-REQUIRED_CSV_FIELDS = ("file", "label")
-HAND_MADE_SOURCE = "upload"  # an image without a source came from a file
-MAX_ZIP_BYTES = 512 * 1024 * 1024  # uncompressed, checked before anything is read
-MAX_ZIP_MEMBERS = 50_000
 
 
 @dataclass
@@ -90,13 +80,13 @@ def capped_png(image: Image.Image) -> bytes:
     return data
 
 
-def _check_label(label: int, what: str = "label") -> int:
+def check_label(label: int, what: str = "label") -> int:
     if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label <= 9:
         raise StoreError(f"{what} must be a digit from 0 to 9, not {label!r}")
     return int(label)
 
 
-def _insert(conn: Connection, example: Example) -> tuple[int, bool]:
+def insert(conn: Connection, example: Example) -> tuple[int, bool]:
     """(id, True) for a new row; (the existing id, False) when this image has this label already."""
     row = {
         "image_sha256": hashlib.sha256(example.png).hexdigest(), "label": example.label,
@@ -110,11 +100,11 @@ def _insert(conn: Connection, example: Example) -> tuple[int, bool]:
 def add_example(example: Example, where: Where = None, *, by: Identity) -> tuple[int, bool]:
     """Save one example, as `by`'s, in its own transaction: (its id, whether it was new)."""
     require_teacher(by)
-    _check_label(example.label)
+    check_label(example.label)
     if example.source not in SOURCES:
         raise StoreError(f"source must be one of {', '.join(SOURCES)}, not {example.source!r}")
     with write(where) as conn:
-        return _insert(conn, replace(example, author=by.email))
+        return insert(conn, replace(example, author=by.email))
 
 
 def _example(row) -> Example:
@@ -142,7 +132,7 @@ def list_examples(
     first. Owners see anyone's; a signed-in user only their own."""
     query = _of(select(table), _visible(by, whose))
     if label is not None:
-        query = query.where(table.c.label == _check_label(label))
+        query = query.where(table.c.label == check_label(label))
     query = query.order_by(table.c.id) if newest is None else query.order_by(table.c.id.desc()).limit(newest)
     with read(where) as conn:
         return [_example(row) for row in conn.execute(query)]
@@ -182,7 +172,7 @@ def _require_change(conn: Connection, example_id: int, by: Identity) -> None:
 
 def relabel(example_id: int, label: int, where: Where = None, *, by: Identity) -> None:
     """Give an example another label; refused if the same image already has that label."""
-    label = _check_label(label)
+    label = check_label(label)
     try:
         with write(where) as conn:
             _require_change(conn, example_id, by)
@@ -214,7 +204,7 @@ def copy_store(source: str | os.PathLike, target: str | os.PathLike, *, by: Iden
         raise StoreError("the two stores are the same")
     examples = list_examples(source, by=by)
     with write(target) as conn:
-        copied = sum(_insert(conn, example)[1] for example in examples)
+        copied = sum(insert(conn, example)[1] for example in examples)
     listed = stored_models.listing(source)  # (name, created_at, size), read once
     models = {name: stored_models.load(name, source) for name, _, _ in listed}
     taken = {name for name, _, _ in stored_models.listing(target)}
@@ -264,42 +254,6 @@ def _digest(pairs: list[tuple[str, int]]) -> str:
     return _keys_digest({f"{digest}:{label}" for digest, label in pairs})
 
 
-def _member_name(example: Example) -> str:
-    return f"{example.id:06d}-{example.label}.png"
-
-
-def export_zip(
-    out: str | os.PathLike, where: Where = None, *, by: Identity, whose: str | None = EVERYONE
-) -> dict:
-    """`whose` examples as PNG, plus labels.csv; written atomically. Returns a summary."""
-    from core.checkpoint import write_atomically
-
-    examples = list_examples(where, by=by, whose=whose)
-    data = zip_bytes(examples)
-    write_atomically(Path(out), lambda f: f.write(data))
-    return {"exported": len(examples), "out": str(out), "bytes": len(data)}
-
-
-def zip_bytes(examples: list[Example]) -> bytes:
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(CSV_FIELDS)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for example in examples:
-            name = _member_name(example)
-            archive.writestr(name, example.png)
-            writer.writerow((name, example.label, _blank(example.predicted), _blank(example.confidence),
-                             example.source, example.created_at, _blank(example.checkpoint),
-                             _blank(example.author)))  # fmt: skip
-        archive.writestr(LABELS_CSV, table.getvalue())
-    return buffer.getvalue()
-
-
-def _blank(value) -> str:
-    return "" if value is None else str(value)
-
-
 def model_input(processed) -> np.ndarray:
     """(28, 28) float32: a Preprocessed's image as the models see it (MNIST-normalised); a blank
     one is all background."""
@@ -319,128 +273,12 @@ def example_from_image(
     created_at: str | None = None,
 ) -> Example:
     """An example from an image file's bytes (ImageError if unreadable); preprocessed unless given."""
-    from core.preprocess import open_image, preprocess
+    from core.images import open_image
+    from core.preprocess import preprocess
 
     image = open_image(data)
     is_small_png = data.startswith(PNG_SIGNATURE) and len(data) <= MAX_PNG_BYTES  # kept byte for byte
     png = data if is_small_png else capped_png(image.convert("RGBA" if "A" in image.getbands() else "RGB"))
     processed = processed if processed is not None else preprocess(image)
-    return Example(0, _check_label(label), predicted, confidence, checkpoint, source, created_at or now_iso(),
+    return Example(0, check_label(label), predicted, confidence, checkpoint, source, created_at or now_iso(),
                    png, model_input(processed))  # fmt: skip
-
-
-def _refuse(why: str) -> StoreError:
-    return StoreError(f"import refused: {why}; nothing was imported")
-
-
-def _safe_name(name: str) -> bool:
-    parts = PurePosixPath(name.replace("\\", "/")).parts
-    return not name.startswith(("/", "\\")) and ".." not in parts and not (parts and ":" in parts[0])
-
-
-def _check_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
-    infos = [info for info in archive.infolist() if not info.is_dir()]
-    if len(infos) > MAX_ZIP_MEMBERS:
-        raise _refuse(f"{len(infos):,} files, more than {MAX_ZIP_MEMBERS:,}")
-    total = sum(info.file_size for info in archive.infolist())
-    if total > MAX_ZIP_BYTES:
-        raise _refuse(
-            f"it would unpack to {total / 2**20:,.0f} MB (limit {MAX_ZIP_BYTES // 2**20} MB), a zip bomb?"
-        )
-    unsafe = [info.filename for info in archive.infolist() if not _safe_name(info.filename)]
-    if unsafe:
-        raise _refuse(f"unsafe file name {unsafe[0]!r} (absolute, or with ..)")
-    return infos
-
-
-def _optional(value: str, parse, what: str, line: int):
-    if value == "":
-        return None
-    try:
-        return parse(value)
-    except (ValueError, UserError) as exc:
-        raise _refuse(f"{LABELS_CSV} line {line}: bad {what} {value!r}") from exc
-
-
-def _iso_time(value: str) -> str:
-    datetime.fromisoformat(value)  # ValueError when it is no time
-    return value
-
-
-def _confidence(value: str) -> float:
-    number = float(value)
-    if not 0 <= number <= 1:
-        raise ValueError(value)
-    return number
-
-
-def _rows(archive: zipfile.ZipFile, names: set[str]) -> list[dict]:
-    if LABELS_CSV not in names:
-        raise _refuse(f"no {LABELS_CSV} in the zip")
-    try:
-        reader = csv.DictReader(io.StringIO(archive.read(LABELS_CSV).decode("utf-8")))
-        rows = list(reader)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise _refuse(f"{LABELS_CSV} is not readable text ({reason(exc)})") from exc
-    missing = [f for f in REQUIRED_CSV_FIELDS if f not in (reader.fieldnames or [])]
-    if missing:
-        raise _refuse(f"{LABELS_CSV} lacks the column(s) {', '.join(missing)}")
-    for line, row in enumerate(rows, start=2):
-        if row["file"] not in names:
-            raise _refuse(f"{LABELS_CSV} line {line} names {row['file']!r}, which is not in the zip")
-        row["label"] = _optional(row["label"], lambda v: _check_label(int(v)), "label", line)
-        if row["label"] is None:
-            raise _refuse(f"{LABELS_CSV} line {line}: no label")
-        row["predicted"] = _optional(
-            row.get("predicted") or "", lambda v: _check_label(int(v)), "predicted digit", line
-        )
-        row["confidence"] = _optional(row.get("confidence") or "", _confidence, "confidence", line)
-        row["source"] = row.get("source") or HAND_MADE_SOURCE
-        if row["source"] not in SOURCES:
-            raise _refuse(f"{LABELS_CSV} line {line}: unknown source {row['source']!r}")
-        row["created_at"] = _optional(row.get("created_at") or "", _iso_time, "time", line)
-        row["author"] = _optional(row.get("author") or "", _email, "author", line)
-    return rows
-
-
-def _email(value: str) -> str:
-    if "@" not in value:
-        raise ValueError(value)
-    return value.strip().lower()
-
-
-def read_zip(data: bytes) -> list[Example]:
-    """The examples of an exported zip, every member checked before any is used (StoreError)."""
-    from core.preprocess import ImageError
-
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError) as exc:
-        raise _refuse("the file is not a zip") from exc
-    with archive:
-        names = {info.filename for info in _check_members(archive)}
-        rows = _rows(archive, names)
-        stray = names - {row["file"] for row in rows} - {LABELS_CSV}
-        if stray:
-            raise _refuse(f"{sorted(stray)[0]!r} is not listed in {LABELS_CSV}")
-        examples = []
-        for row in rows:
-            try:
-                example = example_from_image(
-                    archive.read(row["file"]), row["label"], row["source"], row["predicted"],
-                    row["confidence"], row.get("checkpoint") or None, created_at=row["created_at"],
-                )  # fmt: skip
-                examples.append(replace(example, author=row["author"]))
-            except (ImageError, zipfile.BadZipFile, OSError) as exc:
-                raise _refuse(f"{row['file']!r} is not a usable image ({reason(exc)})") from exc
-    return examples
-
-
-def import_zip(data: bytes, where: Where = None, *, by: Identity) -> dict:
-    """Merge an exported zip into the store in one transaction (owners only): all of it or none.
-    Each example keeps the author its labels.csv names."""
-    require_owner(by, "import a zip")
-    examples = read_zip(data)
-    with write(where) as conn:
-        new = sum(_insert(conn, example)[1] for example in examples)
-    return {"imported": new, "skipped": len(examples) - new, "total": len(examples)}

@@ -6,29 +6,20 @@ then placed in 28x28 with its centre of mass at the centre.
 
 from __future__ import annotations
 
-import io
-import os
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from scipy import ndimage
 
 from core.data import standardise
-from core.errors import UserError, reason
+from core.images import ImageSource, open_image
 from core.nets import IMAGE_SIDE
 
 DIGIT_BOX = 20  # MNIST fits each digit in a 20x20 box
 WORK_SIDE = 112  # images are reduced to this (4x the output) first: plenty for a 20 px digit
-MAX_PIXELS = 40_000_000  # refuse decoding more than this (decompression bombs)
-# A JPEG is decoded reduced (Pillow's draft: 1/2, 1/4 or 1/8 of each side) when it is larger than
-# MAX_PIXELS, so that a phone's 48 or 108 MP photo is read; larger than this, it is refused unread.
-MAX_JPEG_PIXELS = 200_000_000
-DRAFT_SIDE = 2048  # px: a large JPEG is decoded to at least this on each side
-MAX_FILE_BYTES = 20 * 1024 * 1024
 BACKGROUND_GRID = 6  # background is estimated per cell of a 6x6 grid
 BACKGROUND_PERCENTILE = 0.2  # a cell's background: its 20th-percentile brightness
 OUTLIER_MARGIN = 0.3  # cells brighter than the typical cell by this much hold ink, not background
@@ -68,14 +59,7 @@ HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 UINT16_MAX = 65535.0
 # Where a 16- or 32-bit greyscale image's values run to, by its mode: the smallest range that holds
 # them (a 16-bit image in mode I tops out at 65535, a float image at 1.0 or 255).
-ImageSource = bytes | str | os.PathLike | Image.Image  # what open_image reads
 NOMINAL_TOPS = {"I": (255.0, UINT16_MAX, 2.0**32 - 1), "F": (1.0, 255.0, UINT16_MAX)}
-
-Image.MAX_IMAGE_PIXELS = MAX_JPEG_PIXELS  # every format's own limit is checked in open_image
-
-
-class ImageError(UserError, ValueError):
-    """The input is not an image this app can read."""
 
 
 @dataclass
@@ -87,51 +71,6 @@ class Preprocessed:
     blank: bool  # no digit to classify: nothing drawn, or a mark that is not a digit
     stages: dict[str, np.ndarray] = field(default_factory=dict)
     not_a_digit: str | None = None  # why a mark was found but is no digit (DOT, DASH)
-
-
-def open_image(source: ImageSource) -> Image.Image:
-    """Decode bytes, a path or a PIL image; EXIF orientation applied; first frame only."""
-    if isinstance(source, Image.Image):
-        return source
-    if isinstance(source, (str, os.PathLike)):
-        try:
-            with open(source, "rb") as f:
-                source = f.read(MAX_FILE_BYTES + 1)
-        except OSError as exc:
-            raise ImageError(f"cannot read file: {reason(exc)}") from exc
-    if len(source) == 0:
-        raise ImageError("the file is empty")
-    if len(source) > MAX_FILE_BYTES:
-        raise ImageError(f"the file is larger than {MAX_FILE_BYTES // 2**20} MB")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(source))
-            _decode_within_limit(image)
-            return ImageOps.exif_transpose(image)
-    except ImageError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(_too_large(MAX_JPEG_PIXELS)) from exc
-    except UnidentifiedImageError as exc:
-        raise ImageError("not an image format this app can read (PNG, JPEG, WebP, BMP, GIF, ...)") from exc
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ImageError(f"the image is damaged or truncated ({reason(exc)})") from exc
-
-
-def _too_large(limit: int) -> str:
-    return f"the image is too large (over {limit:,} pixels; a JPEG may have up to {MAX_JPEG_PIXELS:,})"
-
-
-def _decode_within_limit(image: Image.Image) -> None:
-    """Decode the first frame, a JPEG larger than MAX_PIXELS reduced while it is decoded; anything
-    else larger is refused before it decompresses."""
-    image.seek(0)
-    if image.width * image.height > MAX_PIXELS and image.format == "JPEG":
-        image.draft(image.mode, (DRAFT_SIDE, DRAFT_SIDE))
-    if image.width * image.height > MAX_PIXELS:
-        raise ImageError(_too_large(MAX_PIXELS))
-    image.load()
 
 
 def _has_transparency(image: Image.Image) -> bool:

@@ -24,13 +24,10 @@ from core.corrections import (
     counts_by_author,
     delete,
     example_from_image,
-    export_zip,
-    import_zip,
     list_examples,
-    read_zip,
     relabel,
-    zip_bytes,
 )
+from core.corrections_zip import export_zip, import_zip, read_zip, zip_bytes
 from tests.conftest import save_untrained_mlp
 from tests.drawings import encode, one, pen, seven
 

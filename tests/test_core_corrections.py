@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import corrections
+from core import corrections, corrections_zip
 from core.access import LOCAL, USER, Identity
 from core.catalog import delete_checkpoint, list_checkpoints
 from core.checkpoint import load_checkpoint
@@ -29,11 +29,10 @@ from core.corrections import (
     counts,
     delete,
     example_from_image,
-    export_zip,
-    import_zip,
     list_examples,
     relabel,
 )
+from core.corrections_zip import export_zip, import_zip
 from core.store import describe, engine, store_url
 from tests.conftest import ROOT, save_untrained_mlp
 from tests.drawings import encode, one, pen, seven
@@ -151,7 +150,7 @@ def _zip(
 ):
     table = io.StringIO()
     writer = csv.writer(table)
-    writer.writerow(header or corrections.CSV_FIELDS)
+    writer.writerow(header or corrections_zip.CSV_FIELDS)
     writer.writerows(rows or [])
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", method) as archive:
@@ -199,7 +198,7 @@ def test_a_hostile_or_malformed_zip_is_refused_and_nothing_is_imported(db, archi
 def test_a_zip_bomb_is_refused_before_anything_is_read(db, monkeypatch):
     """Compressed, as real bombs are: the guard reads the sizes the members declare unpacked, not the
     few bytes they take in the zip."""
-    monkeypatch.setattr(corrections, "MAX_ZIP_BYTES", 100_000)
+    monkeypatch.setattr(corrections_zip, "MAX_ZIP_BYTES", 100_000)
     bomb = _zip(
         {"a.png": PNG, "b.png": bytes(200_000)}, [_row("a.png"), _row("b.png")], method=zipfile.ZIP_DEFLATED
     )
@@ -231,7 +230,7 @@ def test_an_import_that_fails_while_writing_leaves_the_store_as_it_was(db, monke
     add_example(_example(one(), 1), db, by=LOCAL)
     before = content_hash(db)
     good = {f"{i}.png": encode(image) for i, image in enumerate(_strokes(4))}
-    insert, written = corrections._insert, []
+    insert, written = corrections.insert, []
 
     def failing_insert(conn, example):
         if len(written) == 2:
@@ -271,7 +270,7 @@ from core import corrections
 from core.store import write
 from tests.drawings import encode, seven
 with write(sys.argv[1]) as conn:
-    corrections._insert(conn, corrections.example_from_image(encode(seven()), 2, "cli"))
+    corrections.insert(conn, corrections.example_from_image(encode(seven()), 2, "cli"))
     print("inside", flush=True)
     time.sleep(120)
 """

@@ -11,6 +11,7 @@ from core.checkpoint import load_checkpoint
 from core.config import ModelConfig, TrainConfig
 from core.runs import jobs
 from core.runs.jobs import DONE, FAILED, STOPPED, QueueError, TrainingJob, WaitingRun
+from core.runs.requests import DigitRun
 from core.threads import THREADS_ENV
 from tests.conftest import end_training, wait_until
 
@@ -19,11 +20,15 @@ QUICK = TrainConfig(epochs=2, batch_size=32, lr=1e-2, augment="none", device="cp
 ENDLESS = TrainConfig(epochs=10_000, batch_size=32, device="cpu")
 
 
+def mlp_run(config: TrainConfig, data_dir, models_dir) -> DigitRun:
+    return DigitRun(ModelConfig("mlp"), config, data_dir, models_dir)
+
+
 def test_a_job_trains_in_the_background_and_publishes_a_checkpoint(
     slot, tiny_data_dir, tmp_path, monkeypatch
 ):
     monkeypatch.setenv(THREADS_ENV, "1")  # the child sizes its threads as the server does
-    job = slot.submit(LOCAL, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    job = slot.submit(LOCAL, mlp_run(QUICK, tiny_data_dir, tmp_path))
     job.join(timeout=60)
     snap = job.snapshot()
     assert snap.status == DONE and snap.error is None
@@ -37,7 +42,7 @@ def test_a_warmed_up_child_takes_the_run_and_a_waiting_child_leaves_with_the_ser
 ):
     slot.warm_up()
     waiting = slot._standby
-    job = slot.submit(LOCAL, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    job = slot.submit(LOCAL, mlp_run(QUICK, tiny_data_dir, tmp_path))
     assert job._process is waiting and slot._standby is None  # the run went to the warm child
     job.join(timeout=60)
     assert job.snapshot().status == DONE
@@ -47,7 +52,7 @@ def test_a_warmed_up_child_takes_the_run_and_a_waiting_child_leaves_with_the_ser
 
 
 def test_no_child_is_kept_waiting_while_a_run_trains(slot, tiny_data_dir, tmp_path):
-    job = slot.submit(LOCAL, ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
+    job = slot.submit(LOCAL, mlp_run(ENDLESS, tiny_data_dir, tmp_path))
     slot.warm_up()  # the Train page reruns during the run
     assert job.running and slot._standby is None  # its torch import would take the run's CPU and 0.7 GB
     end_training(slot)
@@ -59,7 +64,7 @@ def test_a_child_that_waited_too_long_is_not_given_the_run(slot, tiny_data_dir, 
     slot.warm_up()
     stale = slot._standby
     monkeypatch.setattr(jobs, "STANDBY_USE_S", 0)  # it would leave on its own any moment now
-    job = slot.submit(LOCAL, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    job = slot.submit(LOCAL, mlp_run(QUICK, tiny_data_dir, tmp_path))
     assert job._process is not stale and stale.wait(timeout=30) == 0  # told to leave
     job.join(timeout=60)
     assert job.snapshot().status == DONE
@@ -69,23 +74,23 @@ def test_a_waiting_child_that_has_just_left_is_replaced(tiny_data_dir, tmp_path)
     gone = jobs.launch_child()
     gone.kill()  # left between the slot's check and the task's sending: its pipe is broken
     gone.wait(timeout=30)
-    job = jobs.TrainingJob(ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path).start(gone)
+    job = jobs.TrainingJob(mlp_run(QUICK, tiny_data_dir, tmp_path)).start(gone)
     job.join(timeout=60)
     assert job._process is not gone and job.snapshot().status == DONE
 
 
 def test_one_run_at_a_time_and_stop_saves_the_partial_model(slot, tiny_data_dir, tmp_path):
-    job = slot.submit(LOCAL, ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
-    queued = slot.submit(LOCAL, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    job = slot.submit(LOCAL, mlp_run(ENDLESS, tiny_data_dir, tmp_path))
+    queued = slot.submit(LOCAL, mlp_run(QUICK, tiny_data_dir, tmp_path))
     assert isinstance(queued, WaitingRun)
     with pytest.raises(QueueError, match="already waiting"):  # one waiting run per person
-        slot.submit(LOCAL, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+        slot.submit(LOCAL, mlp_run(QUICK, tiny_data_dir, tmp_path))
     slot.waiting.clear()
     wait_until(lambda: job.snapshot().epochs, "a finished epoch, so that there is a model to save")
     job.stop()
     job.join(timeout=10)
     assert job.snapshot().status == STOPPED and job.snapshot().checkpoint
-    again = slot.submit(LOCAL, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)  # free again
+    again = slot.submit(LOCAL, mlp_run(QUICK, tiny_data_dir, tmp_path))  # free again
     again.join(timeout=60)
     assert again.snapshot().status == DONE
 
@@ -96,9 +101,9 @@ TEACHER = Identity(OWNER, "teacher@school.org", may_train=True)
 
 
 def test_runs_wait_their_turn_and_start_by_themselves_when_the_one_before_ends(slot, tiny_data_dir, tmp_path):
-    first = slot.submit(ADA, ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
-    bobs = slot.submit(BOB, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
-    teachers = slot.submit(TEACHER, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    first = slot.submit(ADA, mlp_run(ENDLESS, tiny_data_dir, tmp_path))
+    bobs = slot.submit(BOB, mlp_run(QUICK, tiny_data_dir, tmp_path))
+    teachers = slot.submit(TEACHER, mlp_run(QUICK, tiny_data_dir, tmp_path))
     assert (slot.position(bobs), slot.position(teachers)) == (1, 2) and first.running
     slot.cancel(teachers.id, TEACHER)  # its owner takes it back
     assert slot.position(teachers) is None and slot.waiting == [bobs]
@@ -113,8 +118,8 @@ def test_runs_wait_their_turn_and_start_by_themselves_when_the_one_before_ends(s
 
 
 def test_only_the_starter_or_an_owner_may_stop_or_cancel_a_run(slot, tiny_data_dir, tmp_path):
-    job = slot.submit(ADA, ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
-    bobs = slot.submit(BOB, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    job = slot.submit(ADA, mlp_run(ENDLESS, tiny_data_dir, tmp_path))
+    bobs = slot.submit(BOB, mlp_run(QUICK, tiny_data_dir, tmp_path))
     with pytest.raises(AccessError, match="bob@school.org may not stop ada@school.org's run"):
         job.stop_by(BOB)
     with pytest.raises(AccessError, match="ada@school.org may not cancel bob@school.org's run"):
@@ -133,20 +138,20 @@ def test_only_the_starter_or_an_owner_may_stop_or_cancel_a_run(slot, tiny_data_d
 def test_who_may_not_train_is_refused_and_nothing_is_queued(slot, tiny_data_dir, tmp_path):
     for who in (ANONYMOUS, Identity(USER, "ada@school.org", may_train=False)):
         with pytest.raises(AccessError, match="may not train"):
-            slot.submit(who, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+            slot.submit(who, mlp_run(QUICK, tiny_data_dir, tmp_path))
     assert slot.job is None and slot.waiting == []
 
 
 def test_a_failing_run_reports_instead_of_dying(slot, tiny_data_dir, tmp_path):
     cuda42 = TrainConfig(device="cuda:42")
-    job = slot.submit(LOCAL, ModelConfig("mlp"), cuda42, tiny_data_dir, models_dir=tmp_path)
+    job = slot.submit(LOCAL, mlp_run(cuda42, tiny_data_dir, tmp_path))
     job.join(timeout=10)
     snap = job.snapshot()
     assert snap.status == FAILED and "cuda:42" in snap.error and snap.checkpoint is None
 
 
 def test_a_child_that_dies_is_reported_not_awaited_forever(slot, tiny_data_dir, tmp_path):
-    job = slot.submit(LOCAL, ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
+    job = slot.submit(LOCAL, mlp_run(ENDLESS, tiny_data_dir, tmp_path))
     wait_until(lambda: job.snapshot().epochs, "the first epoch")
     os.kill(job._process.pid, signal.SIGKILL)  # as the kernel's OOM killer would
     job.join(timeout=10)
@@ -155,18 +160,18 @@ def test_a_child_that_dies_is_reported_not_awaited_forever(slot, tiny_data_dir, 
 
 
 def test_a_run_may_be_stopped_by_who_started_it_and_by_owners(tmp_path):
-    job = TrainingJob(ModelConfig("mlp"), TrainConfig(), tmp_path, tmp_path, started_by=ADA)
+    job = TrainingJob(mlp_run(TrainConfig(), tmp_path, tmp_path), started_by=ADA)
     assert job.may_stop(ADA) and not job.may_stop(BOB) and not job.may_stop(ANONYMOUS)
     assert job.may_stop(TEACHER) and job.may_stop(LOCAL)  # the local user (no sign-in) is the owner
-    assert not TrainingJob(ModelConfig("mlp"), TrainConfig(), tmp_path, tmp_path).may_stop(BOB)
+    assert not TrainingJob(mlp_run(TrainConfig(), tmp_path, tmp_path)).may_stop(BOB)
 
 
 def test_the_first_run_to_wait_is_the_first_to_start_and_each_keeps_its_own_finished_run(
     slot, tiny_data_dir, tmp_path
 ):
-    adas = slot.submit(ADA, ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
-    slot.submit(BOB, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
-    slot.submit(TEACHER, ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
+    adas = slot.submit(ADA, mlp_run(ENDLESS, tiny_data_dir, tmp_path))
+    slot.submit(BOB, mlp_run(QUICK, tiny_data_dir, tmp_path))
+    slot.submit(TEACHER, mlp_run(ENDLESS, tiny_data_dir, tmp_path))
     assert slot.latest_run_of(ADA) is adas and slot.latest_run_of(BOB) is None  # Bob's waits
     wait_until(lambda: adas.snapshot().epochs, "Ada's first epoch")
     adas.stop_by(ADA)
@@ -180,9 +185,9 @@ def test_the_first_run_to_wait_is_the_first_to_start_and_each_keeps_its_own_fini
 
 
 def test_an_owner_cancelling_a_waiting_run_tells_its_owner_once(slot, tiny_data_dir, tmp_path):
-    slot.submit(TEACHER, ModelConfig("mlp"), ENDLESS, tiny_data_dir, models_dir=tmp_path)
-    adas = slot.submit(ADA, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
-    bobs = slot.submit(BOB, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    slot.submit(TEACHER, mlp_run(ENDLESS, tiny_data_dir, tmp_path))
+    adas = slot.submit(ADA, mlp_run(QUICK, tiny_data_dir, tmp_path))
+    bobs = slot.submit(BOB, mlp_run(QUICK, tiny_data_dir, tmp_path))
     slot.cancel(adas.id, TEACHER)
     slot.cancel(bobs.id, BOB)  # his own: nobody else to name
     assert slot.cancelled_by_other(ADA) == TEACHER and slot.cancelled_by_other(ADA) is None
@@ -190,7 +195,7 @@ def test_an_owner_cancelling_a_waiting_run_tells_its_owner_once(slot, tiny_data_
 
 
 def test_the_loss_curve_starts_in_the_first_epoch_and_the_eta_counts_down(slot, tiny_data_dir, tmp_path):
-    job = slot.submit(LOCAL, ModelConfig("mlp"), QUICK, tiny_data_dir, models_dir=tmp_path)
+    job = slot.submit(LOCAL, mlp_run(QUICK, tiny_data_dir, tmp_path))
     job.join(timeout=60)
     snap = job.snapshot()
     xs = [x for x, _ in snap.losses]
@@ -200,7 +205,9 @@ def test_the_loss_curve_starts_in_the_first_epoch_and_the_eta_counts_down(slot, 
 def test_a_child_that_reports_and_is_closed_at_once_exits_cleanly(tiny_data_dir, tmp_path):
     """The parent closes the pipe as soon as the outcome comes, while the child's interpreter ends:
     a thread blocked on the buffered stdin made that "Fatal Python error: _enter_buffered_busy"."""
-    task = jobs.TrainingTask(ModelConfig("mlp"), QUICK, str(tmp_path / "no-mnist"), str(tmp_path / "m.pt"))
+    task = jobs.TrainingTask(
+        DigitRun(ModelConfig("mlp"), QUICK, str(tmp_path / "no-mnist")), str(tmp_path / "m.pt")
+    )
     for _ in range(3):
         child = subprocess.Popen(jobs.CHILD_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, cwd=ROOT)  # fmt: skip

@@ -7,10 +7,11 @@ from PIL import ImageDraw
 import core.numbers.read
 from core.checkpoint import CheckpointError, load_checkpoint
 from core.digits.predict import predict
+from core.images import open_image
 from core.numbers.read import NUMBER_WORK, read_number
 from core.numbers.reader import CLASSES, HEIGHT, STRIDE, ReadDigit, to_line
 from core.paths import SHIPPED_MODELS_DIR
-from core.preprocess import _pieces, clean_ink, open_image
+from core.preprocess import _pieces, clean_ink
 from tests.drawings import DIGIT_BOX, DIGIT_STROKES, TOUCHING, WHITE, encode, number, seven
 
 BOX_TOLERANCE_PX = 4  # anti-aliased edges and the read boxes' rounding

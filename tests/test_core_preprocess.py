@@ -8,8 +8,9 @@ from PIL import Image, ImageDraw
 from core.config import ModelConfig
 from core.data import BACKGROUND
 from core.digits.predict import SALIENCY_STEPS, integrated_gradients, predict, predict_batch, saliency
+from core.images import MAX_FILE_BYTES, ImageError, open_image
 from core.nets import build_model
-from core.preprocess import DASH, DIGIT_BOX, DOT, MAX_FILE_BYTES, ImageError, open_image, preprocess, to_ink
+from core.preprocess import DASH, DIGIT_BOX, DOT, preprocess, to_ink
 from tests.drawings import encode, pen, seven
 
 DESK = (70, 50, 35)

@@ -16,7 +16,6 @@ from core.checkpoint import CheckpointError, save_checkpoint
 from core.config import NUMBER_CANVAS as CANVAS
 from core.config import ModelConfig
 from core.data import load_split
-from core.digits.train import BatchReport, EpochReport
 from core.nets import build_model
 from core.numbers import train as reader_train
 from core.numbers.reader import (
@@ -35,7 +34,7 @@ from core.numbers.reader import (
     text_of,
     to_line,
 )
-from core.numbers.train import ReaderTrainConfig, train_reader, write_lines
+from core.numbers.train import ReaderTrainConfig, RoundProgress, RoundReport, train_reader, write_lines
 from core.numbers.written import INK, random_numbers, write_line
 from core.preprocess import _pieces
 from core.store import blobs as stored
@@ -154,12 +153,10 @@ def test_training_writes_its_numbers_with_training_digits_and_judges_on_test_dig
         config, ReaderConfig(channels=(8, 8, 8, 8), hidden=8), tiny_data_dir, reports.append
     )
     assert calls == [True, False, False]  # training numbers, validation numbers, test numbers
-    rounds = [r for r in reports if isinstance(r, EpochReport)]
-    batches = [r for r in reports if isinstance(r, BatchReport)]
-    assert [r.epoch for r in rounds] == [1, 2] and metrics["rounds"] == [asdict(r) for r in rounds]
-    assert metrics["val_accuracy"] == max(
-        r.test_accuracy for r in rounds
-    )  # the best round's weights are kept
+    rounds = [r for r in reports if isinstance(r, RoundReport)]
+    batches = [r for r in reports if isinstance(r, RoundProgress)]
+    assert [r.round for r in rounds] == [1, 2] and metrics["rounds"] == [asdict(r) for r in rounds]
+    assert metrics["val_accuracy"] == max(r.val_accuracy for r in rounds)  # the best round's weights are kept
     assert batches and all(math.isfinite(b.loss) and 0 < b.fraction_done <= 1 for b in batches)
     assert 0 <= metrics["test_accuracy"] <= 100 and not reader.training and not metrics["stopped"]
 

@@ -17,9 +17,10 @@ from core.config import ModelConfig, TrainConfig
 from core.data import DataError, load_mnist
 from core.digits.predict import predict
 from core.digits.train import TrainingError, train
+from core.images import MAX_FILE_BYTES, ImageError
 from core.nets import build_model
-from core.preprocess import MAX_FILE_BYTES, ImageError
 from core.runs.jobs import DONE, QueueError
+from core.runs.requests import DigitRun
 from tests.conftest import DEADLINE_S, ROOT, wait_until
 from tests.drawings import encode, seven
 from tests.hostile import BLANK, DIGIT, ERROR, hostile_inputs
@@ -30,6 +31,10 @@ SOAK_CALLS = 1000
 KILL_DELAYS = (0.05, 0.13, 0.21, 0.37)  # seconds into the save loop
 SOAK_RSS_GROWTH_MB = 60
 MAX_SERVER_UPLOAD_MB = 50  # what a 2.7 GB Cloud container holds in memory without strain
+
+
+def mlp_run(config: TrainConfig, data_dir, models_dir) -> DigitRun:
+    return DigitRun(ModelConfig("mlp"), config, data_dir, models_dir)
 
 
 def outcome(model, data: bytes) -> tuple[str, int | None]:
@@ -114,7 +119,7 @@ def test_predictions_are_unchanged_while_a_run_is_in_progress(slot, tiny_data_di
     reference = predict(model, png).probabilities
     weights = {k: v.clone() for k, v in model.state_dict().items()}
     endless = TrainConfig(epochs=10_000, device="cpu")
-    job = slot.submit(LOCAL, ModelConfig("cnn"), endless, tiny_data_dir, tmp_path)
+    job = slot.submit(LOCAL, DigitRun(ModelConfig("cnn"), endless, tiny_data_dir, tmp_path))
     wait_until(lambda: job.snapshot().latest is not None, "training's first progress report")
     reports_before = len(job.snapshot().losses)
     results, errors = [], []
@@ -145,7 +150,7 @@ def test_of_many_racing_starts_one_trains_one_waits_and_the_rest_are_refused(slo
     def racer():
         barrier.wait()
         try:
-            outcomes.append(slot.submit(LOCAL, ModelConfig("mlp"), endless, tiny_data_dir, tmp_path))
+            outcomes.append(slot.submit(LOCAL, mlp_run(endless, tiny_data_dir, tmp_path)))
         except QueueError:  # one waiting run per person
             outcomes.append("refused")
 
@@ -173,7 +178,7 @@ def test_out_of_memory_becomes_advice(tiny_data_dir, monkeypatch):
 def test_data_deleted_mid_run_does_not_break_the_run(slot, tiny_data_dir, tmp_path):
     copy = tmp_path / "mnist"
     subprocess.run(["cp", "-r", str(tiny_data_dir), str(copy)], check=True)
-    job = slot.submit(LOCAL, ModelConfig("mlp"), TrainConfig(epochs=30, device="cpu"), copy, tmp_path)
+    job = slot.submit(LOCAL, mlp_run(TrainConfig(epochs=30, device="cpu"), copy, tmp_path))
     wait_until(lambda: job.snapshot().epochs, "the first epoch: the child has MNIST in memory")
     subprocess.run(["rm", "-r", str(copy / "MNIST")], check=True)
     job.join(timeout=60)

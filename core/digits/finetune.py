@@ -25,7 +25,8 @@ from torch import nn
 from core.access import EVERYONE, LOCAL, Identity
 from core.checkpoint import Checkpoint
 from core.config import TrainConfig, default_train_config
-from core.corrections import Example, content_hash, examples_hash, list_examples, read_zip
+from core.corrections import Example, content_hash, examples_hash, list_examples
+from core.corrections_zip import read_zip
 from core.data import MnistData, Split
 from core.digits.evaluate import accuracy_and_loss
 from core.digits.train import Callback, MixIn, TrainResult, train

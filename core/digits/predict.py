@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from core.data import BACKGROUND
+from core.images import ImageSource
 from core.nets import IMAGE_SIDE, NUM_CLASSES
-from core.preprocess import LOW_CONFIDENCE, ImageSource, Preprocessed, preprocess
+from core.preprocess import LOW_CONFIDENCE, Preprocessed, preprocess
 
 SALIENCY_STEPS = 16  # integrated-gradients path samples, run as one batch
 LATENCY_WARMUP = 5

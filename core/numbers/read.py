@@ -22,16 +22,9 @@ from torch import nn
 
 from core.checkpoint import CheckpointError
 from core.digits.predict import predict
+from core.images import ImageSource, open_image
 from core.numbers.reader import Line, ReadDigit, ink_column, read_lines, shipped_reader, to_line
-from core.preprocess import (
-    LOW_CONFIDENCE,
-    ImageSource,
-    Preprocessed,
-    _pieces,
-    clean_ink,
-    open_image,
-    to_mnist,
-)
+from core.preprocess import LOW_CONFIDENCE, Preprocessed, _pieces, clean_ink, to_mnist
 
 NUMBER_WORK = (896, 112)  # working size: a wide image keeps 112 px of height, as one digit has
 ONE_DIGIT_WIDTH = 1.1  # a piece up to this times the digits' height wide is one digit, whatever is read in it

@@ -23,7 +23,7 @@ from torch import nn
 
 from core.config import READER_MINUTES, require_positive
 from core.data import load_split
-from core.digits.train import BatchReport, EpochReport, WeightAverage
+from core.digits.train import WeightAverage
 from core.numbers.read import NUMBER_WORK
 from core.numbers.reader import BLANK, Reader, ReaderConfig, decoded, forward, text_of, to_line
 from core.numbers.written import random_numbers
@@ -34,7 +34,6 @@ GRAD_CLIP = 5.0
 THICKER, THINNER = 0.2, 0.15  # shares of each batch whose strokes are thickened or thinned
 TEST_SEED_OFFSET = 1_000_000  # the test numbers' seeds, apart from the validation numbers'
 REPORT_EVERY = 10  # steps between loss reports
-ROUND_TICKS = 1000  # a round's "batches" in its BatchReports: its share of time, in thousandths
 LOSS_SMOOTHING = 0.95
 PROGRESS_S = 1.0  # how often the numbers being written are counted
 
@@ -58,6 +57,36 @@ class ReaderTrainConfig:
         settings = (("minutes", self.minutes), ("numbers", self.numbers), ("batch size", self.batch_size),
                     ("learning rate", self.lr))  # fmt: skip
         require_positive(settings)
+
+
+@dataclass
+class RoundProgress:
+    """The reader's training now and then: the time is cut in `rounds` rounds of equal length."""
+
+    round: int  # 1-based
+    rounds: int
+    loss: float  # smoothed CTC loss
+    numbers_per_s: float
+    eta_s: float
+    fraction_done: float  # of the whole time
+
+    @property
+    def position(self) -> float:
+        """Rounds done, as a fraction: where the loss curve plots this report."""
+        return self.fraction_done * self.rounds
+
+
+@dataclass
+class RoundReport:
+    """The end of a round: the averaged weights judged on training numbers and on the validation
+    numbers (written with MNIST test digits); accuracies are numbers read exactly right, %."""
+
+    round: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float
 
 
 @dataclass
@@ -174,10 +203,9 @@ def ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor, texts: list[str]) -
 
 
 class _Rounds:
-    """The training time in config.epochs rounds of equal length, reported as the digit models'
-    epochs are (core.digits.train's BatchReport and EpochReport): the loss now and then, and at the end of
-    each round the averaged weights judged on training numbers and on the validation numbers, whose
-    best are kept."""
+    """The training time in config.epochs rounds of equal length: the loss now and then
+    (RoundProgress), and at the end of each round the averaged weights judged (RoundReport); the
+    best weights on the validation numbers are kept."""
 
     def __init__(
         self, config: ReaderTrainConfig, average: WeightAverage, train: WrittenLines, val: WrittenLines, send
@@ -186,17 +214,15 @@ class _Rounds:
         self.train_sample = WrittenLines(train.lines[: len(val.lines)], train.texts[: len(val.lines)])
         self.round_s = config.minutes * 60 / config.epochs
         self.best: tuple[float, dict | None] = (-1.0, None)
-        self.reports: list[EpochReport] = []
+        self.reports: list[RoundReport] = []
 
     def batch(self, step: int, seconds: float, loss: float) -> None:
         total = self.round_s * self.config.epochs
-        rounds_done = seconds / self.round_s
-        report = BatchReport(
-            epoch=int(rounds_done) + 1,
-            batch=max(1, round((rounds_done - int(rounds_done)) * ROUND_TICKS)),
-            batches_per_epoch=ROUND_TICKS,
+        report = RoundProgress(
+            round=min(int(seconds / self.round_s) + 1, self.config.epochs),
+            rounds=self.config.epochs,
             loss=loss,
-            samples_per_s=step * self.config.batch_size / max(seconds, 1e-9),
+            numbers_per_s=step * self.config.batch_size / max(seconds, 1e-9),
             eta_s=max(0.0, total - seconds),
             fraction_done=min(1.0, seconds / total),
         )
@@ -205,15 +231,8 @@ class _Rounds:
     def end(self, seconds: float) -> None:
         train_loss, train_accuracy = judged(self.average.model, self.train_sample)
         val_loss, val_accuracy = judged(self.average.model, self.val)
-        report = EpochReport(
-            epoch=len(self.reports) + 1,
-            train_loss=train_loss,
-            train_accuracy=train_accuracy,
-            test_loss=val_loss,  # the validation numbers: written with MNIST test digits
-            test_accuracy=val_accuracy,
-            val_loss=None,
-            val_accuracy=None,
-            seconds=seconds,
+        report = RoundReport(
+            len(self.reports) + 1, train_loss, train_accuracy, val_loss, val_accuracy, seconds
         )
         self.reports.append(report)
         self.send(report)
@@ -225,7 +244,7 @@ def train_reader(
     config: ReaderTrainConfig,
     model_config: ReaderConfig | None = None,
     data_dir: str | os.PathLike | None = None,
-    send: Callable[[BatchReport | EpochReport], None] = lambda report: None,
+    send: Callable[[RoundProgress | RoundReport], None] = lambda report: None,
     stop: threading.Event | None = None,
     writing: Progress | None = None,
 ) -> tuple[Reader, dict]:

@@ -1,7 +1,8 @@
 """The training child process, `python -m core.runs.child`, started by core.runs.jobs.
 
-It imports what training needs and waits for one TrainingTask (pickle) on stdin, then writes every
-progress report and finally an Outcome (pickles) to stdout. When its stdin closes (Stop pressed, or
+It imports what training needs and waits for one TrainingTask (pickle) on stdin, whose request's type
+says what to run (core.runs.requests), then writes every progress report and finally an Outcome
+(pickles) to stdout. When its stdin closes (Stop pressed, or
 the server gone) it stops after the current batch and still saves the partial model; a child closed
 before it got a task exits quietly.
 """
@@ -23,8 +24,9 @@ from core.devices import resolve_device
 from core.digits.finetune import finetune, load_corrections
 from core.digits.train import save_result, train
 from core.errors import UserError, reason
-from core.numbers.train import ReaderTrainConfig, train_reader
+from core.numbers.train import train_reader
 from core.runs.jobs import DONE, FAILED, STANDBY_S, STOPPED, Outcome, TrainingTask
+from core.runs.requests import FinetuneRun, ReaderRun
 from core.threads import use_cpu_budget
 
 PIPE_CHUNK = 4096
@@ -40,31 +42,37 @@ def _stop_at_end_of(stream: BinaryIO, stop: threading.Event) -> None:
 
 
 def run(task: TrainingTask, send, stop: threading.Event) -> Outcome:
-    """Load MNIST, train and save; every report goes to send(); never raises."""
+    """Run the task's request, save the checkpoint; every report goes to send(); never raises."""
     try:
-        if isinstance(task.train_config, ReaderTrainConfig):
+        if isinstance(task.request, ReaderRun):
             return _train_reader(task, send, stop)
-        device = resolve_device(task.train_config.device)
-        data = load_mnist(task.data_dir, device=device, download=False)
-        if task.finetune_from:
-            corrections = load_corrections(task.corrections, task.started_by, task.whose)
-            start = load_checkpoint(task.finetune_from)
-            result = finetune(start, corrections, data, task.train_config, send, stop)
-        else:
-            result = train(task.model_config, task.train_config, data, send, stop)
-        result.extra_metrics["trained_by"] = task.started_by.email
-        path = save_result(result, task.out)
-        return Outcome(STOPPED if result.stopped else DONE, checkpoint=str(path))
+        return _train_digit_model(task, send, stop)
     except (UserError, ValueError) as exc:
         return Outcome(FAILED, error=str(exc))
     except Exception as exc:  # the child must always report, never die silently
         return Outcome(FAILED, error=f"training failed: {reason(exc)}")
 
 
+def _train_digit_model(task: TrainingTask, send, stop: threading.Event) -> Outcome:
+    """A DigitRun trains a fresh model, a FinetuneRun fine-tunes its start on the corrections."""
+    request = task.request
+    data = load_mnist(request.data_dir, device=resolve_device(request.train_config.device), download=False)
+    if isinstance(request, FinetuneRun):
+        corrections = load_corrections(request.corrections, task.started_by, request.whose)
+        start = load_checkpoint(request.start)
+        result = finetune(start, corrections, data, request.train_config, send, stop)
+    else:
+        result = train(request.model_config, request.train_config, data, send, stop)
+    result.extra_metrics["trained_by"] = task.started_by.email
+    path = save_result(result, task.out)
+    return Outcome(STOPPED if result.stopped else DONE, checkpoint=str(path))
+
+
 def _train_reader(task: TrainingTask, send, stop: threading.Event) -> Outcome:
-    reader, metrics = train_reader(task.train_config, task.model_config, task.data_dir, send, stop)
+    request = task.request
+    reader, metrics = train_reader(request.train_config, request.model_config, request.data_dir, send, stop)
     metrics["trained_by"] = task.started_by.email
-    path = save_checkpoint(task.out, reader, task.model_config, metrics, asdict(task.train_config))
+    path = save_checkpoint(task.out, reader, request.model_config, metrics, asdict(request.train_config))
     return Outcome(STOPPED if metrics["stopped"] else DONE, checkpoint=str(path))
 
 

@@ -21,16 +21,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from core.access import EVERYONE, LOCAL, Identity, may_manage_run, require, require_trainer
-from core.checkpoint import default_checkpoint_path, is_stored
-from core.config import ModelConfig, TrainConfig
+from core.access import LOCAL, Identity, may_manage_run, require, require_trainer
+from core.checkpoint import default_checkpoint_path
 from core.digits.train import BatchReport, EpochReport
 from core.errors import UserError
-from core.numbers.reader import ReaderConfig
-from core.numbers.train import ReaderTrainConfig
+from core.numbers.train import RoundProgress, RoundReport
 from core.paths import PROJECT_ROOT
+from core.runs.requests import RunRequest, absolute
 
 RUNNING, DONE, STOPPED, FAILED = "running", "done", "stopped", "failed"
 CHILD_COMMAND = [sys.executable, "-m", "core.runs.child"]
@@ -44,19 +42,18 @@ class QueueError(UserError):
     """A run that cannot be queued or cancelled."""
 
 
+Progress = BatchReport | RoundProgress  # now and then during an epoch (a reader's: a round)
+Report = EpochReport | RoundReport  # at the end of one
+
+
 @dataclass
 class TrainingTask:
-    """What the child trains and where it saves the result (absolute paths): a digit model, or the
-    number reader (core.numbers.reader)."""
+    """What the child runs (its paths absolute), where it saves the result, and for whom: whose
+    examples a fine-tune may read."""
 
-    model_config: ModelConfig | ReaderConfig
-    train_config: TrainConfig | ReaderTrainConfig
-    data_dir: str
+    request: RunRequest
     out: str
-    finetune_from: str | None = None  # a checkpoint to start from, fine-tuned on `corrections`
-    corrections: str | None = None  # a store's URL, or an exported .zip
-    started_by: Identity = LOCAL  # whose examples they may read
-    whose: str | None = EVERYONE  # the corrections' author filter (core.corrections)
+    started_by: Identity = LOCAL
 
 
 @dataclass
@@ -73,19 +70,21 @@ class JobSnapshot:
     """A consistent copy of a job's progress for drawing."""
 
     status: str
-    model_config: ModelConfig | ReaderConfig
-    train_config: TrainConfig | ReaderTrainConfig
-    latest: BatchReport | None
-    epochs: list[EpochReport] = field(default_factory=list)
+    request: RunRequest
+    latest: Progress | None
+    epochs: list[Report] = field(default_factory=list)
     losses: list[tuple[float, float]] = field(default_factory=list)  # (epochs done, smoothed loss) per report
     error: str | None = None
     checkpoint: str | None = None
 
+    @property
+    def kind(self) -> str:
+        return self.request.kind
 
-def _absolute(where: str | os.PathLike) -> str:
-    """A URL or a stored model's name as it is, a file's path made absolute: the child may start in
-    another folder."""
-    return str(where) if "://" in str(where) or is_stored(where) else str(Path(where).absolute())
+    @property
+    def planned_epochs(self) -> int:
+        """The run's epochs, or a reader's rounds."""
+        return self.request.train_config.epochs
 
 
 def launch_child() -> subprocess.Popen:
@@ -97,40 +96,19 @@ def launch_child() -> subprocess.Popen:
 
 
 class TrainingJob:
-    """Trains a fresh model in a child process and publishes a checkpoint at the end."""
+    """Runs a request in a child process, which publishes a checkpoint at the end."""
 
     def __init__(
-        self,
-        model_config: ModelConfig | ReaderConfig,
-        train_config: TrainConfig | ReaderTrainConfig,
-        data_dir: str | os.PathLike,
-        models_dir: str | Path | None = None,
-        finetune_from: str | os.PathLike | None = None,
-        corrections: str | os.PathLike | None = None,
-        whose: str | None = EVERYONE,
-        started_by: Identity = LOCAL,
-        on_end: Callable[[], None] | None = None,
+        self, request: RunRequest, started_by: Identity = LOCAL, on_end: Callable[[], None] | None = None
     ):
-        self.model_config, self.train_config = model_config, train_config
-        self.started_by, self._on_end = started_by, on_end
-        out = _absolute(default_checkpoint_path(model_config.arch, models_dir))
-        start = _absolute(finetune_from) if finetune_from else None
-        where = _absolute(corrections) if corrections else None
-        self._task = TrainingTask(
-            model_config,
-            train_config,
-            str(Path(data_dir).absolute()),
-            str(out),
-            start,
-            where,
-            started_by,
-            whose,
-        )
+        self.request, self.started_by, self._on_end = request, started_by, on_end
+        out = absolute(default_checkpoint_path(request.name, request.models_dir))
+        self._task = TrainingTask(request.for_child(), out, started_by)
         self._process: subprocess.Popen | None = None
         self._reader = threading.Thread(target=self._read, name="mnist-training-reader", daemon=True)
         self._lock = threading.Lock()
-        self._latest: BatchReport | None = None
-        self._epochs: list[EpochReport] = []
+        self._latest: Progress | None = None
+        self._epochs: list[Report] = []
         self._losses: list[tuple[float, float]] = []
         self._status, self._error, self._checkpoint = RUNNING, None, None
         self._finished = threading.Event()
@@ -176,8 +154,7 @@ class TrainingJob:
         with self._lock:
             return JobSnapshot(
                 self._status,
-                self.model_config,
-                self.train_config,
+                self.request,
                 self._latest,
                 list(self._epochs),
                 list(self._losses),
@@ -199,11 +176,9 @@ class TrainingJob:
                 self._process.wait()
                 return
             with self._lock:
-                if isinstance(update, BatchReport):
+                if isinstance(update, Progress):
                     self._latest = update
-                    self._losses.append(
-                        (update.epoch - 1 + update.batch / update.batches_per_epoch, update.loss)
-                    )
+                    self._losses.append((update.position, update.loss))
                 else:
                     self._epochs.append(update)
 
@@ -219,12 +194,11 @@ class TrainingJob:
 
 @dataclass
 class WaitingRun:
-    """A run in the queue: TrainingJob's arguments, and who asked for it."""
+    """A run in the queue, and who asked for it."""
 
     id: int
     by: Identity
-    args: tuple
-    kwargs: dict
+    request: RunRequest
 
 
 class TrainingQueue:
@@ -267,25 +241,25 @@ class TrainingQueue:
     def busy(self) -> bool:
         return self.job is not None and self.job.running
 
-    def submit(self, by: Identity, *args, **kwargs) -> TrainingJob | WaitingRun:
-        """A TrainingJob(*args, **kwargs) started by `by`: started now when nothing trains, else
-        queued. Refused unless `by` may train, and while they already have a run waiting."""
+    def submit(self, by: Identity, request: RunRequest) -> TrainingJob | WaitingRun:
+        """`request` run for `by`: started now when nothing trains, else queued. Refused unless `by`
+        may train, and while they already have a run waiting."""
         require_trainer(by)
         with self._lock:
             if (mine := self.waiting_run_of(by)) is not None:
                 raise QueueError(f"your run is already waiting (number {self.position(mine)} in the queue)")
             if self.busy:
-                run = WaitingRun(next(self._ids), by, args, kwargs)
+                run = WaitingRun(next(self._ids), by, request)
                 self.waiting.append(run)
                 return run
-            return self._start(by, args, kwargs)
+            return self._start(by, request)
 
-    def _start(self, by: Identity, args: tuple, kwargs: dict) -> TrainingJob:
+    def _start(self, by: Identity, request: RunRequest) -> TrainingJob:
         ready = self._standby if self._standby_ready() else None
         if ready is None:
             self._retire_standby()
         self._standby = None
-        self.job = TrainingJob(*args, **kwargs, started_by=by, on_end=self._next).start(ready)
+        self.job = TrainingJob(request, by, on_end=self._next).start(ready)
         self._latest_of[by.email] = self.job
         return self.job
 
@@ -294,7 +268,7 @@ class TrainingQueue:
         with self._lock:
             if self.waiting and not self.busy:
                 run = self.waiting.pop(0)
-                self._start(run.by, run.args, run.kwargs)
+                self._start(run.by, run.request)
 
     def latest_run_of(self, by: Identity) -> TrainingJob | None:
         """The last run `by` asked for that has started (training, or ended), kept until they start
