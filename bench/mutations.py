@@ -103,7 +103,7 @@ MUTATIONS = [
              "generator=torch.Generator().manual_seed(seed)", "generator=torch.Generator().manual_seed(0)",
              ("tests/test_core_data.py",)),
     Mutation("one-cycle schedule off", "core/digits/train.py",
-             "                schedule.step()\n", "", ("tests/test_core_train.py",)),
+             "        run.schedule.step()\n", "", ("tests/test_core_train.py",)),
     Mutation("stop ignored by the training loop", "core/digits/train.py",
              "if stop is not None and stop.is_set():", "if False:",
              ("tests/test_core_train.py", "tests/test_core_jobs.py")),

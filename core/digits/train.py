@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.checkpoint import save_checkpoint
-from core.config import AUGMENTATIONS, ModelConfig, TrainConfig
+from core.config import AUGMENTATIONS, Augmentation, ModelConfig, TrainConfig
 from core.data import MnistData, Split, batches, num_batches
 from core.devices import resolve_device
 from core.digits.augment import augment
@@ -174,6 +174,30 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+@dataclass
+class _Run:
+    """A run's moving parts, built once by _set_up; the data on the run's device."""
+
+    model: nn.Module  # the one trained; result.model is its weight average when there is one
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    generator: torch.Generator
+    average: WeightAverage | None
+    data: MnistData
+    mix_in: MixIn | None
+    ranges: Augmentation | None  # None: no augmentation
+    steps_per_epoch: int
+
+
+@dataclass
+class _EpochTotals:
+    """An epoch's training loss and correct answers, summed on the device (one sync at its end)."""
+
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+    seen: int = 0
+
+
 def train(
     model_config: ModelConfig,
     train_config: TrainConfig,
@@ -187,73 +211,18 @@ def train(
     """Train a fresh model, or go on from `start_from`'s weights; `mix_in` puts examples of its own
     into every batch. `stop` is honoured between batches and the partial result returned."""
     device = resolve_device(train_config.device)
-    torch.manual_seed(train_config.seed)
-    model = build_model(model_config).to(device)
-    if start_from is not None:
-        model.load_state_dict(start_from.state_dict())
-    mix_in = mix_in.to(device) if mix_in is not None else None
-    data = MnistData(
-        data.train.to(device), data.test.to(device), data.val.to(device) if data.val is not None else None
-    )
-    steps_per_epoch = num_batches(data.train, train_config.batch_size)
-    optimizer = torch.optim.Adam(
-        model.parameters(),
-        lr=train_config.lr,
-        weight_decay=train_config.weight_decay,
-        fused=device.type == "cuda",  # one kernel per step instead of several per parameter group
-    )
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=train_config.lr,
-        total_steps=train_config.epochs * steps_per_epoch,
-        pct_start=train_config.warmup,
-    )
-    generator = torch.Generator(device=device).manual_seed(train_config.seed)
-    average = WeightAverage(model, train_config.ema_decay) if train_config.ema_decay else None
-    evaluated = average.model if average is not None else model  # also returned and saved
+    run = _set_up(model_config, train_config, data, device, start_from, mix_in)
+    evaluated = run.average.model if run.average is not None else run.model  # also returned and saved
     result = TrainResult(evaluated, model_config, train_config, str(device))
-    progress = _Progress(result, steps_per_epoch, callback)
-    ranges = AUGMENTATIONS.get(train_config.augment)
+    progress = _Progress(result, run.steps_per_epoch, callback)
     try:
         for epoch in range(1, train_config.epochs + 1):
-            model.train()
             started = time.perf_counter()
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.long)
-            seen = 0
-            for batch, (images, labels) in enumerate(
-                batches(data.train, train_config.batch_size, generator), start=1
-            ):
-                if stop is not None and stop.is_set():
-                    result.stopped = True
-                    break
-                if mix_in is not None:
-                    images, labels = mix_in.mix(images, labels, generator)
-                if ranges is not None:
-                    images = augment(images, generator, ranges)
-                logits = model(images)
-                loss = F.cross_entropy(logits, labels, label_smoothing=train_config.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                if average is not None:
-                    average.update()
-                result.steps += 1
-                loss_sum += loss.detach() * len(labels)
-                correct += (logits.argmax(1) == labels).sum()
-                seen += len(labels)
-                progress.batch_done(epoch, batch, loss, started)
+            totals = _train_epoch(run, epoch, result, progress, stop, started)
             _sync(device)
             result.train_seconds += time.perf_counter() - started
-            if seen:
-                result.epochs.append(
-                    _epoch_report(
-                        result.model, epoch, loss_sum.item() / seen, correct.item() / seen, data, result
-                    )
-                )
-                if callback:
-                    callback(result.epochs[-1])
+            if totals.seen:
+                _report_epoch(run, epoch, totals, result, callback)
             if result.stopped:
                 break
     except torch.OutOfMemoryError as exc:
@@ -263,6 +232,93 @@ def train(
         ) from exc
     result.model.eval()
     return result
+
+
+def _set_up(
+    model_config: ModelConfig,
+    config: TrainConfig,
+    data: MnistData,
+    device: torch.device,
+    start_from: nn.Module | None,
+    mix_in: MixIn | None,
+) -> _Run:
+    """The model (seeded), Adam with a one-cycle rate, the batch generator and the data on `device`."""
+    torch.manual_seed(config.seed)
+    model = build_model(model_config).to(device)
+    if start_from is not None:
+        model.load_state_dict(start_from.state_dict())
+    data = MnistData(
+        data.train.to(device), data.test.to(device), data.val.to(device) if data.val is not None else None
+    )
+    steps_per_epoch = num_batches(data.train, config.batch_size)
+    optimizer = torch.optim.Adam(
+        model.parameters(),
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        fused=device.type == "cuda",  # one kernel per step instead of several per parameter group
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=config.warmup
+    )
+    return _Run(
+        model,
+        optimizer,
+        schedule,
+        torch.Generator(device=device).manual_seed(config.seed),
+        WeightAverage(model, config.ema_decay) if config.ema_decay else None,
+        data,
+        mix_in.to(device) if mix_in is not None else None,
+        AUGMENTATIONS.get(config.augment),
+        steps_per_epoch,
+    )
+
+
+def _train_epoch(
+    run: _Run,
+    epoch: int,
+    result: TrainResult,
+    progress: _Progress,
+    stop: threading.Event | None,
+    started: float,
+) -> _EpochTotals:
+    """One pass over the shuffled training set, or until `stop` is set (then result.stopped)."""
+    config, device = result.train_config, run.data.train.images.device
+    run.model.train()
+    totals = _EpochTotals(torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long))
+    for batch, (images, labels) in enumerate(
+        batches(run.data.train, config.batch_size, run.generator), start=1
+    ):
+        if stop is not None and stop.is_set():
+            result.stopped = True
+            break
+        if run.mix_in is not None:
+            images, labels = run.mix_in.mix(images, labels, run.generator)
+        if run.ranges is not None:
+            images = augment(images, run.generator, run.ranges)
+        logits = run.model(images)
+        loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        run.schedule.step()
+        if run.average is not None:
+            run.average.update()
+        result.steps += 1
+        totals.loss_sum += loss.detach() * len(labels)
+        totals.correct += (logits.argmax(1) == labels).sum()
+        totals.seen += len(labels)
+        progress.batch_done(epoch, batch, loss, started)
+    return totals
+
+
+def _report_epoch(
+    run: _Run, epoch: int, totals: _EpochTotals, result: TrainResult, callback: Callback | None
+) -> None:
+    """The evaluated model judged after the epoch: kept in result.epochs and sent to `callback`."""
+    train_loss, train_fraction = totals.loss_sum.item() / totals.seen, totals.correct.item() / totals.seen
+    result.epochs.append(_epoch_report(result.model, epoch, train_loss, train_fraction, run.data, result))
+    if callback:
+        callback(result.epochs[-1])
 
 
 def save_result(result: TrainResult, path: str | os.PathLike) -> Path:
