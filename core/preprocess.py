@@ -14,8 +14,9 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage
 
+from core import images  # images.open_image looked up at each call: tests count the files it decodes
 from core.data import standardise
-from core.images import ImageSource, open_image
+from core.images import ImageSource
 from core.nets import IMAGE_SIDE
 
 DIGIT_BOX = 20  # MNIST fits each digit in a 20x20 box
@@ -338,5 +339,5 @@ def to_mnist(ink: torch.Tensor, stages: dict) -> Preprocessed:
 
 def preprocess(source: ImageSource) -> Preprocessed:
     """Any readable image -> MNIST-style input, or blank=True when nothing is drawn."""
-    ink, stages = clean_ink(open_image(source))
+    ink, stages = clean_ink(images.open_image(source))
     return _blank(stages) if ink is None else to_mnist(ink, stages)

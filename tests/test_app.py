@@ -15,8 +15,8 @@ from streamlit.proto.Metric_pb2 import Metric
 from streamlit.testing.v1 import AppTest
 
 import core.data
+import core.images
 import core.numbers.read
-import core.preprocess
 from app import cache
 from app.cache import training_queue
 from app.show import STAGE_CAPTIONS
@@ -821,7 +821,7 @@ def test_a_right_or_wrong_click_does_not_read_the_uploads_again(with_data, canva
             opened.append(len(source))
         return open_image(source)
 
-    monkeypatch.setattr(core.preprocess, "open_image", counting_open_image)
+    monkeypatch.setattr(core.images, "open_image", counting_open_image)
     app = open_page("app_pages/predict.py")
     first, second = encode(one()), encode(seven())
     upload(app, ("one.png", first), ("seven.png", second))
