@@ -165,10 +165,10 @@ def test_users_may_train_when_owners_allow_it_and_fine_tune_on_their_own_digits(
     button(app, "Fine-tune the active model on my digits").click().run()
     job = training_queue().job
     job.join(timeout=TIMEOUT)
-    assert job.started_by.email == "ada@school.org" and job._task.whose == "ada@school.org"
+    assert job.started_by.email == "ada@school.org" and job.request.whose == "ada@school.org"
     app.run()
     assert "Fine-tuned from `cnn.pt` on 10 corrections" in texts(app), texts(app)  # Bob's digit left out
-    assert job._task.whose != EVERYONE and SHIPPED_MODELS_DIR.exists()
+    assert job.request.whose != EVERYONE and SHIPPED_MODELS_DIR.exists()
 
 
 def test_the_class_view_fine_tunes_on_everyones_digits_and_reports_each_person(with_data, canvas, store):
@@ -179,7 +179,7 @@ def test_the_class_view_fine_tunes_on_everyones_digits_and_reports_each_person(w
     button(app, "Fine-tune on everyone's digits").click().run()
     job = training_queue().job
     job.join(timeout=TIMEOUT)
-    assert job.started_by.email == TEACHER["email"] and job._task.whose == EVERYONE
+    assert job.started_by.email == TEACHER["email"] and job.request.whose == EVERYONE
     app.run()
     assert not app.exception and "Fine-tuned from `cnn.pt` on 12 corrections" in texts(app), texts(app)
     report = app.dataframe[-1].value
