@@ -238,7 +238,7 @@ def test_an_import_that_fails_while_writing_leaves_the_store_as_it_was(db, monke
         written.append(example)
         return insert(conn, example)
 
-    monkeypatch.setattr(corrections, "_insert", failing_insert)
+    monkeypatch.setattr(corrections, "insert", failing_insert)
     with pytest.raises(sqlite3.OperationalError):
         import_zip(_zip(good, [_row(name) for name in good]), db, by=LOCAL)
     assert len(written) == 2 and content_hash(db) == before and len(list_examples(db, by=LOCAL)) == 1
