@@ -236,6 +236,15 @@ BOB = "bob@school.org"
 LONG_RUN = "train?arch=cnn&epochs=50"  # long enough to wait behind
 
 
+def link_shown(page) -> None:
+    """Press Start as a person does, once the page shows the link's settings. A press while the
+    page's first run was still drawing once queued an MLP at the fields' minimums (seen once in a
+    full run, in the screenshot train-queue.png). That race is the Train page's, left for its own fix;
+    this test is about the queue."""
+    expect(page.get_by_role("radio", name="CNN")).to_be_checked(timeout=WAIT_MS)
+    expect(page.get_by_role("spinbutton", name="Epochs")).to_have_value("50", timeout=WAIT_MS)
+
+
 def test_runs_queue_one_at_a_time_and_each_person_sees_and_cancels_their_own(
     browser, postgres_url, tiny_data_dir, tmp_path
 ):
@@ -246,9 +255,11 @@ def test_runs_queue_one_at_a_time_and_each_person_sees_and_cancels_their_own(
         for page, email in ((ada, ADA), (bob, BOB), (teacher, TEACHER)):
             sign_in(page, url, email)
         open_app(ada, url, LONG_RUN)
+        link_shown(ada)
         ada.get_by_role("button", name="Start training").click()
         expect(app_button(ada, "Stop")).to_be_visible(timeout=WAIT_MS)
         open_app(bob, url, LONG_RUN)
+        link_shown(bob)
         bob.get_by_role("button", name="Queue training").click()
         waits = bob.get_by_text("Your run waits for the one training now: number 1 of 1 in the queue.")
         expect(waits).to_be_visible(timeout=WAIT_MS)
