@@ -26,14 +26,16 @@ def _waiting_for(figure: go.Figure, what: str) -> None:
     figure.add_annotation(text=what, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
 
 
-class DigitRunView:
-    """A digit model's run (fresh or fine-tuned): epochs of images."""
+class RunView:
+    """What every run's view draws the same way; a kind's view names its words and report fields."""
 
-    step = "epoch"  # also the reports' field that counts them
-    items, rate = "images", "samples_per_s"
-    loss_title, accuracy_title = "Training loss (smoothed)", "Accuracy per epoch (%)"
-    curves = {"train": "train_accuracy", "test": "test_accuracy", "validation": "val_accuracy"}
-    optional = {"validation"}  # drawn only when the run has a validation split
+    step: str  # "epoch" or "round": also the reports' field that counts them
+    items: str  # what it trains on, per second
+    rate: str  # the progress report's field for that rate
+    loss_title: str
+    accuracy_title: str
+    curves: dict[str, str]  # curve name -> the end-of-epoch report's field
+    optional: frozenset[str] = frozenset()  # curves drawn only when the reports have them
     waiting_accuracy = "Accuracy appears after the first epoch"
 
     def loss_figure(self, losses: list[tuple[float, float]], epochs: int) -> go.Figure:
@@ -78,6 +80,28 @@ class DigitRunView:
             f"{getattr(latest, self.rate):,.0f} {self.items}/s · ETA {latest.eta_s:.0f} s",
         )
 
+    def published(self, snap: JobSnapshot, use: str, on_use, help: str | None = None) -> None:
+        """A finished run's two buttons: use its checkpoint, or download it."""
+        cols = st.columns(2)
+        cols[0].button(use, on_click=on_use, args=(snap.checkpoint,), help=help)
+        # A callable is read only on click, not on every rerun of this page.
+        cols[1].download_button(
+            "Download checkpoint",
+            lambda: checkpoint_bytes(snap.checkpoint),
+            file_name=file_name(snap.checkpoint),
+            on_click=session.KEEP_PAGE,
+        )
+
+
+class DigitRunView(RunView):
+    """A digit model's run (fresh or fine-tuned): epochs of images."""
+
+    step = "epoch"
+    items, rate = "images", "samples_per_s"
+    loss_title, accuracy_title = "Training loss (smoothed)", "Accuracy per epoch (%)"
+    curves = {"train": "train_accuracy", "test": "test_accuracy", "validation": "val_accuracy"}
+    optional = frozenset({"validation"})  # drawn only when the run has a validation split
+
     def caption(self, snap: JobSnapshot) -> None:
         last = snap.epochs[-1]
         accuracy = saved_accuracy(snap) or last.test_accuracy
@@ -85,12 +109,10 @@ class DigitRunView:
 
     def ended(self, snap: JobSnapshot) -> None:
         show.finetune_report(snap.checkpoint)
-        cols = st.columns(2)
-        cols[0].button("Use as active model", on_click=session.make_active, args=(snap.checkpoint,))
-        download_button(cols[1], snap.checkpoint)
+        self.published(snap, "Use as active model", session.make_active)
 
 
-class ReaderRunView(DigitRunView):
+class ReaderRunView(RunView):
     """A number reader's run: rounds of equal time, judged on numbers written with MNIST test digits
     (shown as the "test" curve)."""
 
@@ -108,32 +130,15 @@ class ReaderRunView(DigitRunView):
         st.caption(f"Kept: the round that read {best:.1f}% of the numbers written with MNIST test digits "
                    "exactly right.")  # fmt: skip
         show.warn_if_poor_reader(best)
-        cols = st.columns(2)
-        cols[0].button(
-            "Read numbers with it",
-            on_click=session.use_reader,
-            args=(snap.checkpoint,),
-            help=session.READER_USE_HELP,
-        )
-        download_button(cols[1], snap.checkpoint)
+        self.published(snap, "Read numbers with it", session.use_reader, session.READER_USE_HELP)
 
 
 VIEWS = {DIGIT_MODEL: DigitRunView(), NUMBER_READER: ReaderRunView()}
 
 
-def view_of(snap: JobSnapshot | None) -> DigitRunView:
+def view_of(snap: JobSnapshot | None) -> RunView:
     """The view for the run's kind; before any run, a digit model's (the form's)."""
     return VIEWS[snap.kind] if snap else VIEWS[DIGIT_MODEL]
-
-
-def download_button(where, path: str) -> None:
-    # A callable is read only on click, not on every rerun of this page.
-    where.download_button(
-        "Download checkpoint",
-        lambda: checkpoint_bytes(path),
-        file_name=file_name(path),
-        on_click=session.KEEP_PAGE,
-    )
 
 
 def saved_accuracy(snap: JobSnapshot) -> float | None:
