@@ -18,7 +18,7 @@ from core.digits.inside import EmbeddingMap, build_map
 from core.digits.predict import latency_ms
 from core.numbers.reader import Reader, load_reader
 from core.runs.jobs import TrainingQueue
-from core.threads import use_cpu_budget
+from core.threads import use_server_threads
 
 MAX_CACHED_MODELS = 8
 MAX_CACHED_FILES = 256  # small values (a float each) for every checkpoint a server may hold
@@ -124,5 +124,5 @@ def training_queue() -> TrainingQueue:
 
 @st.cache_resource(show_spinner=False)
 def cpu_threads() -> int:
-    """Torch's threads for this server, set once from the container's CPU quota (core.threads)."""
-    return use_cpu_budget()
+    """Torch's threads for this server, set once: one, as its sessions run in parallel (core.threads)."""
+    return use_server_threads()

@@ -81,8 +81,10 @@ def saliency_overlay(image28: np.ndarray, heat: np.ndarray) -> np.ndarray:
     return np.clip(grey + heat[..., None] * orange, 0, 1)
 
 
-STAGE_CAPTIONS = ("input (ink)", "cropped", "28×28 model input", "why this digit")
+STAGE_CAPTIONS = ("input (ink)", "cropped", "28×28 model input")
 STRIP_GAP = 12
+WHY_TITLE = "Why this digit?"
+WHY_CAPTION = "The model's 28×28 input in grey, the pixels that pushed it towards {digit} in orange."
 
 
 def _panel(pixels: np.ndarray) -> Image.Image:
@@ -92,16 +94,24 @@ def _panel(pixels: np.ndarray) -> Image.Image:
     return image.resize(size, Image.Resampling.NEAREST)
 
 
-def stage_strip(prediction: Prediction, heat: np.ndarray) -> Image.Image:
-    """The preprocessing stages and the saliency overlay side by side: one image, one fetch."""
+def stage_strip(prediction: Prediction) -> Image.Image:
+    """The preprocessing stages side by side: one image, one fetch."""
     stages = prediction.processed.stages
-    image28 = prediction.processed.image28
-    panels = [_panel(stages["ink"]), _panel(stages["cropped"]), _panel(image28)]
-    panels.append(_panel(saliency_overlay(image28, heat)))
+    panels = [_panel(stages["ink"]), _panel(stages["cropped"]), _panel(prediction.processed.image28)]
     strip = Image.new("RGB", (len(panels) * (DIGIT_PIXELS + STRIP_GAP), DIGIT_PIXELS))
     for i, panel in enumerate(panels):
         strip.paste(panel, (i * (DIGIT_PIXELS + STRIP_GAP), (DIGIT_PIXELS - panel.height) // 2))
     return strip
+
+
+def why_overlay(prediction: Prediction, model, key: str) -> None:
+    """The saliency overlay, in an expander: integrated gradients cost a stroke about as much as
+    reading it, so they run only while the expander is open (its state reruns the panel)."""
+    why = st.expander(WHY_TITLE, icon=":material/lightbulb:", key=f"{key}-why", on_change="rerun")
+    if why.open:
+        heat = saliency(model, prediction.processed.tensor, prediction.digit)
+        overlay = _panel(saliency_overlay(prediction.processed.image28, heat))
+        why.image(overlay, caption=WHY_CAPTION.format(digit=prediction.digit), width=DIGIT_PIXELS)
 
 
 NO_DIGIT = "—"
@@ -132,7 +142,7 @@ def prediction_summary(prediction: Prediction | None, blank_message: str) -> Non
 
 
 def prediction_details(prediction: Prediction | None, model, key: str) -> None:
-    """The ten probabilities, then the preprocessing stages and the saliency overlay.
+    """The ten probabilities, then the preprocessing stages and, on request, the saliency overlay.
 
     Drawn before the first stroke too (empty), so that the chart's frontend code is loaded and the
     first prediction shows as fast as the next ones."""
@@ -141,8 +151,8 @@ def prediction_details(prediction: Prediction | None, model, key: str) -> None:
         return
     chart = probability_chart(prediction.probabilities, prediction.digit)
     st.plotly_chart(chart, key=f"{key}-probs", config=NO_TOOLBAR)
-    heat = saliency(model, prediction.processed.tensor, prediction.digit)
-    st.image(stage_strip(prediction, heat), caption=" · ".join(STAGE_CAPTIONS))
+    st.image(stage_strip(prediction), caption=" · ".join(STAGE_CAPTIONS))
+    why_overlay(prediction, model, key)
 
 
 def show_prediction(prediction: Prediction, model, key: str, blank_message: str) -> None:

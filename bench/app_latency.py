@@ -98,18 +98,27 @@ def _start_streamlit(
 
 
 @contextmanager
-def serve_app(
+def serve_app_process(
     env: dict[str, str], log_path: Path, root: Path = ROOT, port: int | None = None
-) -> Iterator[str]:
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """`streamlit run Home.py` (of the checkout at `root`) on a loopback port (free, or `port`); yields
-    its URL once healthy."""
+    its URL and process once healthy."""
     with open(log_path, "w") as log:
         process, url = _start_streamlit(env, log, root, port)
         try:
-            yield url
+            yield url, process
         finally:
             process.terminate()
             process.wait(timeout=10)
+
+
+@contextmanager
+def serve_app(
+    env: dict[str, str], log_path: Path, root: Path = ROOT, port: int | None = None
+) -> Iterator[str]:
+    """serve_app_process's URL alone."""
+    with serve_app_process(env, log_path, root, port) as (url, _):
+        yield url
 
 
 def visible_canvas(page):

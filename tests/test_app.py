@@ -19,7 +19,7 @@ import core.images
 import core.numbers.read
 from app import cache
 from app.cache import training_queue
-from app.show import STAGE_CAPTIONS
+from app.show import STAGE_CAPTIONS, WHY_CAPTION, WHY_TITLE
 from core.access import LOCAL
 from core.catalog import delete_checkpoint, list_checkpoints
 from core.checkpoint import load_checkpoint
@@ -253,7 +253,17 @@ def test_predict_reads_the_drawn_digit(with_data, canvas):
     app = open_page("app_pages/predict.py")
     prediction = [m for m in app.metric if m.label == "Prediction"]
     assert prediction and prediction[0].value == "7"
-    assert " · ".join(STAGE_CAPTIONS) in gallery(app)  # the preprocessing stages and "why this digit"
+    assert " · ".join(STAGE_CAPTIONS) in gallery(app)  # the preprocessing stages
+
+
+def test_predict_shows_why_only_once_asked(with_data, canvas):
+    canvas.png = encode(seven())
+    app = open_page("app_pages/predict.py")
+    why = WHY_CAPTION.format(digit=7)
+    assert WHY_TITLE in [e.label for e in app.expander] and why not in gallery(app)
+    app.session_state["canvas-why"] = True  # what opening the expander sends
+    app.run()
+    assert why in gallery(app)
 
 
 def test_predict_says_when_nothing_is_drawn(with_data, canvas):

@@ -19,6 +19,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from app.canvas import TOOLBAR_CORNER_GREY
 from app.session import DROPZONE_LIMIT
+from app.show import WHY_CAPTION, WHY_TITLE
 from bench.app_latency import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -191,16 +192,26 @@ def test_home_renders(server, page):
         expect(page).to_have_title(f"{title} · MNIST Digit Recognizer", timeout=WAIT_MS)
 
 
+EXPAND_MS = 500  # an expander opens with an animation
+
+
 def test_drawing_a_seven_with_the_mouse(server, page):
     open_app(page, server.url, "predict")
     page.get_by_text("Nothing drawn yet.").wait_for(timeout=WAIT_MS)
     shown_after = draw_and_time(page, "7")  # resolves only once the metric reads 7
     expect_prediction(page, "7")
     expect(page.get_by_text("Nothing drawn yet.")).to_be_hidden(timeout=WAIT_MS)  # the run has finished
-    stages = page.locator('[data-testid="stImage"] img').first  # preprocessing stages and saliency
+    stages = page.locator('[data-testid="stImage"] img').first  # the preprocessing stages
     expect(stages).to_be_visible(timeout=WAIT_MS)
     assert stages.evaluate("img => img.decode().then(() => img.naturalWidth)", timeout=WAIT_MS) > 0
     print(f"mouse-up to prediction shown: {shown_after:.0f} ms")
+    page.get_by_text(WHY_TITLE).first.click()  # the saliency overlay is computed once asked for
+    why = page.get_by_text(WHY_CAPTION.format(digit=7))
+    expect(why).to_be_visible(timeout=WAIT_MS)
+    overlay = page.locator('[data-testid="stExpander"] [data-testid="stImage"] img').first
+    assert overlay.evaluate("img => img.decode().then(() => img.naturalWidth)", timeout=WAIT_MS) > 0
+    why.scroll_into_view_if_needed()
+    page.wait_for_timeout(EXPAND_MS)
     shot(page, "predict-draw")
 
 

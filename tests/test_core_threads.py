@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from core import threads
-from core.threads import THREADS_ENV, quota_cpus, thread_count, use_cpu_budget
+from core.threads import (
+    SERVER_THREADS,
+    THREADS_ENV,
+    quota_cpus,
+    thread_count,
+    use_cpu_budget,
+    use_server_threads,
+)
 
 
 def write(root, name: str, text: str) -> None:
@@ -54,5 +61,16 @@ def test_use_cpu_budget_sets_torch(monkeypatch):
     monkeypatch.setenv(THREADS_ENV, "1")
     try:
         assert use_cpu_budget() == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_server_infers_on_one_thread_unless_told_otherwise(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv(THREADS_ENV, raising=False)
+        assert use_server_threads() == SERVER_THREADS == torch.get_num_threads() == 1
+        monkeypatch.setenv(THREADS_ENV, "2")
+        assert use_server_threads() == 2 == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
