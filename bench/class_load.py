@@ -258,6 +258,8 @@ class Session:
             kind = incoming.WhichOneof("type")
             if kind == "script_finished":
                 break
+            if kind == "navigation":
+                self.page_hash = incoming.navigation.page_script_hash  # the page this run shows
             if kind == "page_info_changed":
                 run.query = incoming.page_info_changed.query_string
             if kind == "delta" and incoming.delta.WhichOneof("type") == "new_element":
@@ -281,8 +283,6 @@ class Session:
             key = widget_key(widget_id)
             run.ids[key] = widget_id
             run.fragments[key] = incoming.delta.fragment_id
-            if kind == "bidi_component":
-                self.page_hash = incoming.metadata.active_script_hash
 
 
 # --- a student --------------------------------------------------------------------------------------
