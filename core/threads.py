@@ -81,9 +81,12 @@ def thread_count(environ: dict | None = None, root: Path = CGROUP_ROOT) -> int:
 
 def use_cpu_budget() -> int:
     """Set torch's intra-op threads to thread_count(); returns the count."""
+    return _set_torch_threads(thread_count())
+
+
+def _set_torch_threads(count: int) -> int:
     import torch
 
-    count = thread_count()
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
     return count
@@ -91,9 +94,4 @@ def use_cpu_budget() -> int:
 
 def use_server_threads() -> int:
     """Torch's intra-op threads for the app server: $MNIST_TORCH_THREADS if set, else SERVER_THREADS."""
-    import torch
-
-    count = _override(os.environ) or SERVER_THREADS
-    if torch.get_num_threads() != count:
-        torch.set_num_threads(count)
-    return count
+    return _set_torch_threads(_override(os.environ) or SERVER_THREADS)
