@@ -24,8 +24,10 @@ import io
 import json
 import os
 import random
+import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,14 +60,16 @@ READING_TIMEOUT_S = 30.0  # a stroke unread by then is an error
 POOL = 10  # drawings per mode; every stroke of the class has a lone reading to compare with
 STROKES_PER_DRAWING = (2, 3)
 SHARES = {"number": 0.2, "inside": 0.1}  # of the students; the others use Predict's Draw tab
-TRAIN_QUERY = "arch=cnn&epochs=1"  # the Train page's shared link: the CNN recipe for one epoch
+TRAIN_QUERY = "arch=cnn&epochs=2"  # the Train page's shared link: the CNN recipe, two epochs
 TRAIN_POLL_S = 1.0  # the Train page's loss panel polls once a second while a run trains
 TRAIN_LIMIT_S = 20 * 60
+ETA_TEXT = re.compile(r"ETA (?P<s>\d+) s")  # in the Train page's progress bar (app.run_view)
 CPU_SAMPLE_S = 1.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 P90 = 0.9
 MS = 1000
+KB, MB = 2**10, 2**20
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,7 @@ class Run:
     page_hash: str = ""
     query: str | None = None
     texts: list[str] = field(default_factory=list)  # the alerts' bodies
+    progress: str | None = None  # a progress bar's text
 
 
 class Session:
@@ -279,6 +284,8 @@ class Session:
             run.error = f"{element.exception.type}: {element.exception.message}"
         elif kind == "alert":
             run.texts.append(element.alert.body)
+        elif kind == "progress":
+            run.progress = element.progress.text
         if widget_id := _element_id(element):
             key = widget_key(widget_id)
             run.ids[key] = widget_id
@@ -321,18 +328,20 @@ class Student:
         error = run.error or (None if run.reading is not None or drawing is None else "no reading shown")
         return Stroke(self.mode_name, index, strokes, sent_at, run.read_after_s, run.reading, error)
 
-    async def write(self, pool: list[Drawing], index: int, out: list[Stroke], gap_s: float) -> None:
-        """Every stroke of drawing `index`, `gap_s` apart, then a pause and Clear."""
+    async def write(
+        self, pool: list[Drawing], index: int, out: list[Stroke], gap_s=STROKE_GAP_S, pause_s=DIGIT_PAUSE_S
+    ) -> None:
+        """Every stroke of drawing `index`, `gap_s` apart, then a pause of `pause_s` and Clear."""
         for strokes in range(1, len(pool[index].strokes) + 1):
             out.append(await self.stroke(pool, index, strokes))
             await asyncio.sleep(gap_s)
-        await asyncio.sleep(DIGIT_PAUSE_S if gap_s else 0)
+        await asyncio.sleep(pause_s)
         await self.stroke(pool, -1, 0)  # the cleared canvas
 
-    async def draw_until(self, pool: list[Drawing], deadline: float, rng: random.Random, out: list) -> None:
+    async def draw_while(self, pool: list[Drawing], busy: Callable[[], bool], rng: random.Random, out: list):
         await asyncio.sleep(rng.uniform(0, STAGGER_S))
-        while time.monotonic() < deadline:
-            await self.write(pool, rng.randrange(len(pool)), out, STROKE_GAP_S)
+        while busy():
+            await self.write(pool, rng.randrange(len(pool)), out)
 
 
 # --- the server -------------------------------------------------------------------------------------
@@ -365,49 +374,81 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def rss_bytes(pids: list[int]) -> int:
+def _rss(pid: int) -> int:
+    return int(_proc_stat(pid)[21]) * PAGE_SIZE
+
+
+def _pss(pid: int) -> int:
+    """Proportional set size: pages shared by the server and its children (torch's libraries) are
+    split between them, so the sum is what the processes hold together, as a memory limit counts."""
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    return next(int(line.split()[1]) * KB for line in rollup.splitlines() if line.startswith("Pss:"))
+
+
+def memory_bytes(pids: list[int], measure: Callable[[int], int]) -> int:
     total = 0
     for pid in pids:
         try:
-            total += int(_proc_stat(pid)[21]) * PAGE_SIZE
-        except OSError:
+            total += measure(pid)
+        except (OSError, StopIteration):  # gone between listing and reading
             continue
     return total
 
 
 class Monitor:
-    """The server's (and its children's) peak RSS, sampled every second."""
+    """The server's and its children's peak memory, RSS and PSS summed, sampled every second."""
 
     def __init__(self, pid: int):
-        self.pid, self.peak = pid, 0
+        self.pid, self.peak_rss, self.peak_pss = pid, 0, 0
 
     async def run(self) -> None:
         while True:
-            self.peak = max(self.peak, rss_bytes([self.pid, *descendants(self.pid)]))
+            pids = [self.pid, *descendants(self.pid)]
+            self.peak_rss = max(self.peak_rss, memory_bytes(pids, _rss))
+            self.peak_pss = max(self.peak_pss, memory_bytes(pids, _pss))
             await asyncio.sleep(CPU_SAMPLE_S)
 
 
 # --- the teacher's training run ---------------------------------------------------------------------
 
 
-async def train_once(url: str, frames: dict, store: str) -> float:
-    """Start the Train page's CNN run as a teacher does and watch it to the end; the run's own
-    train_seconds (from its checkpoint in the store)."""
+@dataclass
+class TrainingRun:
+    train_s: float  # the run's own train_seconds, from its checkpoint
+    eta_errors_s: list[float]  # at each poll, the Train page's finish (now + ETA) less the real one
+
+
+async def train_once(url: str, frames: dict, store: str) -> TrainingRun:
+    """Start the Train page's CNN run as a teacher does and watch it to the end."""
     before = {name for name, _, _ in stored.listing(store)}
     teacher = await Session.connect(url)
     await teacher.open("train", TRAIN_QUERY)
     await teacher.send(teacher.message(frames["train_start"], "train"), reading_label=None)
     deadline = time.monotonic() + TRAIN_LIMIT_S
     loss_fragment = teacher.fragments.get("loss", "")
+    finishes = []  # the finish each poll's ETA promised, monotonic s
     while not (saved := {name for name, _, _ in stored.listing(store)} - before):
         if time.monotonic() > deadline:
             raise TimeoutError(f"the CNN run did not finish in {TRAIN_LIMIT_S} s")
         await asyncio.sleep(TRAIN_POLL_S)
-        await teacher.send(teacher.message(frames["train_poll"], "train", fragment=loss_fragment), None)
+        poll_message = teacher.message(frames["train_poll"], "train", fragment=loss_fragment)
+        poll = await teacher.send(poll_message, reading_label=None)
+        if eta := ETA_TEXT.search(poll.progress or ""):
+            finishes.append(time.monotonic() + float(eta["s"]))
+    finished = time.monotonic()
     await teacher.close()
     (name,) = saved
     payload = torch.load(io.BytesIO(stored.load(name, store)), weights_only=True)
-    return payload["metrics"]["train_seconds"]
+    return TrainingRun(payload["metrics"]["train_seconds"], [promised - finished for promised in finishes])
+
+
+def eta_summary(run: TrainingRun) -> dict:
+    """How far the Train page's ETA was from the real finish: the median and worst miss in seconds
+    (found at 1 s polls, so within about a second), over the polls of the run's second half."""
+    late = [abs(error) for error in run.eta_errors_s[len(run.eta_errors_s) // 2 :]]
+    if not late:
+        return {}
+    return {"eta_miss_p50_s": round(percentile(late, 0.5), 1), "eta_miss_max_s": round(max(late), 1)}
 
 
 # --- the phases -------------------------------------------------------------------------------------
@@ -425,7 +466,7 @@ async def lone_pass(url: str, pid: int, frames: dict, pools: dict) -> tuple[dict
     for mode, pool in pools.items():
         student = Student(url, mode, frames)
         await student.start()
-        await student.write(pool, 0, [], 0)  # warm: the mode's first run loads its models
+        await student.write(pool, 0, [], gap_s=0, pause_s=0)  # warm: the mode's first run loads its models
         spent, strokes = 0.0, []
         for index in range(len(pool)):
             for count in range(1, len(pool[index].strokes) + 1):
@@ -446,13 +487,18 @@ def students_by_mode(students: int) -> list[str]:
     return modes + ["draw"] * (students - len(modes))
 
 
-async def class_pass(url: str, frames: dict, pools: dict, students: int, minutes: float, seed: int) -> list:
+async def class_pass(url: str, frames: dict, pools: dict, args, training: asyncio.Task | None) -> list:
+    """The class draws for args.minutes, and on while `training` runs."""
     out: list[Stroke] = []
-    class_ = [Student(url, mode, frames) for mode in students_by_mode(students)]
+    class_ = [Student(url, mode, frames) for mode in students_by_mode(args.students)]
     await asyncio.gather(*(s.start() for s in class_))
-    deadline = time.monotonic() + minutes * 60
-    rngs = [random.Random(seed * 1000 + i) for i in range(len(class_))]
-    drawing = (s.draw_until(pools[s.mode_name], deadline, r, out) for s, r in zip(class_, rngs, strict=True))
+    deadline = time.monotonic() + args.minutes * 60
+
+    def busy() -> bool:
+        return time.monotonic() < deadline or (training is not None and not training.done())
+
+    rngs = [random.Random(args.seed * 1000 + i) for i in range(len(class_))]
+    drawing = (s.draw_while(pools[s.mode_name], busy, r, out) for s, r in zip(class_, rngs, strict=True))
     await asyncio.gather(*drawing)
     await asyncio.gather(*(s.session.close() for s in class_))
     return out
@@ -480,24 +526,27 @@ async def simulate(url: str, pid: int, frames: dict, args, store: str) -> dict:
     pools = {mode: [make_drawing(mode, rng) for _ in range(POOL)] for mode in MODES}
     cpu_ms, lone = await lone_pass(url, pid, frames, pools)
     result = {"students": args.students, "minutes": args.minutes, "server_cpu_ms_per_stroke": cpu_ms}
-    if args.train:
-        result["train_quiet_s"] = round(await train_once(url, frames, store), 1)
+    quiet = await train_once(url, frames, store) if args.train else None
+    if quiet is not None:
+        result |= {"train_quiet_s": round(quiet.train_s, 1), "eta_quiet": eta_summary(quiet)}
     monitor = Monitor(pid)
     watcher = asyncio.create_task(monitor.run())
     training = asyncio.create_task(train_once(url, frames, store)) if args.train else None
     started, cpu_before = time.monotonic(), cpu_s(pid)
-    strokes = await class_pass(url, frames, pools, args.students, args.minutes, args.seed)
+    strokes = await class_pass(url, frames, pools, args, training)
     elapsed = time.monotonic() - started
     result["class"] = stroke_summary(strokes, lone, pools)
     result["class"]["strokes_per_s"] = round(len(strokes) / elapsed, 1)
     result["class"]["server_cpu_share"] = round((cpu_s(pid) - cpu_before) / elapsed, 2)  # of one core
     if training is not None:
-        result["train_with_class_s"] = round(await training, 1)
-        result["train_slowdown"] = round(result["train_with_class_s"] / result["train_quiet_s"], 2)
-        during = [s for s in strokes if s.sent_at < started + result["train_with_class_s"]]
+        beside = await training
+        result |= {"train_with_class_s": round(beside.train_s, 1), "eta_with_class": eta_summary(beside)}
+        result["train_slowdown"] = round(beside.train_s / quiet.train_s, 2)
+        during = [s for s in strokes if s.sent_at < started + beside.train_s]
         result["class_while_training"] = stroke_summary(during, lone, pools)
     watcher.cancel()
-    result["peak_rss_mb"] = round(monitor.peak / 2**20)
+    result["peak_rss_mb"] = round(monitor.peak_rss / MB)
+    result["peak_pss_mb"] = round(monitor.peak_pss / MB)
     return result
 
 
