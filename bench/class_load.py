@@ -329,7 +329,12 @@ class Student:
         return Stroke(self.mode_name, index, strokes, sent_at, run.read_after_s, run.reading, error)
 
     async def write(
-        self, pool: list[Drawing], index: int, out: list[Stroke], gap_s=STROKE_GAP_S, pause_s=DIGIT_PAUSE_S
+        self,
+        pool: list[Drawing],
+        index: int,
+        out: list[Stroke],
+        gap_s: float = STROKE_GAP_S,
+        pause_s: float = DIGIT_PAUSE_S,
     ) -> None:
         """Every stroke of drawing `index`, `gap_s` apart, then a pause of `pause_s` and Clear."""
         for strokes in range(1, len(pool[index].strokes) + 1):
@@ -382,7 +387,7 @@ def _pss(pid: int) -> int:
     """Proportional set size: pages shared by the server and its children (torch's libraries) are
     split between them, so the sum is what the processes hold together, as a memory limit counts."""
     rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    return next(int(line.split()[1]) * KB for line in rollup.splitlines() if line.startswith("Pss:"))
+    return next((int(line.split()[1]) * KB for line in rollup.splitlines() if line.startswith("Pss:")), 0)
 
 
 def memory_bytes(pids: list[int], measure: Callable[[int], int]) -> int:
@@ -390,7 +395,7 @@ def memory_bytes(pids: list[int], measure: Callable[[int], int]) -> int:
     for pid in pids:
         try:
             total += measure(pid)
-        except (OSError, StopIteration):  # gone between listing and reading
+        except OSError:  # gone between listing and reading
             continue
     return total
 
@@ -526,8 +531,9 @@ async def simulate(url: str, pid: int, frames: dict, args, store: str) -> dict:
     pools = {mode: [make_drawing(mode, rng) for _ in range(POOL)] for mode in MODES}
     cpu_ms, lone = await lone_pass(url, pid, frames, pools)
     result = {"students": args.students, "minutes": args.minutes, "server_cpu_ms_per_stroke": cpu_ms}
-    quiet = await train_once(url, frames, store) if args.train else None
-    if quiet is not None:
+    quiet = None
+    if args.train:
+        quiet = await train_once(url, frames, store)
         result |= {"train_quiet_s": round(quiet.train_s, 1), "eta_quiet": eta_summary(quiet)}
     monitor = Monitor(pid)
     watcher = asyncio.create_task(monitor.run())
