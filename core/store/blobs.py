@@ -27,6 +27,11 @@ def load(name: str, where: str | os.PathLike | None = None) -> bytes:
     return bytes(data)
 
 
+def holds(name: str, where: str | os.PathLike | None = None) -> bool:
+    with read(where) as conn:
+        return conn.execute(select(models.c.name).where(models.c.name == name)).first() is not None
+
+
 def listing(where: str | os.PathLike | None = None) -> list[tuple[str, str, int]]:
     """(name, created_at, size in bytes) of every stored model."""
     size = func.length(models.c.checkpoint)
