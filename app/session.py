@@ -21,8 +21,8 @@ from app.cache import (
     training_queue,
 )
 from core.access import AccessError
-from core.catalog import CheckpointInfo, default_among, is_shipped, still_there
-from core.checkpoint import Checkpoint, CheckpointError
+from core.catalog import CheckpointInfo, default_among, is_shipped
+from core.checkpoint import Checkpoint, CheckpointError, checkpoint_exists
 from core.clock import SHORT, shown
 from core.data import DATA_DIR_ENV, RAW_FILES, MissingDataError, data_present, download_mnist, raw_folder
 from core.images import MAX_FILE_BYTES
@@ -84,7 +84,7 @@ def rerun_if_model_gone(checkpoint: Checkpoint) -> None:
     """In a fragment, which reruns alone: a model deleted since the page ran reruns the whole page,
     which falls back to the default model and says so. Only this model is looked up: listing every
     model (a glob, a stat per file and a store query) cost a Draw stroke about a tenth of its CPU."""
-    if not still_there(checkpoint.path):
+    if not checkpoint_exists(checkpoint.path):
         st.rerun(scope="app")
 
 

@@ -147,18 +147,6 @@ def delete_checkpoint(path: str | os.PathLike, *, by: Identity) -> None:
         raise CheckpointError(f"cannot delete {path.name}: {exc.strerror or exc}") from exc
 
 
-def still_there(path: str | os.PathLike) -> bool:
-    """Whether a model listed earlier is still there, cheap enough for every stroke: a file is one stat,
-    a stored model one lookup by name (False while the store cannot be asked, as the listing would
-    leave it out)."""
-    if not is_stored(path):
-        return os.path.isfile(path)
-    try:
-        return stored.holds(stored_name(path))
-    except StoreError:
-        return False
-
-
 def list_checkpoints(folder: str | os.PathLike | None = None) -> list[CheckpointInfo]:
     """The digit models of the catalog."""
     return catalog(folder, kinds=(DIGIT_MODEL,))

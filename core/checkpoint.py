@@ -144,11 +144,12 @@ def checkpoint_bytes(path: str | os.PathLike) -> bytes:
 
 
 def checkpoint_exists(path: str | os.PathLike) -> bool:
-    """Whether the checkpoint is still there (a trained one may have been deleted since)."""
+    """Whether the checkpoint is still there (a trained one may have been deleted since); cheap enough
+    for every stroke: a file is one stat, a stored model one lookup by name."""
     if not is_stored(path):
         return Path(path).is_file()
     try:
-        return stored_name(path) in {name for name, _, _ in stored.listing()}
+        return stored.holds(stored_name(path))
     except StoreError:
         return False
 

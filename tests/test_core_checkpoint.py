@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from core.access import LOCAL
-from core.catalog import default_checkpoint, delete_checkpoint, list_checkpoints, still_there
+from core.catalog import default_checkpoint, delete_checkpoint, list_checkpoints
 from core.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
@@ -224,14 +224,14 @@ def test_a_listed_model_is_still_there_until_deleted_and_a_stored_one_not_while_
     model = build_model(SMALL_MLP)
     for path in (tmp_path / "mine.pt", default_checkpoint_path("mlp")):
         save_checkpoint(path, model, SMALL_MLP, METRICS)
-        assert still_there(path)
+        assert checkpoint_exists(path)
         delete_checkpoint(path, by=LOCAL)
-        assert not still_there(path)
-    assert still_there(SHIPPED_MODELS_DIR / "cnn.pt")
+        assert not checkpoint_exists(path)
+    assert checkpoint_exists(SHIPPED_MODELS_DIR / "cnn.pt")
     kept = default_checkpoint_path("mlp")
     save_checkpoint(kept, model, SMALL_MLP, METRICS)
     monkeypatch.setenv("MNIST_STORE_URL", "postgresql+psycopg://app:pw@127.0.0.1:9/class")  # nothing there
-    assert not still_there(kept)  # as the listing leaves it out
+    assert not checkpoint_exists(kept)  # as the listing leaves it out
 
 
 def test_a_checkpoint_of_another_format_version_is_refused(tmp_path):
